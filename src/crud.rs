@@ -1,0 +1,241 @@
+//! The upload queue: local writes recorded by the view triggers, read back as
+//! [`CrudEntry`]s grouped into [`CrudTransaction`]s for the app's backend connector.
+
+use futures::Stream;
+use rusqlite::{Connection, OptionalExtension};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::schema::GATE_PENDING;
+use crate::{Database, Error, Result};
+
+/// The kind of a local write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum UpdateType {
+    /// Insert or replace the whole row (`data` holds every non-null column).
+    Put,
+    /// Update some columns (`data` holds the changed ones; `null` means cleared).
+    Patch,
+    /// Delete the row.
+    Delete,
+}
+
+/// One local write waiting to be uploaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrudEntry {
+    /// Position in the upload queue (increasing).
+    pub client_id: i64,
+    /// The local transaction this write belongs to.
+    pub transaction_id: Option<i64>,
+    /// Put, patch or delete.
+    pub op: UpdateType,
+    /// The table name (not a view name override).
+    pub table: String,
+    /// The row's id.
+    pub id: String,
+    /// New values (`Put`: all non-null columns; `Patch`: the changed columns).
+    pub data: Option<Map<String, Value>>,
+    /// Previous values, for tables with `track_previous_values`.
+    pub previous_values: Option<Map<String, Value>>,
+    /// `_metadata` written with the change, for tables with `track_metadata`.
+    pub metadata: Option<String>,
+}
+
+/// The JSON stored in `ps_crud.data`.
+#[derive(Deserialize)]
+struct StoredEntry {
+    op: UpdateType,
+    #[serde(rename = "type")]
+    table: String,
+    id: String,
+    data: Option<Map<String, Value>>,
+    old: Option<Map<String, Value>>,
+    metadata: Option<String>,
+}
+
+impl CrudEntry {
+    fn from_row(client_id: i64, transaction_id: Option<i64>, json: &str) -> Result<Self> {
+        let stored: StoredEntry = serde_json::from_str(json)
+            .map_err(|e| Error::json(format!("upload queue entry {client_id}"), e))?;
+        Ok(Self {
+            client_id,
+            transaction_id,
+            op: stored.op,
+            table: stored.table,
+            id: stored.id,
+            data: stored.data,
+            previous_values: stored.old,
+            metadata: stored.metadata,
+        })
+    }
+}
+
+/// All writes of one local transaction, oldest first. Upload them, then call
+/// [`complete`](Self::complete).
+#[derive(Debug, Clone)]
+pub struct CrudTransaction {
+    /// The local transaction id (`None` for entries written without one).
+    pub transaction_id: Option<i64>,
+    /// The writes.
+    pub crud: Vec<CrudEntry>,
+    db: Database,
+}
+
+impl CrudTransaction {
+    /// Removes this transaction's entries, and everything queued before them, from the
+    /// upload queue.
+    pub async fn complete(self) -> Result<()> {
+        complete_through(&self.db, self.last_client_id(), None).await
+    }
+
+    /// Like [`complete`](Self::complete), for backends that create their own write
+    /// checkpoints: once the queue is empty, downloaded data is held back until a
+    /// checkpoint carrying `checkpoint` (or later) has arrived.
+    pub async fn complete_with_checkpoint(self, checkpoint: i64) -> Result<()> {
+        complete_through(&self.db, self.last_client_id(), Some(checkpoint)).await
+    }
+
+    fn last_client_id(&self) -> i64 {
+        self.crud.last().map_or(0, |e| e.client_id)
+    }
+}
+
+/// Up to `limit` of the oldest queued writes, across transactions.
+#[derive(Debug, Clone)]
+pub struct CrudBatch {
+    /// The writes, oldest first.
+    pub crud: Vec<CrudEntry>,
+    /// Whether more entries are queued after these.
+    pub have_more: bool,
+    db: Database,
+}
+
+impl CrudBatch {
+    /// Removes these entries, and everything before them, from the upload queue.
+    pub async fn complete(self) -> Result<()> {
+        let last = self.crud.last().map_or(0, |e| e.client_id);
+        complete_through(&self.db, last, None).await
+    }
+}
+
+async fn complete_through(db: &Database, last_client_id: i64, checkpoint: Option<i64>) -> Result<()> {
+    db.transaction(move |tx| {
+        tx.execute("DELETE FROM ps_crud WHERE id <= ?1", [last_client_id])?;
+        let queue_empty: bool = tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM ps_crud)", [], |r| r.get(0))?;
+        // The gate target: a custom checkpoint only once nothing else is pending.
+        let target = match checkpoint {
+            Some(checkpoint) if queue_empty => checkpoint,
+            _ => GATE_PENDING,
+        };
+        tx.execute(
+            "INSERT OR REPLACE INTO ps_kv(key, value) VALUES ('target_checkpoint_request_id', ?1)",
+            [target],
+        )?;
+        Ok(())
+    })
+    .await
+}
+
+fn next_transaction(conn: &Connection, after: i64) -> Result<Option<(Option<i64>, Vec<CrudEntry>)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, tx_id, data FROM ps_crud WHERE id > ?1 ORDER BY id")?;
+    let mut rows = stmt.query([after])?;
+    let mut entries: Vec<CrudEntry> = Vec::new();
+    let mut tx_id = None;
+    while let Some(row) = rows.next()? {
+        let (id, row_tx): (i64, Option<i64>) = (row.get(0)?, row.get(1)?);
+        if let Some(last) = entries.last() {
+            // A transaction is a run of consecutive ids with the same (non-null) tx_id.
+            if row_tx.is_none() || row_tx != tx_id || id != last.client_id + 1 {
+                break;
+            }
+        }
+        tx_id = row_tx;
+        let data: String = row.get(2)?;
+        entries.push(CrudEntry::from_row(id, row_tx, &data)?);
+        if row_tx.is_none() {
+            break;
+        }
+    }
+    Ok((!entries.is_empty()).then_some((tx_id, entries)))
+}
+
+impl Database {
+    /// The oldest queued local transaction, or `None` when nothing waits for upload.
+    pub async fn get_next_crud_transaction(&self) -> Result<Option<CrudTransaction>> {
+        let found = self.read(|conn| next_transaction(conn, 0)).await?;
+        Ok(found.map(|(transaction_id, crud)| CrudTransaction {
+            transaction_id,
+            crud,
+            db: self.clone(),
+        }))
+    }
+
+    /// Up to `limit` of the oldest queued writes (across transaction boundaries), or
+    /// `None` when the queue is empty.
+    pub async fn get_crud_batch(&self, limit: usize) -> Result<Option<CrudBatch>> {
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let (crud, have_more) = self
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached("SELECT id, tx_id, data FROM ps_crud ORDER BY id LIMIT ?1")?;
+                let rows = stmt.query_map([limit.saturating_add(1)], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, String>(2)?))
+                })?;
+                let mut crud = Vec::new();
+                let mut have_more = false;
+                for row in rows {
+                    let (id, tx_id, data) = row?;
+                    if crud.len() as i64 == limit {
+                        have_more = true;
+                        break;
+                    }
+                    crud.push(CrudEntry::from_row(id, tx_id, &data)?);
+                }
+                Ok((crud, have_more))
+            })
+            .await?;
+        Ok((!crud.is_empty()).then(|| CrudBatch {
+            crud,
+            have_more,
+            db: self.clone(),
+        }))
+    }
+
+    /// Every queued transaction in order, read lazily. The stream ends at the end of the
+    /// queue; it does not remove anything (call [`CrudTransaction::complete`] for that).
+    pub fn crud_transactions(&self) -> impl Stream<Item = Result<CrudTransaction>> + Send + 'static {
+        let db = self.clone();
+        futures::stream::unfold(Some(0i64), move |after| {
+            let db = db.clone();
+            async move {
+                let after = after?;
+                match db.read(move |conn| next_transaction(conn, after)).await {
+                    Ok(Some((transaction_id, crud))) => {
+                        let last = crud.last().map_or(after, |e| e.client_id);
+                        let tx = CrudTransaction { transaction_id, crud, db };
+                        Some((Ok(tx), Some(last)))
+                    }
+                    Ok(None) => None,
+                    Err(e) => Some((Err(e), None)),
+                }
+            }
+        })
+    }
+
+    /// Number of queued writes and their approximate size in bytes.
+    pub async fn upload_queue_stats(&self) -> Result<(u64, u64)> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT count(*), ifnull(sum(length(data)), 0) FROM ps_crud",
+                    [],
+                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+                )
+                .optional()?
+                .unwrap_or((0, 0)))
+        })
+        .await
+    }
+}

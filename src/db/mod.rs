@@ -1,0 +1,452 @@
+//! The [`Database`] handle: opening, the async read/write API, schema changes and
+//! table-change notifications.
+//!
+//! # Design
+//! A file database runs in WAL mode with one writer thread owning the only read-write
+//! connection (`writer.rs`) and a small pool of reader threads with read-only connections
+//! (`readers.rs`). Async methods send a closure to the right thread and await the answer
+//! on a oneshot channel, so SQLite work never blocks an async worker and no particular
+//! runtime is required. An in-memory database has a single connection, on the writer
+//! thread, that serves reads too (with `PRAGMA query_only` set while a read runs).
+
+mod hooks;
+mod notify;
+mod readers;
+mod writer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use async_broadcast::InactiveReceiver;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+pub use notify::{TableUpdateStream, TableUpdates};
+
+use crate::schema::{self, CheckedSchema, Schema};
+use crate::{Error, Result};
+use hooks::ChangeTracker;
+use notify::Publisher;
+use readers::ReaderPool;
+use writer::{Writer, WriterState};
+
+/// Settings for [`Database::open_with`].
+///
+/// ```
+/// use std::time::Duration;
+/// let options = livesync::OpenOptions::default()
+///     .readers(2)
+///     .busy_timeout(Duration::from_millis(500));
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    readers: usize,
+    busy_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Number of read-only connections for a file database (at least 1; default 4).
+    pub fn readers(mut self, readers: usize) -> Self {
+        self.readers = readers.max(1);
+        self
+    }
+
+    /// How long a statement waits for a lock held by another process before failing
+    /// with [`Error::Busy`] (default 5 s).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+}
+
+/// A local livesync database: a cheap, cloneable, `Send + Sync` handle.
+///
+/// App code reads and writes the schema's tables with plain SQL; every write to a synced
+/// table is queued for upload (see [`get_next_crud_transaction`](Self::get_next_crud_transaction)),
+/// and every committed transaction is announced to [`watch_tables`](Self::watch_tables)
+/// streams.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+/// use livesync::{Column, Database, Schema, Table};
+///
+/// let schema = Schema::new([Table::new("todos", [Column::text("title"), Column::integer("done")])]);
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = Database::open(dir.path().join("app.db"), schema).await?;
+///
+/// db.execute("INSERT INTO todos(id, title, done) VALUES (?1, ?2, 0)", ("t1", "buy milk")).await?;
+/// let title: String = db
+///     .read(|conn| Ok(conn.query_row("SELECT title FROM todos WHERE id = 't1'", [], |r| r.get(0))?))
+///     .await?;
+/// assert_eq!(title, "buy milk");
+///
+/// let pending = db.get_next_crud_transaction().await?.expect("the insert is queued");
+/// assert_eq!(pending.crud[0].table, "todos");
+/// pending.complete().await?;
+/// db.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: Option<PathBuf>,
+    writer: Writer,
+    /// `None` for an in-memory database: reads then run on the writer's connection.
+    readers: Option<ReaderPool>,
+    updates: InactiveReceiver<TableUpdates>,
+    schema: RwLock<(Schema, CheckedSchema)>,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens (or creates) the database file at `path` and applies `schema`, with default
+    /// [`OpenOptions`]. The path may also be an SQLite URI (`file:app.db?mode=ro`).
+    pub async fn open(path: impl AsRef<Path>, schema: Schema) -> Result<Self> {
+        Self::open_with(path, schema, OpenOptions::default()).await
+    }
+
+    /// Opens (or creates) the database file at `path` with `options`.
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        schema: Schema,
+        options: OpenOptions,
+    ) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let checked = CheckedSchema::check(&schema)?;
+        let writer = {
+            let (path, checked, busy) = (path.clone(), checked.clone(), options.busy_timeout);
+            start_writer(move |publisher| {
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(&path, flags)
+                    .map_err(|e| Error::while_opening(e, &path))?;
+                conn.busy_timeout(busy)?;
+                // The first statement that reads the file is where "not a database" and
+                // "read-only" surface.
+                let journal: String = conn
+                    .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                    .map_err(|e| Error::while_opening(e, &path))?;
+                if !journal.eq_ignore_ascii_case("wal") {
+                    tracing::warn!(journal, "the database could not switch to WAL mode");
+                }
+                conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+                prepare_writer(conn, &checked, publisher).map_err(|e| e.on_file(&path))
+            })
+            .await?
+        };
+        let readers = ReaderPool::open(&path, options.readers, options.busy_timeout).await?;
+        tracing::debug!(path = %path.display(), readers = options.readers, "database opened");
+        Ok(Self::assemble(Some(path), writer, Some(readers), schema, checked))
+    }
+
+    /// An in-memory database with one connection, for tests and throwaway state.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// let db = livesync::Database::in_memory(livesync::Schema::default()).await?;
+    /// assert_eq!(db.execute("CREATE TABLE t(x)", ()).await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub async fn in_memory(schema: Schema) -> Result<Self> {
+        let checked = CheckedSchema::check(&schema)?;
+        let writer = {
+            let checked = checked.clone();
+            start_writer(move |publisher| {
+                prepare_writer(Connection::open_in_memory()?, &checked, publisher)
+            })
+            .await?
+        };
+        Ok(Self::assemble(None, writer, None, schema, checked))
+    }
+
+    fn assemble(
+        path: Option<PathBuf>,
+        (writer, updates): (Writer, InactiveReceiver<TableUpdates>),
+        readers: Option<ReaderPool>,
+        schema: Schema,
+        checked: CheckedSchema,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                path,
+                writer,
+                readers,
+                updates,
+                schema: RwLock::new((schema, checked)),
+            }),
+        }
+    }
+
+    /// The file path, or `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The schema currently applied.
+    pub fn schema(&self) -> Schema {
+        self.inner
+            .schema
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .clone()
+    }
+
+    /// Runs one statement with `params` on the writer and returns the number of changed
+    /// rows. `params` is anything rusqlite accepts that can move to another thread: `()`,
+    /// a tuple, an array, or [`rusqlite::params_from_iter`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// # let db = livesync::Database::in_memory(Default::default()).await?;
+    /// db.execute_batch("CREATE TABLE t(a, b)").await?;
+    /// assert_eq!(db.execute("INSERT INTO t VALUES (?1, ?2)", (1, "x".to_string())).await?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute(
+        &self,
+        sql: impl Into<String>,
+        params: impl rusqlite::Params + Send + 'static,
+    ) -> Result<usize> {
+        let sql = sql.into();
+        self.on_writer(move |state| {
+            state
+                .conn
+                .prepare_cached(&sql)
+                .and_then(|mut stmt| stmt.execute(params))
+                .map_err(|e| Error::sqlite_with_sql(e, sql))
+        })
+        .await
+    }
+
+    /// Runs several `;`-separated statements without parameters on the writer.
+    pub async fn execute_batch(&self, sql: impl Into<String>) -> Result<()> {
+        let sql = sql.into();
+        self.on_writer(move |state| {
+            state
+                .conn
+                .execute_batch(&sql)
+                .map_err(|e| Error::sqlite_with_sql(e, sql))
+        })
+        .await
+    }
+
+    /// Runs `read` on a read-only connection. It sees the latest committed data and runs
+    /// concurrently with writes; a write attempted inside fails.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// # let db = livesync::Database::in_memory(Default::default()).await?;
+    /// let n: i64 = db.read(|conn| Ok(conn.query_row("SELECT 40 + 2", [], |r| r.get(0))?)).await?;
+    /// assert_eq!(n, 42);
+    /// # Ok(()) }
+    /// ```
+    pub async fn read<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        match &self.inner.readers {
+            Some(readers) => readers.run(read).await.map_err(|e| self.on_file(e)),
+            None => {
+                self.inner
+                    .writer
+                    .run(move |state| {
+                        state.conn.pragma_update(None, "query_only", true)?;
+                        let _restore = QueryOnlyGuard(&state.conn);
+                        read(&state.conn)
+                    })
+                    .await
+            }
+        }
+    }
+
+    /// Runs `write` on the writer connection. Each statement commits on its own unless
+    /// the closure manages a transaction; prefer [`transaction`](Self::transaction) for
+    /// several statements. A transaction left open is rolled back.
+    pub async fn write<T, F>(&self, write: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.on_writer(move |state| write(&state.conn)).await
+    }
+
+    /// Runs `work` in one write transaction: committed when it returns `Ok`, rolled back
+    /// when it returns `Err` or panics. Watchers get one event for the whole transaction.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// use livesync::{Column, Database, Schema, Table};
+    /// let db = Database::in_memory(Schema::new([Table::new("todos", [Column::text("title")])])).await?;
+    /// db.transaction(|tx| {
+    ///     tx.execute("INSERT INTO todos(id, title) VALUES ('a', 'one')", [])?;
+    ///     tx.execute("INSERT INTO todos(id, title) VALUES ('b', 'two')", [])?;
+    ///     Ok(())
+    /// })
+    /// .await?;
+    /// let entries = db.get_next_crud_transaction().await?.unwrap().crud;
+    /// assert_eq!(entries.len(), 2);
+    /// # Ok(()) }
+    /// ```
+    pub async fn transaction<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        self.on_writer(move |state| {
+            let tx = state
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = work(&tx)?; // an early return drops `tx`, which rolls back
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Applies a new schema in one transaction. Existing rows are kept: columns can be
+    /// added or removed freely, a dropped synced table's rows are parked and come back when
+    /// the table returns (see the [`schema`](crate::schema) module).
+    pub async fn update_schema(&self, schema: Schema) -> Result<()> {
+        let checked = CheckedSchema::check(&schema)?;
+        let for_writer = checked.clone();
+        self.on_writer(move |state| apply_in_transaction(state, &for_writer))
+            .await?;
+        *self
+            .inner
+            .schema
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = (schema, checked);
+        Ok(())
+    }
+
+    /// The persistent client id (a UUID created with the database, kept across clears).
+    pub async fn client_id(&self) -> Result<String> {
+        self.read(|conn| {
+            schema::client_id(conn)?.ok_or_else(|| {
+                Error::UnexpectedData("the database has no client_id in ps_kv".into())
+            })
+        })
+        .await
+    }
+
+    /// A stream with one [`TableUpdates`] per committed transaction that changed any of
+    /// `tables` (names as used in SQL: view names, or internal names such as `ps_crud`).
+    /// Events list only the watched tables that changed. Nothing is reported for a
+    /// rolled-back transaction.
+    pub fn watch_tables<I, S>(&self, tables: I) -> TableUpdateStream
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let tables = tables.into_iter().map(Into::into).collect();
+        TableUpdateStream::new(self.inner.updates.activate_cloned(), Some(tables), Vec::new())
+    }
+
+    /// A stream with one [`TableUpdates`] per committed write transaction, whatever it
+    /// changed.
+    pub fn watch_all_updates(&self) -> TableUpdateStream {
+        let mut all: Vec<String> = {
+            let schema = self.inner.schema.read().unwrap_or_else(PoisonError::into_inner);
+            schema.1.tables.iter().map(|t| t.view.to_string()).collect()
+        };
+        all.push("ps_crud".to_owned());
+        TableUpdateStream::new(self.inner.updates.activate_cloned(), None, all)
+    }
+
+    /// Closes the database: waits for queued work, then closes every connection. Every
+    /// handle (all clones) then fails with [`Error::Closed`] and watch streams end.
+    pub async fn close(&self) {
+        if let Some(readers) = &self.inner.readers {
+            readers.close();
+        }
+        self.inner.writer.close().await;
+        tracing::debug!(path = ?self.inner.path, "database closed");
+    }
+
+    async fn on_writer<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut WriterState) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.inner.writer.run(job).await.map_err(|e| self.on_file(e))
+    }
+
+    fn on_file(&self, error: Error) -> Error {
+        match &self.inner.path {
+            Some(path) => error.on_file(path),
+            None => error,
+        }
+    }
+}
+
+/// Restores write access after an in-memory read, even if the read panicked.
+struct QueryOnlyGuard<'a>(&'a Connection);
+
+impl Drop for QueryOnlyGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.pragma_update(None, "query_only", false);
+    }
+}
+
+async fn start_writer(
+    open: impl FnOnce(Publisher) -> Result<WriterState> + Send + 'static,
+) -> Result<(Writer, InactiveReceiver<TableUpdates>)> {
+    let (publisher, updates) = Publisher::new();
+    let writer = Writer::start("livesync-writer", move || open(publisher)).await?;
+    Ok((writer, updates))
+}
+
+/// Installs hooks and functions on a fresh writer connection and applies the schema.
+fn prepare_writer(
+    mut conn: Connection,
+    schema: &CheckedSchema,
+    publisher: Publisher,
+) -> Result<WriterState> {
+    let tracker = Arc::new(ChangeTracker::default());
+    tracker.install(&mut conn)?;
+    let mut state = WriterState {
+        conn,
+        tracker,
+        publisher,
+    };
+    apply_in_transaction(&mut state, schema)?;
+    // Setting up the schema is not an app change worth announcing.
+    state.tracker.take_committed();
+    Ok(state)
+}
+
+fn apply_in_transaction(state: &mut WriterState, schema: &CheckedSchema) -> Result<()> {
+    let tx = state
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    schema::apply_schema(&tx, schema)?;
+    tx.commit()?;
+    state
+        .publisher
+        .set_public_names(schema::data_table_view_names(schema));
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! The reader pool: a few threads, each owning one read-only connection, taking read
+//! closures from a shared queue.
+//!
+//! In WAL mode readers never wait for the writer and see only committed data. Threads
+//! (rather than a runtime's blocking pool) keep the store usable from any executor.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use super::writer::panicked;
+use crate::{Error, Result};
+
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+pub(crate) struct ReaderPool {
+    jobs: Mutex<Option<mpsc::Sender<ReadJob>>>,
+}
+
+impl ReaderPool {
+    /// Opens `count` read-only connections to `path`, each on its own thread.
+    pub(super) async fn open(path: &Path, count: usize, busy_timeout: Duration) -> Result<Self> {
+        let (jobs, inbox) = mpsc::channel::<ReadJob>();
+        let inbox = Arc::new(Mutex::new(inbox));
+        for index in 0..count.max(1) {
+            let path = path.to_path_buf();
+            let inbox = Arc::clone(&inbox);
+            let (ready, opened) = oneshot::channel();
+            thread::Builder::new()
+                .name(format!("livesync-reader-{index}"))
+                .spawn(move || {
+                    let conn = match open_reader(&path, busy_timeout) {
+                        Ok(conn) => {
+                            let _ = ready.send(Ok(()));
+                            conn
+                        }
+                        Err(e) => return drop(ready.send(Err(e))),
+                    };
+                    loop {
+                        // Only one idle thread waits on the queue at a time; the others
+                        // wait for this lock, which is released as soon as a job arrives.
+                        let job = inbox.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        match job {
+                            Ok(job) => job(&conn),
+                            Err(_) => break, // pool closed
+                        }
+                    }
+                })
+                .map_err(|e| {
+                    Error::UnexpectedData(format!("cannot start a reader thread: {e}"))
+                })?;
+            opened.await.map_err(|_| Error::Closed)??;
+        }
+        Ok(Self {
+            jobs: Mutex::new(Some(jobs)),
+        })
+    }
+
+    /// Runs `read` on an idle reader connection.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn: &Connection| {
+            let result =
+                catch_unwind(AssertUnwindSafe(|| read(conn))).unwrap_or_else(|p| Err(panicked(p)));
+            let _ = reply.send(result);
+        });
+        {
+            let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            jobs.as_ref()
+                .ok_or(Error::Closed)?
+                .send(job)
+                .map_err(|_| Error::Closed)?;
+        }
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Stops accepting reads; queued reads still run, then the threads close their connections.
+    pub(super) fn close(&self) {
+        drop(self.jobs.lock().unwrap_or_else(PoisonError::into_inner).take());
+    }
+}
+
+fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::while_opening(e, path))?;
+    conn.busy_timeout(busy_timeout)?;
+    Ok(conn)
+}

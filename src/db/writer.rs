@@ -1,0 +1,125 @@
+//! The writer: one thread that owns the only read-write connection and runs closures
+//! sent to it over a channel, answering on a oneshot.
+//!
+//! Owning the connection on one thread serialises every write without locks, keeps the
+//! SQLite hooks on a single thread, and gives a natural point *after* each job where every
+//! transaction the job committed is visible to the readers: that is where change
+//! notifications are published.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::hooks::ChangeTracker;
+use super::notify::Publisher;
+use crate::{Error, Result};
+
+/// What a writer job can reach.
+pub(crate) struct WriterState {
+    pub conn: Connection,
+    pub tracker: Arc<ChangeTracker>,
+    pub publisher: Publisher,
+}
+
+type Job = Box<dyn FnOnce(&mut WriterState) + Send>;
+
+/// Handle to the writer thread. Dropping the last handle lets the thread finish the
+/// queued jobs and close the connection.
+pub(crate) struct Writer {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Resolves (with an error) once the thread has dropped its connection.
+    exited: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl Writer {
+    /// Starts the thread. `init` opens the connection on that thread (so opening never
+    /// blocks an async worker); its error is returned here.
+    pub(super) async fn start(
+        name: &str,
+        init: impl FnOnce() -> Result<WriterState> + Send + 'static,
+    ) -> Result<Self> {
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let (ready, opened) = oneshot::channel();
+        let (exiting, exited) = oneshot::channel::<()>();
+        thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let _exiting = exiting; // dropped last, after the connection
+                let mut state = match catch_unwind(AssertUnwindSafe(init)) {
+                    Ok(Ok(state)) => {
+                        let _ = ready.send(Ok(()));
+                        state
+                    }
+                    Ok(Err(e)) => return drop(ready.send(Err(e))),
+                    Err(panic) => return drop(ready.send(Err(panicked(panic)))),
+                };
+                while let Ok(job) = inbox.recv() {
+                    job(&mut state);
+                }
+                drop(state);
+            })
+            .map_err(|e| Error::UnexpectedData(format!("cannot start the writer thread: {e}")))?;
+        opened.await.map_err(|_| Error::Closed)??;
+        Ok(Self {
+            jobs: Mutex::new(Some(jobs)),
+            exited: Mutex::new(Some(exited)),
+        })
+    }
+
+    /// Runs `job` on the writer thread. Panics inside it become [`Error::Panicked`]; a
+    /// transaction it leaves open is rolled back.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut WriterState) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let boxed: Job = Box::new(move |state: &mut WriterState| {
+            let result = catch_unwind(AssertUnwindSafe(|| job(state))).unwrap_or_else(|p| Err(panicked(p)));
+            finish_job(state);
+            let _ = reply.send(result);
+        });
+        {
+            let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            let sender = jobs.as_ref().ok_or(Error::Closed)?;
+            sender.send(boxed).map_err(|_| Error::Closed)?;
+        }
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Stops accepting jobs and waits until the queued ones ran and the connection closed.
+    pub(super) async fn close(&self) {
+        drop(self.jobs.lock().unwrap_or_else(PoisonError::into_inner).take());
+        let exited = self
+            .exited
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(exited) = exited {
+            let _ = exited.await;
+        }
+    }
+}
+
+/// After every job: never leave a transaction open across jobs, then publish what the
+/// job committed (SQLite has made it visible to readers by now).
+fn finish_job(state: &mut WriterState) {
+    if !state.conn.is_autocommit() {
+        tracing::warn!("a write closure left a transaction open; rolling it back");
+        let _ = state.conn.execute_batch("ROLLBACK");
+    }
+    for tables in state.tracker.take_committed() {
+        state.publisher.publish(tables);
+    }
+}
+
+pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>) -> Error {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    Error::Panicked { message }
+}

@@ -1,0 +1,199 @@
+//! The one error type of livesync, with messages that say what to do next.
+
+use std::path::PathBuf;
+
+use rusqlite::ErrorCode;
+
+/// Shorthand for `Result<T, livesync::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in livesync.
+///
+/// Each variant is something a caller can act on; the message names the object involved
+/// and suggests a fix. SQLite failures are sorted into the variants an app usually wants
+/// to handle on their own (`NotADatabase`, `ReadOnly`, `Busy`, `CannotOpen`); the rest
+/// arrive as [`Error::Sqlite`], carrying the statement text when one was involved.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use livesync::{Database, Error, Schema};
+/// let db = Database::in_memory(Schema::default()).await.unwrap();
+/// let err = db.execute("SELEC 1", ()).await.unwrap_err();
+/// assert!(matches!(err, Error::Sqlite { .. }));
+/// assert!(err.to_string().contains("SELEC 1"));
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A statement failed inside SQLite (syntax error, constraint violation, ...).
+    #[error("SQLite error: {source}{}", sql_suffix(.sql))]
+    Sqlite {
+        /// The error reported by SQLite.
+        #[source]
+        source: rusqlite::Error,
+        /// The statement that failed, when known.
+        sql: Option<String>,
+    },
+
+    /// The file exists but is not an SQLite database (or is encrypted or corrupt).
+    #[error(
+        "{} is not an SQLite database (or it is encrypted or corrupt): point livesync at a new path or restore the file from a backup",
+        .path.display()
+    )]
+    NotADatabase {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+
+    /// The database (or its directory, which must hold the WAL files) cannot be written.
+    #[error(
+        "{} is read-only: livesync needs write access to the database file and to its directory (for the -wal and -shm files); check permissions or open a writable copy",
+        .path.display()
+    )]
+    ReadOnly {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+
+    /// Another connection or process holds a lock for longer than the busy timeout.
+    #[error(
+        "the database is locked by another connection or process and stayed locked for the whole busy timeout: close the other writer, or raise `OpenOptions::busy_timeout`{}",
+        sql_suffix(.sql)
+    )]
+    Busy {
+        /// The statement that was waiting, when known.
+        sql: Option<String>,
+    },
+
+    /// The file could not be opened or created at all.
+    #[error(
+        "cannot open database file {}: check that the directory exists and is writable ({source})",
+        .path.display()
+    )]
+    CannotOpen {
+        /// The path that was opened.
+        path: PathBuf,
+        /// The underlying SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The schema is invalid, or applying it conflicts with objects already in the database.
+    #[error("invalid schema: {message}")]
+    Schema {
+        /// What is wrong, naming the table, column or index and the rule it breaks.
+        message: String,
+    },
+
+    /// A name used as an SQL identifier does not follow the identifier rules.
+    #[error(
+        "invalid {kind} name {name:?}: {reason} (names must match [A-Za-z_][A-Za-z0-9_]* and must not start with \"ps_\")"
+    )]
+    InvalidIdentifier {
+        /// What the name is for: "table", "column", "view" or "index".
+        kind: &'static str,
+        /// The rejected name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// The database was closed with [`Database::close`](crate::Database::close).
+    #[error("the database is closed: open it again with `Database::open` before using it")]
+    Closed,
+
+    /// A closure passed to `read`, `write` or `transaction` panicked. Any transaction it
+    /// had open was rolled back and the database stays usable.
+    #[error("a database closure panicked (its transaction was rolled back): {message}")]
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+
+    /// JSON stored in the database, or a schema JSON, could not be parsed.
+    #[error("invalid JSON ({context}): {source}")]
+    Json {
+        /// What was being parsed.
+        context: String,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A value did not have the expected shape (for example a CRUD entry with an unknown `op`).
+    #[error("unexpected data: {0}")]
+    UnexpectedData(String),
+}
+
+fn sql_suffix(sql: &Option<String>) -> String {
+    match sql {
+        Some(sql) => format!(" (in SQL: {sql})"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// Wraps an SQLite error, remembering the statement that caused it.
+    pub(crate) fn sqlite_with_sql(source: rusqlite::Error, sql: impl Into<String>) -> Self {
+        Self::classify(source, Some(sql.into()))
+    }
+
+    /// Sorts an SQLite error into the variant a caller can act on.
+    fn classify(source: rusqlite::Error, sql: Option<String>) -> Self {
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Busy { sql },
+            _ => Self::Sqlite { source, sql },
+        }
+    }
+
+    /// Maps an error raised while opening `path` to the file-level variants.
+    pub(crate) fn while_opening(source: rusqlite::Error, path: &std::path::Path) -> Self {
+        let path = path.to_path_buf();
+        match source.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => Self::NotADatabase { path },
+            Some(ErrorCode::ReadOnly) => Self::ReadOnly { path },
+            Some(ErrorCode::CannotOpen) => Self::CannotOpen { path, source },
+            _ => Self::classify(source, None),
+        }
+    }
+
+    /// Re-labels file-level failures of an error that happened on an open database.
+    pub(crate) fn on_file(self, path: &std::path::Path) -> Self {
+        match self {
+            Self::Sqlite { source, .. }
+                if matches!(
+                    source.sqlite_error_code(),
+                    Some(ErrorCode::NotADatabase | ErrorCode::ReadOnly | ErrorCode::CannotOpen)
+                ) =>
+            {
+                Self::while_opening(source, path)
+            }
+            other => other,
+        }
+    }
+
+    pub(crate) fn schema(message: impl Into<String>) -> Self {
+        Self::Schema {
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn json(context: impl Into<String>, source: serde_json::Error) -> Self {
+        Self::Json {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(source: rusqlite::Error) -> Self {
+        // rusqlite keeps the statement text for prepare errors; surface it.
+        let sql = match &source {
+            rusqlite::Error::SqlInputError { sql, .. } => Some(sql.clone()),
+            _ => None,
+        };
+        Self::classify(source, sql)
+    }
+}

@@ -1,0 +1,346 @@
+//! SQL text for the objects a table becomes: data table, view, indexes and CRUD triggers.
+//!
+//! Everything here is built from [`CheckedTable`]s, whose names are validated
+//! [`Identifier`](super::Identifier)s, so plain string formatting is safe. The text is
+//! also compared verbatim with `sqlite_schema.sql` to decide whether an object must be
+//! recreated, so the output is deterministic.
+//!
+//! CRUD capture relies on three functions registered on the writer connection
+//! (see `db::functions`): `livesync_txn_token()` identifies the current SQLite transaction,
+//! `livesync_diff(a, b)` computes PATCH data, and `livesync_crud_entry(...)` renders the
+//! entry JSON.
+
+use super::validate::{CheckedIndex, CheckedTable};
+
+/// Marker that ends every generated view, used to recognise managed views.
+pub(crate) const VIEW_MARKER: &str = "-- powersync-auto-generated";
+
+/// `ps_kv` `target_checkpoint_request_id` value meaning "local writes pending, no write
+/// checkpoint requested yet".
+pub(crate) const GATE_PENDING: i64 = i64::MAX;
+
+pub(crate) fn create_data_table(data_table: &str) -> String {
+    format!("CREATE TABLE \"{data_table}\"(id TEXT PRIMARY KEY NOT NULL, data TEXT)")
+}
+
+fn cast_expr(column: &str, column_type: super::ColumnType) -> String {
+    format!(
+        "CAST(json_extract(data, '$.{column}') AS {})",
+        column_type.sql_name()
+    )
+}
+
+pub(crate) fn view(table: &CheckedTable) -> String {
+    let mut names = vec!["\"id\"".to_owned()];
+    let mut exprs = vec!["id".to_owned()];
+    for (column, column_type) in &table.columns {
+        names.push(column.quoted());
+        exprs.push(cast_expr(column.as_str(), *column_type));
+    }
+    if table.track_metadata {
+        names.extend(["\"_metadata\"".to_owned(), "\"_deleted\"".to_owned()]);
+        exprs.extend(["NULL".to_owned(), "NULL".to_owned()]);
+    }
+    format!(
+        "CREATE VIEW {}({}) AS SELECT {} FROM \"{}\" {VIEW_MARKER}",
+        table.view.quoted(),
+        names.join(", "),
+        exprs.join(", "),
+        table.data_table()
+    )
+}
+
+pub(crate) fn index_name(table: &CheckedTable, index: &CheckedIndex) -> String {
+    format!("{}__{}", table.data_table(), index.name)
+}
+
+pub(crate) fn index(table: &CheckedTable, index: &CheckedIndex) -> String {
+    let columns: Vec<String> = index
+        .columns
+        .iter()
+        .map(|(column, column_type, ascending)| {
+            let direction = if *ascending { "" } else { " DESC" };
+            format!("{}{direction}", cast_expr(column.as_str(), *column_type))
+        })
+        .collect();
+    format!(
+        "CREATE INDEX \"{}\" ON \"{}\"({})",
+        index_name(table, index),
+        table.data_table(),
+        columns.join(", ")
+    )
+}
+
+/// `json_object('a', <prefix>."a", ...)` over `columns`, keys in byte order so that the
+/// JSON matches what the official implementation (a sorted map) produces.
+fn json_object_of<'a>(
+    prefix: &str,
+    columns: impl IntoIterator<Item = &'a super::Identifier>,
+) -> String {
+    let mut columns: Vec<&super::Identifier> = columns.into_iter().collect();
+    columns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let args: Vec<String> = columns
+        .iter()
+        .map(|c| format!("'{c}', {prefix}.{}", c.quoted()))
+        .collect();
+    format!("json_object({})", args.join(", "))
+}
+
+/// A trigger's name and its full `CREATE TRIGGER` text.
+pub(crate) struct TriggerSql {
+    pub name: String,
+    pub sql: String,
+}
+
+pub(crate) fn triggers(table: &CheckedTable) -> Vec<TriggerSql> {
+    if table.local_only {
+        local_only_triggers(table)
+    } else if table.insert_only {
+        vec![insert_only_trigger(table)]
+    } else {
+        synced_triggers(table)
+    }
+}
+
+fn trigger(kind: &str, table: &CheckedTable, event: &str, when: &str, body: &[String]) -> TriggerSql {
+    let name = format!("ps_view_{kind}_{}", table.view);
+    let sql = format!(
+        "CREATE TRIGGER \"{name}\" INSTEAD OF {event} ON {} FOR EACH ROW{when} BEGIN\n  {};\nEND",
+        table.view.quoted(),
+        body.join(";\n  ")
+    );
+    TriggerSql { name, sql }
+}
+
+fn all_columns(table: &CheckedTable) -> impl Iterator<Item = &super::Identifier> {
+    table.columns.iter().map(|(c, _)| c)
+}
+
+/// Statements that give the current SQLite transaction its upload transaction id (once,
+/// on its first recorded write) and then append `entry_sql` to the queue.
+fn record_entry(entry_sql: &str, condition: &str) -> [String; 2] {
+    [
+        // Allocation is keyed on a token unique to the running SQLite transaction, kept in
+        // ps_tx itself: a rolled-back transaction (or savepoint) undoes the token with the
+        // allocation, so ids are never skipped twice nor shared across transactions.
+        "UPDATE ps_tx SET current_tx = next_tx, next_tx = next_tx + 1, txn_token = livesync_txn_token() \
+         WHERE id = 1 AND txn_token IS NOT livesync_txn_token()"
+            .to_owned(),
+        format!(
+            "INSERT INTO ps_crud(tx_id, data) SELECT current_tx, {entry_sql} FROM ps_tx WHERE id = 1{condition}"
+        ),
+    ]
+}
+
+/// Side effects of a recorded entry: re-derive the row at the next full sync apply, and
+/// close the download gate until the write has been uploaded and acknowledged.
+fn mark_pending(table: &CheckedTable, id_expr: &str, condition: &str) -> [String; 2] {
+    let where_clause = if condition.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE 1{condition}")
+    };
+    [
+        format!(
+            "INSERT OR IGNORE INTO ps_updated_rows(row_type, row_id) SELECT '{}', {id_expr}{where_clause}",
+            table.name
+        ),
+        format!(
+            "UPDATE ps_tx SET gate_token = livesync_txn_token() WHERE id = 1 AND gate_token IS NOT livesync_txn_token(){condition}"
+        ),
+    ]
+}
+
+fn synced_triggers(table: &CheckedTable) -> Vec<TriggerSql> {
+    let data_table = table.data_table();
+    let name = table.name.as_str();
+    let new_json = json_object_of("NEW", all_columns(table));
+    let old_json = json_object_of("OLD", all_columns(table));
+    let metadata = if table.track_metadata {
+        "NEW.\"_metadata\""
+    } else {
+        "NULL"
+    };
+
+    // Previous values for UPDATE (possibly only the changed ones) and for DELETE.
+    let (old_for_update, old_for_delete) = match &table.previous_values {
+        None => ("NULL".to_owned(), "NULL".to_owned()),
+        Some(options) => {
+            let tracked: Vec<&super::Identifier> = match &options.columns {
+                Some(columns) => columns.iter().collect(),
+                None => all_columns(table).collect(),
+            };
+            let old = json_object_of("OLD", tracked.iter().copied());
+            let for_update = if options.only_when_changed {
+                let new = json_object_of("NEW", tracked.iter().copied());
+                format!("livesync_diff({new}, {old})")
+            } else {
+                old.clone()
+            };
+            (for_update, old)
+        }
+    };
+
+    let mut insert_body = vec![
+        "SELECT CASE WHEN NEW.id IS NULL THEN RAISE(ABORT, 'id is required') \
+         WHEN typeof(NEW.id) != 'text' THEN RAISE(ABORT, 'id should be text') END"
+            .to_owned(),
+        format!("INSERT INTO \"{data_table}\"(id, data) VALUES (NEW.id, {new_json})"),
+    ];
+    insert_body.extend(record_entry(
+        &format!(
+            "livesync_crud_entry('PUT', '{name}', NEW.id, json_patch('{{}}', {new_json}), NULL, {metadata})"
+        ),
+        "",
+    ));
+    insert_body.extend(mark_pending(table, "NEW.id", ""));
+
+    let diff = format!("livesync_diff({old_json}, {new_json})");
+    let skip_empty = if table.ignore_empty_update {
+        format!(" AND {diff} != '{{}}'")
+    } else {
+        String::new()
+    };
+    let mut update_body = vec![
+        "SELECT CASE WHEN OLD.id != NEW.id THEN RAISE(ABORT, 'Cannot update id') END".to_owned(),
+        format!("UPDATE \"{data_table}\" SET data = {new_json} WHERE id = NEW.id"),
+    ];
+    update_body.extend(record_entry(
+        &format!("livesync_crud_entry('PATCH', '{name}', NEW.id, {diff}, {old_for_update}, {metadata})"),
+        &skip_empty,
+    ));
+    update_body.extend(mark_pending(table, "NEW.id", &skip_empty));
+
+    let delete_body = |metadata: &str| {
+        let mut body = vec![format!("DELETE FROM \"{data_table}\" WHERE id = OLD.id")];
+        body.extend(record_entry(
+            &format!(
+                "livesync_crud_entry('DELETE', '{name}', OLD.id, NULL, {old_for_delete}, {metadata})"
+            ),
+            "",
+        ));
+        body.extend(mark_pending(table, "OLD.id", ""));
+        body
+    };
+
+    let mut triggers = vec![trigger("insert", table, "INSERT", "", &insert_body)];
+    if table.track_metadata {
+        triggers.push(trigger(
+            "update",
+            table,
+            "UPDATE",
+            " WHEN NEW.\"_deleted\" IS NOT TRUE",
+            &update_body,
+        ));
+        // A plain DELETE cannot carry metadata; `UPDATE ... SET _deleted = TRUE` can.
+        triggers.push(trigger("delete", table, "DELETE", "", &delete_body("NULL")));
+        triggers.push(trigger(
+            "delete2",
+            table,
+            "UPDATE",
+            " WHEN NEW.\"_deleted\" IS TRUE",
+            &delete_body("NEW.\"_metadata\""),
+        ));
+    } else {
+        triggers.push(trigger("update", table, "UPDATE", "", &update_body));
+        triggers.push(trigger("delete", table, "DELETE", "", &delete_body("NULL")));
+    }
+    triggers
+}
+
+fn insert_only_trigger(table: &CheckedTable) -> TriggerSql {
+    let new_json = json_object_of("NEW", all_columns(table));
+    let mut body = vec![
+        "SELECT CASE WHEN NEW.id IS NULL THEN RAISE(ABORT, 'id is required') \
+         WHEN typeof(NEW.id) != 'text' THEN RAISE(ABORT, 'id should be text') END"
+            .to_owned(),
+    ];
+    // Insert-only rows are never stored locally and do not close the download gate.
+    body.extend(record_entry(
+        &format!(
+            "json_object('op', 'PUT', 'type', '{}', 'id', NEW.id, 'data', json(json_patch('{{}}', {new_json})))",
+            table.name
+        ),
+        "",
+    ));
+    trigger("insert", table, "INSERT", "", &body)
+}
+
+fn local_only_triggers(table: &CheckedTable) -> Vec<TriggerSql> {
+    let data_table = table.data_table();
+    let new_json = json_object_of("NEW", all_columns(table));
+    vec![
+        trigger(
+            "insert",
+            table,
+            "INSERT",
+            "",
+            &[format!(
+                "INSERT INTO \"{data_table}\"(id, data) VALUES (NEW.id, {new_json})"
+            )],
+        ),
+        trigger(
+            "update",
+            table,
+            "UPDATE",
+            "",
+            &[
+                "SELECT CASE WHEN OLD.id != NEW.id THEN RAISE(ABORT, 'Cannot update id') END"
+                    .to_owned(),
+                format!("UPDATE \"{data_table}\" SET data = {new_json} WHERE id = NEW.id"),
+            ],
+        ),
+        trigger(
+            "delete",
+            table,
+            "DELETE",
+            "",
+            &[format!("DELETE FROM \"{data_table}\" WHERE id = OLD.id")],
+        ),
+    ]
+}
+
+/// The internal tables, created once by the first internal migration.
+pub(crate) const INTERNAL_TABLES_V1: &str = concat!(
+    "CREATE TABLE ps_kv(key TEXT PRIMARY KEY NOT NULL, value BLOB);\n",
+    "CREATE TABLE ps_crud(id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT, tx_id INTEGER);\n",
+    "CREATE TABLE ps_tx(id INTEGER PRIMARY KEY NOT NULL, current_tx INTEGER, next_tx INTEGER, txn_token INTEGER, gate_token INTEGER);\n",
+    "INSERT INTO ps_tx(id, current_tx, next_tx) VALUES (1, NULL, 1);\n",
+    "CREATE TABLE ps_updated_rows(row_type TEXT, row_id TEXT, PRIMARY KEY(row_type, row_id)) STRICT, WITHOUT ROWID;\n",
+    "CREATE TABLE ps_untyped(type TEXT NOT NULL, id TEXT NOT NULL, data TEXT, PRIMARY KEY(type, id));\n",
+    "CREATE TABLE ps_buckets(id INTEGER PRIMARY KEY, name TEXT NOT NULL, last_applied_op INTEGER NOT NULL DEFAULT 0, \
+     last_op INTEGER NOT NULL DEFAULT 0, add_checksum INTEGER NOT NULL DEFAULT 0, op_checksum INTEGER NOT NULL DEFAULT 0, \
+     pending_delete INTEGER NOT NULL DEFAULT 0, count_at_last INTEGER NOT NULL DEFAULT 0, \
+     count_since_last INTEGER NOT NULL DEFAULT 0, downloaded_size INTEGER NOT NULL DEFAULT 0) STRICT;\n",
+    "CREATE UNIQUE INDEX ps_buckets_name ON ps_buckets(name);\n",
+    "CREATE TABLE ps_oplog(bucket INTEGER NOT NULL, op_id INTEGER NOT NULL, row_type TEXT, row_id TEXT, key TEXT, \
+     data TEXT, hash INTEGER NOT NULL) STRICT;\n",
+    "CREATE INDEX ps_oplog_row ON ps_oplog(row_type, row_id);\n",
+    "CREATE INDEX ps_oplog_opid ON ps_oplog(bucket, op_id);\n",
+    "CREATE INDEX ps_oplog_key ON ps_oplog(bucket, key);\n",
+    "CREATE TABLE ps_sync_state(priority INTEGER NOT NULL PRIMARY KEY, last_synced_at INTEGER NOT NULL) STRICT;\n",
+);
+
+/// Once per SQLite transaction with a recorded write: close the download gate.
+pub(crate) const GATE_TRIGGER: &str = concat!(
+    "CREATE TRIGGER ps_tx_close_gate AFTER UPDATE OF gate_token ON ps_tx BEGIN\n",
+    "  INSERT OR REPLACE INTO ps_kv(key, value) VALUES ('target_checkpoint_request_id', ",
+    "9223372036854775807",
+    ");\n",
+    "  DELETE FROM ps_kv WHERE key IN ('last_seen_checkpoint_request_id', 'last_applied_checkpoint_request_id');\n",
+    "END"
+);
+
+/// A random UUID v4 in SQL, for the persistent `client_id`.
+pub(crate) const NEW_CLIENT_ID: &str = "INSERT INTO ps_kv(key, value) VALUES ('client_id', \
+     lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) \
+     || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) \
+     || '-' || lower(hex(randomblob(6))))";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gate_constant_matches_the_trigger() {
+        assert!(super::GATE_TRIGGER.contains(&super::GATE_PENDING.to_string()));
+    }
+}

@@ -1,0 +1,69 @@
+//! Shared setup for the integration tests: schemas and small helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use livesync::{Column, Database, Index, IndexColumn, Schema, Table, TrackPreviousValues};
+
+/// `todos(description TEXT, done INTEGER)`, the schema of the protocol spec's test vectors.
+pub fn todo_schema() -> Schema {
+    Schema::new([Table::new(
+        "todos",
+        [Column::text("description"), Column::integer("done")],
+    )])
+}
+
+/// The schema of spec §11 TV12: every table option at once.
+pub fn tv12_schema() -> Schema {
+    Schema::new([
+        Table::new(
+            "todos",
+            [
+                Column::text("description"),
+                Column::integer("done"),
+                Column::real("score"),
+            ],
+        )
+        .view_name("my_todos")
+        .index(Index::new("by_desc", [IndexColumn::descending("description")]))
+        .track_metadata()
+        .ignore_empty_update()
+        .track_previous_values(TrackPreviousValues::columns(["description"]).only_when_changed()),
+        Table::new("logs", [Column::text("msg")]).insert_only(),
+        Table::new("drafts", [Column::text("body")]).local_only(),
+    ])
+}
+
+/// A file database in a fresh temporary directory (kept alive by the returned guard).
+pub async fn file_db(schema: Schema) -> (Database, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = Database::open(dir.path().join("test.db"), schema)
+        .await
+        .expect("open database");
+    (db, dir)
+}
+
+/// Rows of `sql` as strings (NULL as "NULL"), read through the public read API.
+pub async fn rows(db: &Database, sql: &str) -> Vec<Vec<String>> {
+    let sql = sql.to_owned();
+    db.read(move |conn| {
+        let mut stmt = conn.prepare(&sql)?;
+        let n = stmt.column_count();
+        let rows = stmt.query_map([], |row| {
+            (0..n)
+                .map(|i| {
+                    Ok(match row.get_ref(i)? {
+                        livesync::rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+                        livesync::rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                        livesync::rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                        livesync::rusqlite::types::ValueRef::Text(t) => {
+                            String::from_utf8_lossy(t).into_owned()
+                        }
+                        livesync::rusqlite::types::ValueRef::Blob(b) => format!("{b:?}"),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    })
+    .await
+    .expect("query")
+}
