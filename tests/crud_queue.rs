@@ -78,3 +78,92 @@ async fn entries_of_one_transaction_form_one_crud_transaction() {
     second.complete().await.unwrap();
     assert!(db.get_next_crud_transaction().await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_recorded_write_closes_the_download_gate_and_marks_the_row() {
+    let db = Database::in_memory(common::tv12_schema()).await.unwrap();
+    db.execute_batch(
+        "INSERT INTO ps_kv(key, value) VALUES ('last_seen_checkpoint_request_id', 5), ('last_applied_checkpoint_request_id', 5)",
+    )
+    .await
+    .unwrap();
+    // Local-only and insert-only writes leave the gate alone.
+    db.execute("INSERT INTO drafts(id, body) VALUES ('d', 'x')", ()).await.unwrap();
+    db.execute("INSERT INTO logs(id, msg) VALUES ('l', 'x')", ()).await.unwrap();
+    assert_eq!(rows(&db, "SELECT key FROM ps_kv WHERE key != 'client_id' ORDER BY key").await.len(), 2);
+    assert!(rows(&db, "SELECT * FROM ps_updated_rows").await.is_empty());
+
+    db.execute("INSERT INTO my_todos(id, description) VALUES ('a', 'x')", ()).await.unwrap();
+    assert_eq!(
+        rows(&db, "SELECT key, value FROM ps_kv WHERE key != 'client_id'").await,
+        vec![vec!["target_checkpoint_request_id", "9223372036854775807"]]
+    );
+    assert_eq!(rows(&db, "SELECT row_type, row_id FROM ps_updated_rows").await, vec![vec!["todos", "a"]]);
+}
+
+#[tokio::test]
+async fn ignored_empty_updates_and_rolled_back_savepoints_consume_ids_consistently() {
+    let db = Database::in_memory(common::tv12_schema()).await.unwrap();
+    db.execute("INSERT INTO my_todos(id, done) VALUES ('a', 1)", ()).await.unwrap(); // tx 1
+    db.execute("UPDATE my_todos SET done = 1", ()).await.unwrap(); // tx 2, ignored
+    db.transaction(|tx| {
+        // tx 3: the savepoint's write (and its id allocation) is undone, then redone.
+        tx.execute_batch(
+            "SAVEPOINT s; UPDATE my_todos SET done = 5; ROLLBACK TO s; RELEASE s;
+             UPDATE my_todos SET done = 6; UPDATE my_todos SET done = 7;",
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    db.execute("UPDATE my_todos SET done = 8", ()).await.unwrap(); // tx 4
+    let ids = rows(&db, "SELECT tx_id, json_extract(data, '$.data.done') FROM ps_crud ORDER BY id").await;
+    assert_eq!(ids, vec![vec!["1", "1"], vec!["3", "6"], vec!["3", "7"], vec!["4", "8"]]);
+}
+
+#[tokio::test]
+async fn batches_respect_the_limit_and_complete_removes_everything_before() {
+    let db = Database::in_memory(todo_schema()).await.unwrap();
+    for i in 0..5 {
+        db.execute("INSERT INTO todos(id, done) VALUES (?1, ?2)", (i.to_string(), i)).await.unwrap();
+    }
+    let batch = db.get_crud_batch(3).await.unwrap().unwrap();
+    assert_eq!(batch.crud.len(), 3);
+    assert!(batch.have_more);
+    assert_eq!(batch.crud.iter().map(|e| e.transaction_id.unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+    batch.complete().await.unwrap();
+    let rest = db.get_crud_batch(10).await.unwrap().unwrap();
+    assert_eq!(rest.crud.len(), 2);
+    assert!(!rest.have_more);
+    assert_eq!(db.upload_queue_stats().await.unwrap().0, 2);
+
+    // Completing a later transaction also removes the earlier ones.
+    let mut all: Vec<_> = db.crud_transactions().map(Result::unwrap).collect().await;
+    let last = all.pop().unwrap();
+    last.complete_with_checkpoint(42).await.unwrap();
+    assert!(db.get_crud_batch(10).await.unwrap().is_none());
+    assert_eq!(
+        rows(&db, "SELECT value FROM ps_kv WHERE key = 'target_checkpoint_request_id'").await,
+        vec![vec!["42"]],
+        "a custom write checkpoint becomes the gate target once the queue is empty"
+    );
+}
+
+#[tokio::test]
+async fn previous_values_and_metadata_reach_the_entry() {
+    use livesync::{Column, Schema, Table, TrackPreviousValues};
+    let schema = Schema::new([Table::new("items", [Column::text("name"), Column::real("price")])
+        .track_previous_values(TrackPreviousValues::all())
+        .track_metadata()]);
+    let db = Database::in_memory(schema).await.unwrap();
+    db.execute("INSERT INTO items(id, name, price) VALUES ('i', 'pen', 1.5)", ()).await.unwrap();
+    db.execute("UPDATE items SET price = NULL, _metadata = 'm' WHERE id = 'i'", ()).await.unwrap();
+    db.execute("DELETE FROM items WHERE id = 'i'", ()).await.unwrap();
+    let entries: Vec<_> = db.crud_transactions().map(|t| t.unwrap().crud.remove(0)).collect().await;
+    assert_eq!(json!(entries[1].data), json!({"price": null}));
+    assert_eq!(json!(entries[1].previous_values), json!({"name": "pen", "price": 1.5}));
+    assert_eq!(entries[1].metadata.as_deref(), Some("m"));
+    assert_eq!(entries[2].op, UpdateType::Delete);
+    assert_eq!(json!(entries[2].previous_values), json!({"name": "pen", "price": null}));
+    assert_eq!(entries[2].metadata, None);
+}

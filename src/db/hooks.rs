@@ -45,7 +45,7 @@ impl ChangeTracker {
 
     /// Installs the hooks and SQL functions on the writer connection.
     pub(super) fn install(self: &Arc<Self>, conn: &mut Connection) -> rusqlite::Result<()> {
-        self.lock().next_token = random_seed();
+        self.register_functions(conn)?;
 
         let tracker = Arc::clone(self);
         conn.update_hook(Some(move |_: Action, _db: &str, table: &str, _rowid: i64| {
@@ -70,7 +70,13 @@ impl ChangeTracker {
             state.txn_token = None;
             state.touched.clear();
         }))?;
+        Ok(())
+    }
 
+    /// Registers the SQL functions the CRUD triggers call. Reader connections get them
+    /// too, so a write attempted there fails as "read-only", not as "no such function".
+    pub(super) fn register_functions(self: &Arc<Self>, conn: &Connection) -> rusqlite::Result<()> {
+        self.lock().next_token = random_seed();
         let tracker = Arc::clone(self);
         conn.create_scalar_function(
             "livesync_txn_token",

@@ -144,6 +144,11 @@ impl Database {
                 let conn = Connection::open_with_flags(&path, flags)
                     .map_err(|e| Error::while_opening(e, &path))?;
                 conn.busy_timeout(busy)?;
+                // SQLite silently falls back to read-only when the file is not writable;
+                // fail now with a clear message rather than at the first write.
+                if conn.is_readonly(rusqlite::MAIN_DB)? {
+                    return Err(Error::ReadOnly { path });
+                }
                 // The first statement that reads the file is where "not a database" and
                 // "read-only" surface.
                 let journal: String = conn

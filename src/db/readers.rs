@@ -13,6 +13,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
+use super::hooks::ChangeTracker;
 use super::writer::panicked;
 use crate::{Error, Result};
 
@@ -94,5 +95,6 @@ fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::while_opening(e, path))?;
     conn.busy_timeout(busy_timeout)?;
+    Arc::new(ChangeTracker::default()).register_functions(&conn)?;
     Ok(conn)
 }

@@ -1,0 +1,190 @@
+//! The Database handle: WAL isolation, transactions, the async API, and a clear error
+//! for every kind of bad input.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{file_db, rows, todo_schema};
+use livesync::{Database, Error, OpenOptions, Schema};
+
+#[test]
+fn database_is_a_cheap_send_sync_handle() {
+    fn assert_traits<T: Clone + Send + Sync + 'static>() {}
+    assert_traits::<Database>();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_run_during_a_write_and_see_only_committed_data() {
+    let (db, _dir) = file_db(todo_schema()).await;
+    let (inserted_tx, inserted) = tokio::sync::oneshot::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let write = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.transaction(move |tx| {
+                tx.execute("INSERT INTO todos(id, description) VALUES ('a', 'x')", [])?;
+                inserted_tx.send(()).unwrap();
+                // Hold the transaction open until the reader has looked.
+                released.recv_timeout(Duration::from_secs(10)).unwrap();
+                Ok(())
+            })
+            .await
+        }
+    });
+    inserted.await.unwrap();
+    // The write transaction is open and holds the writer: a read still runs, and does
+    // not see the uncommitted row.
+    assert_eq!(rows(&db, "SELECT count(*) FROM todos").await, vec![vec!["0"]]);
+    release.send(()).unwrap();
+    write.await.unwrap().unwrap();
+    assert_eq!(rows(&db, "SELECT count(*) FROM todos").await, vec![vec!["1"]]);
+}
+
+#[tokio::test]
+async fn transaction_commits_on_ok_and_rolls_back_on_err_or_panic() {
+    let db = Database::in_memory(todo_schema()).await.unwrap();
+    let err = db
+        .transaction(|tx| {
+            tx.execute("INSERT INTO todos(id) VALUES ('a')", [])?;
+            tx.execute("INSERT INTO todos(id) VALUES ('a')", [])?; // duplicate id
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("UNIQUE"), "{err}");
+    let err = db
+        .transaction(|tx| -> livesync::Result<()> {
+            tx.execute("INSERT INTO todos(id) VALUES ('b')", [])?;
+            panic!("closure bug");
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, Error::Panicked { message } if message == "closure bug"));
+    // Nothing of either reached the data or the upload queue, and the tx ids were rolled back.
+    assert!(rows(&db, "SELECT * FROM todos").await.is_empty());
+    assert!(rows(&db, "SELECT * FROM ps_crud").await.is_empty());
+    db.transaction(|tx| Ok(tx.execute("INSERT INTO todos(id) VALUES ('c')", [])?)).await.unwrap();
+    let entry = db.get_next_crud_transaction().await.unwrap().unwrap();
+    assert_eq!(entry.transaction_id, Some(1));
+}
+
+#[tokio::test]
+async fn a_transaction_left_open_by_a_write_closure_is_rolled_back() {
+    let db = Database::in_memory(todo_schema()).await.unwrap();
+    db.write(|conn| {
+        conn.execute_batch("BEGIN; INSERT INTO todos(id) VALUES ('x');")?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert!(rows(&db, "SELECT * FROM todos").await.is_empty());
+    db.execute("INSERT INTO todos(id) VALUES ('y')", ()).await.unwrap();
+    assert_eq!(rows(&db, "SELECT id FROM todos").await, vec![vec!["y"]]);
+}
+
+#[tokio::test]
+async fn reads_cannot_write_on_file_or_memory_databases() {
+    let (file, _dir) = file_db(todo_schema()).await;
+    let memory = Database::in_memory(todo_schema()).await.unwrap();
+    for db in [file, memory] {
+        let err = db
+            .read(|conn| Ok(conn.execute("INSERT INTO todos(id) VALUES ('x')", [])?))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().to_lowercase().contains("read"), "{err}");
+        // The database stays writable afterwards.
+        db.execute("INSERT INTO todos(id) VALUES ('y')", ()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn invalid_sql_is_an_error_naming_the_statement() {
+    let db = Database::in_memory(todo_schema()).await.unwrap();
+    let err = db.execute("SELEC * FROM todos", ()).await.unwrap_err();
+    assert!(matches!(err, Error::Sqlite { .. }));
+    assert!(err.to_string().contains("SELEC * FROM todos"), "{err}");
+    let err = db.execute_batch("INSERT INTO nowhere VALUES (1)").await.unwrap_err();
+    assert!(err.to_string().contains("nowhere"), "{err}");
+    let err = db.execute("INSERT INTO todos(description) VALUES ('no id')", ()).await.unwrap_err();
+    assert!(err.to_string().contains("id is required"), "{err}");
+    let err = db.execute("INSERT INTO todos(id) VALUES (5)", ()).await.unwrap_err();
+    assert!(err.to_string().contains("id should be text"), "{err}");
+    db.execute("INSERT INTO todos(id) VALUES ('a')", ()).await.unwrap();
+    let err = db.execute("UPDATE todos SET id = 'b'", ()).await.unwrap_err();
+    assert!(err.to_string().contains("Cannot update id"), "{err}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "these are not the pages you are looking for ".repeat(200)).unwrap();
+    let err = Database::open(&path, todo_schema()).await.unwrap_err();
+    assert!(matches!(err, Error::NotADatabase { .. }), "{err:?}");
+    assert!(err.to_string().contains("notes.txt"), "{err}");
+}
+
+#[tokio::test]
+async fn a_locked_database_times_out_with_a_busy_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("locked.db");
+    let other = livesync::rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("PRAGMA journal_mode = WAL; BEGIN EXCLUSIVE; CREATE TABLE hold(x);").unwrap();
+    let options = OpenOptions::default().busy_timeout(Duration::from_millis(100));
+    let err = Database::open_with(&path, todo_schema(), options.clone()).await.unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err:?}");
+    assert!(err.to_string().contains("busy_timeout"), "{err}");
+    other.execute_batch("COMMIT").unwrap();
+    let db = Database::open_with(&path, todo_schema(), options).await.unwrap();
+    db.execute("INSERT INTO todos(id) VALUES ('1')", ()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_read_only_database_is_reported_as_such() {
+    let (db, dir) = file_db(todo_schema()).await;
+    db.close().await;
+    // Permission bits do not stop root, so open through SQLite's read-only URI mode,
+    // which fails the same way a read-only file does.
+    let uri = format!("file:{}?mode=ro", dir.path().join("test.db").display());
+    let err = Database::open(&uri, todo_schema()).await.unwrap_err();
+    assert!(matches!(err, Error::ReadOnly { .. }), "{err:?}");
+    assert!(err.to_string().contains("permissions"), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_directory_cannot_be_opened() {
+    let err = Database::open("/nonexistent-dir/sub/app.db", Schema::default()).await.unwrap_err();
+    assert!(matches!(err, Error::CannotOpen { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_closed_database_refuses_work_on_every_handle() {
+    let (db, _dir) = file_db(todo_schema()).await;
+    let clone = db.clone();
+    db.close().await;
+    assert!(matches!(clone.execute("SELECT 1", ()).await, Err(Error::Closed)));
+    assert!(matches!(clone.read(|_| Ok(())).await, Err(Error::Closed)));
+    assert!(matches!(db.get_next_crud_transaction().await, Err(Error::Closed)));
+    db.close().await; // closing twice is fine
+}
+
+#[tokio::test]
+async fn the_client_id_is_a_uuid_that_survives_reopening() {
+    let (db, dir) = file_db(todo_schema()).await;
+    let id = db.client_id().await.unwrap();
+    assert_eq!(id.len(), 36);
+    assert_eq!(id.as_bytes()[14], b'4', "version 4: {id}");
+    db.close().await;
+    let db = Database::open(dir.path().join("test.db"), todo_schema()).await.unwrap();
+    assert_eq!(db.client_id().await.unwrap(), id);
+}
+
+#[tokio::test]
+async fn file_databases_use_wal_and_normal_sync() {
+    let (db, _dir) = file_db(todo_schema()).await;
+    let mode: String = db.write(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?)).await.unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = db.write(|c| Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?)).await.unwrap();
+    assert_eq!(sync, 1, "NORMAL");
+}
