@@ -119,11 +119,35 @@ impl CrudBatch {
     }
 }
 
-async fn complete_through(db: &Database, last_client_id: i64, checkpoint: Option<i64>) -> Result<()> {
+async fn complete_through(
+    db: &Database,
+    last_client_id: i64,
+    checkpoint: Option<i64>,
+) -> Result<()> {
+    let insert_only = db.insert_only_tables();
     db.transaction(move |tx| {
+        // Uploaded rows are re-derived from server data at the next full sync apply, so a
+        // write the backend rejected reverts. (Marked here rather than by the triggers:
+        // no apply can happen while the entries are queued anyway.)
+        tx.execute(
+            "INSERT OR IGNORE INTO ps_updated_rows(row_type, row_id) \
+             SELECT json_extract(data, '$.type'), json_extract(data, '$.id') FROM ps_crud \
+             WHERE id <= ?1 AND json_extract(data, '$.type') NOT IN (SELECT value FROM json_each(?2))",
+            (last_client_id, insert_only),
+        )?;
+        // Persist the id counters' high-water marks before the entries that carry them go.
+        tx.execute(
+            "UPDATE ps_tx SET \
+               next_tx = max(next_tx, ifnull((SELECT max(tx_id) + 1 FROM ps_crud WHERE id <= ?1), 1)), \
+               next_crud_id = max(next_crud_id, ?1 + 1) \
+             WHERE id = 1",
+            [last_client_id],
+        )?;
         tx.execute("DELETE FROM ps_crud WHERE id <= ?1", [last_client_id])?;
         let queue_empty: bool = tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM ps_crud)", [], |r| r.get(0))?;
-        // The gate target: a custom checkpoint only once nothing else is pending.
+        // Close the download gate: data may only be applied again once the service has
+        // confirmed (through a write checkpoint) that it reflects these uploads. With a
+        // custom checkpoint, that checkpoint is the target once nothing else is queued.
         let target = match checkpoint {
             Some(checkpoint) if queue_empty => checkpoint,
             _ => GATE_PENDING,
@@ -132,12 +156,19 @@ async fn complete_through(db: &Database, last_client_id: i64, checkpoint: Option
             "INSERT OR REPLACE INTO ps_kv(key, value) VALUES ('target_checkpoint_request_id', ?1)",
             [target],
         )?;
+        tx.execute(
+            "DELETE FROM ps_kv WHERE key IN ('last_seen_checkpoint_request_id', 'last_applied_checkpoint_request_id')",
+            [],
+        )?;
         Ok(())
     })
     .await
 }
 
-fn next_transaction(conn: &Connection, after: i64) -> Result<Option<(Option<i64>, Vec<CrudEntry>)>> {
+fn next_transaction(
+    conn: &Connection,
+    after: i64,
+) -> Result<Option<(Option<i64>, Vec<CrudEntry>)>> {
     let mut stmt =
         conn.prepare_cached("SELECT id, tx_id, data FROM ps_crud WHERE id > ?1 ORDER BY id")?;
     let mut rows = stmt.query([after])?;
@@ -181,7 +212,11 @@ impl Database {
                 let mut stmt = conn
                     .prepare_cached("SELECT id, tx_id, data FROM ps_crud ORDER BY id LIMIT ?1")?;
                 let rows = stmt.query_map([limit.saturating_add(1)], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, Option<i64>>(1)?, row.get::<_, String>(2)?))
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, Option<i64>>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
                 })?;
                 let mut crud = Vec::new();
                 let mut have_more = false;
@@ -205,7 +240,9 @@ impl Database {
 
     /// Every queued transaction in order, read lazily. The stream ends at the end of the
     /// queue; it does not remove anything (call [`CrudTransaction::complete`] for that).
-    pub fn crud_transactions(&self) -> impl Stream<Item = Result<CrudTransaction>> + Send + 'static {
+    pub fn crud_transactions(
+        &self,
+    ) -> impl Stream<Item = Result<CrudTransaction>> + Send + 'static {
         let db = self.clone();
         futures::stream::unfold(Some(0i64), move |after| {
             let db = db.clone();
@@ -214,7 +251,11 @@ impl Database {
                 match db.read(move |conn| next_transaction(conn, after)).await {
                     Ok(Some((transaction_id, crud))) => {
                         let last = crud.last().map_or(after, |e| e.client_id);
-                        let tx = CrudTransaction { transaction_id, crud, db };
+                        let tx = CrudTransaction {
+                            transaction_id,
+                            crud,
+                            db,
+                        };
                         Some((Ok(tx), Some(last)))
                     }
                     Ok(None) => None,

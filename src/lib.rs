@@ -40,7 +40,12 @@
 //! JSON and append to the upload queue in the same transaction. Change notifications are
 //! collected by SQLite hooks and published only after the commit is visible to readers.
 
-#![warn(missing_docs, unreachable_pub, clippy::await_holding_lock, clippy::todo)]
+#![warn(
+    missing_docs,
+    unreachable_pub,
+    clippy::await_holding_lock,
+    clippy::todo
+)]
 
 mod crud;
 mod db;
@@ -50,7 +55,9 @@ pub mod schema;
 pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType};
 pub use db::{Database, OpenOptions, TableUpdateStream, TableUpdates};
 pub use error::{Error, Result};
-pub use schema::{Column, ColumnType, Identifier, Index, IndexColumn, Schema, Table, TrackPreviousValues};
+pub use schema::{
+    Column, ColumnType, Identifier, Index, IndexColumn, Schema, Table, TrackPreviousValues,
+};
 
 /// The SQLite bindings livesync uses, for the types that appear in its API
 /// (`Connection`, `Transaction`, `params!`, ...).

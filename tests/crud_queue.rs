@@ -23,11 +23,26 @@ async fn table_options_produce_the_tv12_crud_entries() {
     }
     let queue = rows(&db, "SELECT tx_id, data FROM ps_crud ORDER BY id").await;
     let expected = [
-        ("1", json!({"op":"PUT","id":"a","type":"todos","data":{"description":"x","done":0,"score":1.5},"metadata":"created-by-test"})),
-        ("3", json!({"op":"PATCH","id":"a","type":"todos","data":{"description":"y","done":1},"old":{"description":"x"},"metadata":"meta2"})),
-        ("4", json!({"op":"PATCH","id":"a","type":"todos","data":{"done":2},"old":{}})),
-        ("5", json!({"op":"DELETE","id":"a","type":"todos","old":{"description":"y"},"metadata":"bye"})),
-        ("6", json!({"op":"PUT","type":"logs","id":"l1","data":{"msg":"hello"}})),
+        (
+            "1",
+            json!({"op":"PUT","id":"a","type":"todos","data":{"description":"x","done":0,"score":1.5},"metadata":"created-by-test"}),
+        ),
+        (
+            "3",
+            json!({"op":"PATCH","id":"a","type":"todos","data":{"description":"y","done":1},"old":{"description":"x"},"metadata":"meta2"}),
+        ),
+        (
+            "4",
+            json!({"op":"PATCH","id":"a","type":"todos","data":{"done":2},"old":{}}),
+        ),
+        (
+            "5",
+            json!({"op":"DELETE","id":"a","type":"todos","old":{"description":"y"},"metadata":"bye"}),
+        ),
+        (
+            "6",
+            json!({"op":"PUT","type":"logs","id":"l1","data":{"msg":"hello"}}),
+        ),
     ];
     assert_eq!(queue.len(), expected.len(), "{queue:?}");
     for (row, (tx, entry)) in queue.iter().zip(expected) {
@@ -41,34 +56,67 @@ async fn table_options_produce_the_tv12_crud_entries() {
         r#"{"op":"PATCH","id":"a","type":"todos","data":{"description":"y","done":1},"old":{"description":"x"},"metadata":"meta2"}"#
     );
     assert!(rows(&db, "SELECT * FROM logs").await.is_empty());
-    assert_eq!(rows(&db, "SELECT id, body FROM drafts").await, vec![vec!["d1", "secret"]]);
+    assert_eq!(
+        rows(&db, "SELECT id, body FROM drafts").await,
+        vec![vec!["d1", "secret"]]
+    );
     let objects = rows(&db, "SELECT name FROM sqlite_schema WHERE name IN ('ps_data__todos__by_desc','ps_data__logs','ps_data_local__drafts','my_todos') ORDER BY name").await;
     assert_eq!(objects.len(), 4, "{objects:?}");
     let columns = rows(&db, "SELECT name FROM pragma_table_info('my_todos')").await;
-    assert_eq!(columns.concat(), ["id", "description", "done", "score", "_metadata", "_deleted"]);
+    assert_eq!(
+        columns.concat(),
+        [
+            "id",
+            "description",
+            "done",
+            "score",
+            "_metadata",
+            "_deleted"
+        ]
+    );
 }
 
 #[tokio::test]
 async fn entries_of_one_transaction_form_one_crud_transaction() {
     let db = Database::in_memory(todo_schema()).await.unwrap();
     db.transaction(|tx| {
-        tx.execute("INSERT INTO todos(id, description, done) VALUES ('a', 'one', 0)", [])?;
+        tx.execute(
+            "INSERT INTO todos(id, description, done) VALUES ('a', 'one', 0)",
+            [],
+        )?;
         tx.execute("INSERT INTO todos(id, description) VALUES ('b', NULL)", [])?;
         tx.execute("UPDATE todos SET done = 1 WHERE id = 'a'", [])?;
         Ok(())
     })
     .await
     .unwrap();
-    db.execute("DELETE FROM todos WHERE id = 'b'", ()).await.unwrap();
+    db.execute("DELETE FROM todos WHERE id = 'b'", ())
+        .await
+        .unwrap();
 
     let first = db.get_next_crud_transaction().await.unwrap().unwrap();
     assert_eq!(first.transaction_id, Some(1));
     let ops: Vec<_> = first.crud.iter().map(|e| (e.op, e.id.as_str())).collect();
-    assert_eq!(ops, [(UpdateType::Put, "a"), (UpdateType::Put, "b"), (UpdateType::Patch, "a")]);
-    assert_eq!(first.crud[1].data.as_ref().unwrap().len(), 0, "NULL columns are omitted from PUT data");
+    assert_eq!(
+        ops,
+        [
+            (UpdateType::Put, "a"),
+            (UpdateType::Put, "b"),
+            (UpdateType::Patch, "a")
+        ]
+    );
+    assert_eq!(
+        first.crud[1].data.as_ref().unwrap().len(),
+        0,
+        "NULL columns are omitted from PUT data"
+    );
     assert_eq!(json!(first.crud[2].data), json!({"done": 1}));
 
-    let all: Vec<_> = db.crud_transactions().map(|t| t.unwrap().crud.len()).collect().await;
+    let all: Vec<_> = db
+        .crud_transactions()
+        .map(|t| t.unwrap().crud.len())
+        .collect()
+        .await;
     assert_eq!(all, [3, 1]);
 
     first.complete().await.unwrap();
@@ -80,32 +128,66 @@ async fn entries_of_one_transaction_form_one_crud_transaction() {
 }
 
 #[tokio::test]
-async fn a_recorded_write_closes_the_download_gate_and_marks_the_row() {
+async fn completing_an_upload_closes_the_download_gate_and_marks_the_rows() {
     let db = Database::in_memory(common::tv12_schema()).await.unwrap();
     db.execute_batch(
         "INSERT INTO ps_kv(key, value) VALUES ('last_seen_checkpoint_request_id', 5), ('last_applied_checkpoint_request_id', 5)",
     )
     .await
     .unwrap();
-    // Local-only and insert-only writes leave the gate alone.
-    db.execute("INSERT INTO drafts(id, body) VALUES ('d', 'x')", ()).await.unwrap();
-    db.execute("INSERT INTO logs(id, msg) VALUES ('l', 'x')", ()).await.unwrap();
-    assert_eq!(rows(&db, "SELECT key FROM ps_kv WHERE key != 'client_id' ORDER BY key").await.len(), 2);
-    assert!(rows(&db, "SELECT * FROM ps_updated_rows").await.is_empty());
-
-    db.execute("INSERT INTO my_todos(id, description) VALUES ('a', 'x')", ()).await.unwrap();
+    // Local-only writes are not queued; queued writes hold the gate shut by their presence.
+    db.execute("INSERT INTO drafts(id, body) VALUES ('d', 'x')", ())
+        .await
+        .unwrap();
+    assert!(rows(&db, "SELECT * FROM ps_crud").await.is_empty());
+    db.execute("INSERT INTO logs(id, msg) VALUES ('l', 'x')", ())
+        .await
+        .unwrap();
+    db.execute(
+        "INSERT INTO my_todos(id, description) VALUES ('a', 'x')",
+        (),
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        rows(&db, "SELECT key, value FROM ps_kv WHERE key != 'client_id'").await,
-        vec![vec!["target_checkpoint_request_id", "9223372036854775807"]]
+        rows(&db, "SELECT count(*) FROM ps_crud").await,
+        vec![vec!["2"]]
     );
-    assert_eq!(rows(&db, "SELECT row_type, row_id FROM ps_updated_rows").await, vec![vec!["todos", "a"]]);
+    // Once uploaded, the written row (not the insert-only one) is re-derived from server
+    // data at the next full sync apply.
+    while let Some(tx) = db.get_next_crud_transaction().await.unwrap() {
+        tx.complete().await.unwrap();
+    }
+    assert_eq!(
+        rows(&db, "SELECT row_type, row_id FROM ps_updated_rows").await,
+        vec![vec!["todos", "a"]]
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT value FROM ps_kv WHERE key = 'target_checkpoint_request_id'"
+        )
+        .await,
+        vec![vec!["9223372036854775807"]],
+        "the gate stays closed until a write checkpoint is known"
+    );
+    assert!(
+        rows(&db, "SELECT * FROM ps_kv WHERE key IN ('last_seen_checkpoint_request_id', 'last_applied_checkpoint_request_id')")
+            .await
+            .is_empty(),
+        "checkpoints seen before the upload no longer count"
+    );
 }
 
 #[tokio::test]
 async fn ignored_empty_updates_and_rolled_back_savepoints_consume_ids_consistently() {
     let db = Database::in_memory(common::tv12_schema()).await.unwrap();
-    db.execute("INSERT INTO my_todos(id, done) VALUES ('a', 1)", ()).await.unwrap(); // tx 1
-    db.execute("UPDATE my_todos SET done = 1", ()).await.unwrap(); // tx 2, ignored
+    db.execute("INSERT INTO my_todos(id, done) VALUES ('a', 1)", ())
+        .await
+        .unwrap(); // tx 1
+    db.execute("UPDATE my_todos SET done = 1", ())
+        .await
+        .unwrap(); // tx 2, ignored
     db.transaction(|tx| {
         // tx 3: the savepoint's write (and its id allocation) is undone, then redone.
         tx.execute_batch(
@@ -116,21 +198,47 @@ async fn ignored_empty_updates_and_rolled_back_savepoints_consume_ids_consistent
     })
     .await
     .unwrap();
-    db.execute("UPDATE my_todos SET done = 8", ()).await.unwrap(); // tx 4
-    let ids = rows(&db, "SELECT tx_id, json_extract(data, '$.data.done') FROM ps_crud ORDER BY id").await;
-    assert_eq!(ids, vec![vec!["1", "1"], vec!["3", "6"], vec!["3", "7"], vec!["4", "8"]]);
+    db.execute("UPDATE my_todos SET done = 8", ())
+        .await
+        .unwrap(); // tx 4
+    let ids = rows(
+        &db,
+        "SELECT tx_id, json_extract(data, '$.data.done') FROM ps_crud ORDER BY id",
+    )
+    .await;
+    assert_eq!(
+        ids,
+        vec![
+            vec!["1", "1"],
+            vec!["3", "6"],
+            vec!["3", "7"],
+            vec!["4", "8"]
+        ]
+    );
 }
 
 #[tokio::test]
 async fn batches_respect_the_limit_and_complete_removes_everything_before() {
     let db = Database::in_memory(todo_schema()).await.unwrap();
     for i in 0..5 {
-        db.execute("INSERT INTO todos(id, done) VALUES (?1, ?2)", (i.to_string(), i)).await.unwrap();
+        db.execute(
+            "INSERT INTO todos(id, done) VALUES (?1, ?2)",
+            (i.to_string(), i),
+        )
+        .await
+        .unwrap();
     }
     let batch = db.get_crud_batch(3).await.unwrap().unwrap();
     assert_eq!(batch.crud.len(), 3);
     assert!(batch.have_more);
-    assert_eq!(batch.crud.iter().map(|e| e.transaction_id.unwrap()).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        batch
+            .crud
+            .iter()
+            .map(|e| e.transaction_id.unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     batch.complete().await.unwrap();
     let rest = db.get_crud_batch(10).await.unwrap().unwrap();
     assert_eq!(rest.crud.len(), 2);
@@ -143,7 +251,11 @@ async fn batches_respect_the_limit_and_complete_removes_everything_before() {
     last.complete_with_checkpoint(42).await.unwrap();
     assert!(db.get_crud_batch(10).await.unwrap().is_none());
     assert_eq!(
-        rows(&db, "SELECT value FROM ps_kv WHERE key = 'target_checkpoint_request_id'").await,
+        rows(
+            &db,
+            "SELECT value FROM ps_kv WHERE key = 'target_checkpoint_request_id'"
+        )
+        .await,
         vec![vec!["42"]],
         "a custom write checkpoint becomes the gate target once the queue is empty"
     );
@@ -152,18 +264,42 @@ async fn batches_respect_the_limit_and_complete_removes_everything_before() {
 #[tokio::test]
 async fn previous_values_and_metadata_reach_the_entry() {
     use livesync::{Column, Schema, Table, TrackPreviousValues};
-    let schema = Schema::new([Table::new("items", [Column::text("name"), Column::real("price")])
-        .track_previous_values(TrackPreviousValues::all())
-        .track_metadata()]);
+    let schema = Schema::new([
+        Table::new("items", [Column::text("name"), Column::real("price")])
+            .track_previous_values(TrackPreviousValues::all())
+            .track_metadata(),
+    ]);
     let db = Database::in_memory(schema).await.unwrap();
-    db.execute("INSERT INTO items(id, name, price) VALUES ('i', 'pen', 1.5)", ()).await.unwrap();
-    db.execute("UPDATE items SET price = NULL, _metadata = 'm' WHERE id = 'i'", ()).await.unwrap();
-    db.execute("DELETE FROM items WHERE id = 'i'", ()).await.unwrap();
-    let entries: Vec<_> = db.crud_transactions().map(|t| t.unwrap().crud.remove(0)).collect().await;
+    db.execute(
+        "INSERT INTO items(id, name, price) VALUES ('i', 'pen', 1.5)",
+        (),
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "UPDATE items SET price = NULL, _metadata = 'm' WHERE id = 'i'",
+        (),
+    )
+    .await
+    .unwrap();
+    db.execute("DELETE FROM items WHERE id = 'i'", ())
+        .await
+        .unwrap();
+    let entries: Vec<_> = db
+        .crud_transactions()
+        .map(|t| t.unwrap().crud.remove(0))
+        .collect()
+        .await;
     assert_eq!(json!(entries[1].data), json!({"price": null}));
-    assert_eq!(json!(entries[1].previous_values), json!({"name": "pen", "price": 1.5}));
+    assert_eq!(
+        json!(entries[1].previous_values),
+        json!({"name": "pen", "price": 1.5})
+    );
     assert_eq!(entries[1].metadata.as_deref(), Some("m"));
     assert_eq!(entries[2].op, UpdateType::Delete);
-    assert_eq!(json!(entries[2].previous_values), json!({"name": "pen", "price": null}));
+    assert_eq!(
+        json!(entries[2].previous_values),
+        json!({"name": "pen", "price": null})
+    );
     assert_eq!(entries[2].metadata, None);
 }

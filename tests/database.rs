@@ -35,10 +35,16 @@ async fn readers_run_during_a_write_and_see_only_committed_data() {
     inserted.await.unwrap();
     // The write transaction is open and holds the writer: a read still runs, and does
     // not see the uncommitted row.
-    assert_eq!(rows(&db, "SELECT count(*) FROM todos").await, vec![vec!["0"]]);
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM todos").await,
+        vec![vec!["0"]]
+    );
     release.send(()).unwrap();
     write.await.unwrap().unwrap();
-    assert_eq!(rows(&db, "SELECT count(*) FROM todos").await, vec![vec!["1"]]);
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM todos").await,
+        vec![vec!["1"]]
+    );
 }
 
 #[tokio::test]
@@ -64,7 +70,9 @@ async fn transaction_commits_on_ok_and_rolls_back_on_err_or_panic() {
     // Nothing of either reached the data or the upload queue, and the tx ids were rolled back.
     assert!(rows(&db, "SELECT * FROM todos").await.is_empty());
     assert!(rows(&db, "SELECT * FROM ps_crud").await.is_empty());
-    db.transaction(|tx| Ok(tx.execute("INSERT INTO todos(id) VALUES ('c')", [])?)).await.unwrap();
+    db.transaction(|tx| Ok(tx.execute("INSERT INTO todos(id) VALUES ('c')", [])?))
+        .await
+        .unwrap();
     let entry = db.get_next_crud_transaction().await.unwrap().unwrap();
     assert_eq!(entry.transaction_id, Some(1));
 }
@@ -79,7 +87,9 @@ async fn a_transaction_left_open_by_a_write_closure_is_rolled_back() {
     .await
     .unwrap();
     assert!(rows(&db, "SELECT * FROM todos").await.is_empty());
-    db.execute("INSERT INTO todos(id) VALUES ('y')", ()).await.unwrap();
+    db.execute("INSERT INTO todos(id) VALUES ('y')", ())
+        .await
+        .unwrap();
     assert_eq!(rows(&db, "SELECT id FROM todos").await, vec![vec!["y"]]);
 }
 
@@ -94,7 +104,9 @@ async fn reads_cannot_write_on_file_or_memory_databases() {
             .unwrap_err();
         assert!(err.to_string().to_lowercase().contains("read"), "{err}");
         // The database stays writable afterwards.
-        db.execute("INSERT INTO todos(id) VALUES ('y')", ()).await.unwrap();
+        db.execute("INSERT INTO todos(id) VALUES ('y')", ())
+            .await
+            .unwrap();
     }
 }
 
@@ -104,14 +116,28 @@ async fn invalid_sql_is_an_error_naming_the_statement() {
     let err = db.execute("SELEC * FROM todos", ()).await.unwrap_err();
     assert!(matches!(err, Error::Sqlite { .. }));
     assert!(err.to_string().contains("SELEC * FROM todos"), "{err}");
-    let err = db.execute_batch("INSERT INTO nowhere VALUES (1)").await.unwrap_err();
+    let err = db
+        .execute_batch("INSERT INTO nowhere VALUES (1)")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("nowhere"), "{err}");
-    let err = db.execute("INSERT INTO todos(description) VALUES ('no id')", ()).await.unwrap_err();
+    let err = db
+        .execute("INSERT INTO todos(description) VALUES ('no id')", ())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("id is required"), "{err}");
-    let err = db.execute("INSERT INTO todos(id) VALUES (5)", ()).await.unwrap_err();
+    let err = db
+        .execute("INSERT INTO todos(id) VALUES (5)", ())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("id should be text"), "{err}");
-    db.execute("INSERT INTO todos(id) VALUES ('a')", ()).await.unwrap();
-    let err = db.execute("UPDATE todos SET id = 'b'", ()).await.unwrap_err();
+    db.execute("INSERT INTO todos(id) VALUES ('a')", ())
+        .await
+        .unwrap();
+    let err = db
+        .execute("UPDATE todos SET id = 'b'", ())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("Cannot update id"), "{err}");
 }
 
@@ -119,7 +145,11 @@ async fn invalid_sql_is_an_error_naming_the_statement() {
 async fn a_file_that_is_not_a_database_is_reported_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notes.txt");
-    std::fs::write(&path, "these are not the pages you are looking for ".repeat(200)).unwrap();
+    std::fs::write(
+        &path,
+        "these are not the pages you are looking for ".repeat(200),
+    )
+    .unwrap();
     let err = Database::open(&path, todo_schema()).await.unwrap_err();
     assert!(matches!(err, Error::NotADatabase { .. }), "{err:?}");
     assert!(err.to_string().contains("notes.txt"), "{err}");
@@ -130,14 +160,22 @@ async fn a_locked_database_times_out_with_a_busy_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked.db");
     let other = livesync::rusqlite::Connection::open(&path).unwrap();
-    other.execute_batch("PRAGMA journal_mode = WAL; BEGIN EXCLUSIVE; CREATE TABLE hold(x);").unwrap();
+    other
+        .execute_batch("PRAGMA journal_mode = WAL; BEGIN EXCLUSIVE; CREATE TABLE hold(x);")
+        .unwrap();
     let options = OpenOptions::default().busy_timeout(Duration::from_millis(100));
-    let err = Database::open_with(&path, todo_schema(), options.clone()).await.unwrap_err();
+    let err = Database::open_with(&path, todo_schema(), options.clone())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Busy { .. }), "{err:?}");
     assert!(err.to_string().contains("busy_timeout"), "{err}");
     other.execute_batch("COMMIT").unwrap();
-    let db = Database::open_with(&path, todo_schema(), options).await.unwrap();
-    db.execute("INSERT INTO todos(id) VALUES ('1')", ()).await.unwrap();
+    let db = Database::open_with(&path, todo_schema(), options)
+        .await
+        .unwrap();
+    db.execute("INSERT INTO todos(id) VALUES ('1')", ())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -154,7 +192,9 @@ async fn a_read_only_database_is_reported_as_such() {
 
 #[tokio::test]
 async fn a_missing_directory_cannot_be_opened() {
-    let err = Database::open("/nonexistent-dir/sub/app.db", Schema::default()).await.unwrap_err();
+    let err = Database::open("/nonexistent-dir/sub/app.db", Schema::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::CannotOpen { .. }), "{err:?}");
 }
 
@@ -163,9 +203,15 @@ async fn a_closed_database_refuses_work_on_every_handle() {
     let (db, _dir) = file_db(todo_schema()).await;
     let clone = db.clone();
     db.close().await;
-    assert!(matches!(clone.execute("SELECT 1", ()).await, Err(Error::Closed)));
+    assert!(matches!(
+        clone.execute("SELECT 1", ()).await,
+        Err(Error::Closed)
+    ));
     assert!(matches!(clone.read(|_| Ok(())).await, Err(Error::Closed)));
-    assert!(matches!(db.get_next_crud_transaction().await, Err(Error::Closed)));
+    assert!(matches!(
+        db.get_next_crud_transaction().await,
+        Err(Error::Closed)
+    ));
     db.close().await; // closing twice is fine
 }
 
@@ -176,15 +222,23 @@ async fn the_client_id_is_a_uuid_that_survives_reopening() {
     assert_eq!(id.len(), 36);
     assert_eq!(id.as_bytes()[14], b'4', "version 4: {id}");
     db.close().await;
-    let db = Database::open(dir.path().join("test.db"), todo_schema()).await.unwrap();
+    let db = Database::open(dir.path().join("test.db"), todo_schema())
+        .await
+        .unwrap();
     assert_eq!(db.client_id().await.unwrap(), id);
 }
 
 #[tokio::test]
 async fn file_databases_use_wal_and_normal_sync() {
     let (db, _dir) = file_db(todo_schema()).await;
-    let mode: String = db.write(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?)).await.unwrap();
+    let mode: String = db
+        .write(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
-    let sync: i64 = db.write(|c| Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?)).await.unwrap();
+    let sync: i64 = db
+        .write(|c| Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?))
+        .await
+        .unwrap();
     assert_eq!(sync, 1, "NORMAL");
 }

@@ -19,12 +19,24 @@ async fn an_invalid_schema_is_rejected_before_any_file_is_created() {
         }
         other => panic!("unexpected error {other:?}"),
     }
-    assert!(!path.exists(), "validation must happen before SQLite opens the file");
+    assert!(
+        !path.exists(),
+        "validation must happen before SQLite opens the file"
+    );
 
     for (schema, needle) in [
-        (Schema::new([Table::new("t", [Column::text("id")])]), "\"id\""),
-        (Schema::new([Table::new("ps_t", [Column::text("a")])]), "ps_"),
-        (Schema::new([Table::new("t", [Column::text("a"), Column::text("a")])]), "twice"),
+        (
+            Schema::new([Table::new("t", [Column::text("id")])]),
+            "\"id\"",
+        ),
+        (
+            Schema::new([Table::new("ps_t", [Column::text("a")])]),
+            "ps_",
+        ),
+        (
+            Schema::new([Table::new("t", [Column::text("a"), Column::text("a")])]),
+            "twice",
+        ),
         (Schema::new([Table::new("t", [Column::text("x y")])]), "x y"),
     ] {
         let message = Database::in_memory(schema).await.unwrap_err().to_string();
@@ -47,18 +59,27 @@ async fn powersync_schema_json_loads_unchanged_and_round_trips() {
     let todos = &schema.tables[0];
     assert!(todos.track_metadata && todos.ignore_empty_update);
     let previous = todos.track_previous_values.as_ref().unwrap();
-    assert_eq!(previous.columns.as_deref(), Some(&["description".to_owned()][..]));
+    assert_eq!(
+        previous.columns.as_deref(),
+        Some(&["description".to_owned()][..])
+    );
     assert!(previous.only_when_changed);
     assert!(!todos.indexes[0].columns[0].ascending);
     assert!(schema.tables[1].local_only);
     assert_eq!(Schema::from_json(&schema.to_json()).unwrap(), schema);
 
     let db = Database::in_memory(schema).await.unwrap();
-    db.execute("INSERT INTO todos(id, description) VALUES ('1', 'x')", ()).await.unwrap();
-    assert_eq!(rows(&db, "SELECT description FROM todos").await, vec![vec!["x"]]);
+    db.execute("INSERT INTO todos(id, description) VALUES ('1', 'x')", ())
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&db, "SELECT description FROM todos").await,
+        vec![vec!["x"]]
+    );
 
-    let err = Schema::from_json(r#"{"tables":[{"name":"t","columns":[{"name":"a","type":"BLOB"}]}]}"#)
-        .unwrap_err();
+    let err =
+        Schema::from_json(r#"{"tables":[{"name":"t","columns":[{"name":"a","type":"BLOB"}]}]}"#)
+            .unwrap_err();
     assert!(err.to_string().contains("BLOB"), "{err}");
     assert!(matches!(Schema::from_json("{"), Err(Error::Json { .. })));
 }
@@ -66,22 +87,46 @@ async fn powersync_schema_json_loads_unchanged_and_round_trips() {
 #[tokio::test]
 async fn applying_the_same_schema_again_changes_nothing() {
     let (db, dir) = file_db(common::tv12_schema()).await;
-    db.execute("INSERT INTO my_todos(id, description) VALUES ('a', 'x')", ()).await.unwrap();
-    let before = rows(&db, "SELECT type, name, sql FROM sqlite_schema ORDER BY name").await;
+    db.execute(
+        "INSERT INTO my_todos(id, description) VALUES ('a', 'x')",
+        (),
+    )
+    .await
+    .unwrap();
+    let before = rows(
+        &db,
+        "SELECT type, name, sql FROM sqlite_schema ORDER BY name",
+    )
+    .await;
     db.update_schema(common::tv12_schema()).await.unwrap();
     db.close().await;
-    let db = Database::open(dir.path().join("test.db"), common::tv12_schema()).await.unwrap();
-    let after = rows(&db, "SELECT type, name, sql FROM sqlite_schema ORDER BY name").await;
+    let db = Database::open(dir.path().join("test.db"), common::tv12_schema())
+        .await
+        .unwrap();
+    let after = rows(
+        &db,
+        "SELECT type, name, sql FROM sqlite_schema ORDER BY name",
+    )
+    .await;
     assert_eq!(before, after);
-    assert_eq!(rows(&db, "SELECT id, description FROM my_todos").await, vec![vec!["a", "x"]]);
-    assert_eq!(rows(&db, "SELECT count(*) FROM ps_crud").await, vec![vec!["1"]]);
+    assert_eq!(
+        rows(&db, "SELECT id, description FROM my_todos").await,
+        vec![vec!["a", "x"]]
+    );
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM ps_crud").await,
+        vec![vec!["1"]]
+    );
 }
 
 #[tokio::test]
 async fn schema_migration_keeps_data_tv13() {
-    let db = Database::in_memory(Schema::new([Table::new("todos", [Column::text("description")])]))
-        .await
-        .unwrap();
+    let db = Database::in_memory(Schema::new([Table::new(
+        "todos",
+        [Column::text("description")],
+    )]))
+    .await
+    .unwrap();
     // What the sync engine stores: a known table gets the row, an unknown type is parked.
     db.execute_batch(
         r#"INSERT INTO ps_data__todos(id, data) VALUES ('t1', '{"description":"a","extra":42}');
@@ -92,27 +137,47 @@ async fn schema_migration_keeps_data_tv13() {
 
     // 1. Add a column and a table: the unknown key shows up, the parked row moves in.
     db.update_schema(Schema::new([
-        Table::new("todos", [Column::text("description"), Column::integer("extra")]),
+        Table::new(
+            "todos",
+            [Column::text("description"), Column::integer("extra")],
+        ),
         Table::new("notes", [Column::text("text")]),
     ]))
     .await
     .unwrap();
-    assert_eq!(rows(&db, "SELECT id, description, extra FROM todos").await, vec![vec!["t1", "a", "42"]]);
-    assert_eq!(rows(&db, "SELECT id, text FROM notes").await, vec![vec!["n1", "hi"]]);
+    assert_eq!(
+        rows(&db, "SELECT id, description, extra FROM todos").await,
+        vec![vec!["t1", "a", "42"]]
+    );
+    assert_eq!(
+        rows(&db, "SELECT id, text FROM notes").await,
+        vec![vec!["n1", "hi"]]
+    );
     assert!(rows(&db, "SELECT * FROM ps_untyped").await.is_empty());
 
     // 2. Drop `todos`: its rows are parked.
-    db.update_schema(Schema::new([Table::new("notes", [Column::text("text")])])).await.unwrap();
+    db.update_schema(Schema::new([Table::new("notes", [Column::text("text")])]))
+        .await
+        .unwrap();
     assert_eq!(
         rows(&db, "SELECT type, id, data FROM ps_untyped").await,
         vec![vec!["todos", "t1", r#"{"description":"a","extra":42}"#]]
     );
-    assert!(rows(&db, "SELECT name FROM sqlite_schema WHERE name IN ('todos', 'ps_data__todos')").await.is_empty());
+    assert!(
+        rows(
+            &db,
+            "SELECT name FROM sqlite_schema WHERE name IN ('todos', 'ps_data__todos')"
+        )
+        .await
+        .is_empty()
+    );
 
     // 3. `notes` becomes local-only: the local table starts empty, synced rows are parked.
-    db.update_schema(Schema::new([Table::new("notes", [Column::text("text")]).local_only()]))
-        .await
-        .unwrap();
+    db.update_schema(Schema::new([
+        Table::new("notes", [Column::text("text")]).local_only()
+    ]))
+    .await
+    .unwrap();
     assert!(rows(&db, "SELECT * FROM notes").await.is_empty());
     assert_eq!(
         rows(&db, "SELECT type, id, data FROM ps_untyped ORDER BY type").await,
@@ -129,16 +194,29 @@ async fn schema_migration_keeps_data_tv13() {
     ]))
     .await
     .unwrap();
-    assert_eq!(rows(&db, "SELECT id, text FROM notes").await, vec![vec!["n1", "hi"]]);
-    assert_eq!(rows(&db, "SELECT id, description FROM todos").await, vec![vec!["t1", "a"]]);
+    assert_eq!(
+        rows(&db, "SELECT id, text FROM notes").await,
+        vec![vec!["n1", "hi"]]
+    );
+    assert_eq!(
+        rows(&db, "SELECT id, description FROM todos").await,
+        vec![vec!["t1", "a"]]
+    );
 }
 
 #[tokio::test]
 async fn changed_indexes_are_recreated_and_removed_ones_dropped() {
     let with_index = |ascending: bool| {
-        let column = if ascending { IndexColumn::ascending("done") } else { IndexColumn::descending("done") };
-        Schema::new([Table::new("todos", [Column::text("description"), Column::integer("done")])
-            .index(Index::new("by_done", [column]))])
+        let column = if ascending {
+            IndexColumn::ascending("done")
+        } else {
+            IndexColumn::descending("done")
+        };
+        Schema::new([Table::new(
+            "todos",
+            [Column::text("description"), Column::integer("done")],
+        )
+        .index(Index::new("by_done", [column]))])
     };
     let db = Database::in_memory(with_index(true)).await.unwrap();
     let index_sql = |db: Database| async move {
@@ -148,8 +226,16 @@ async fn changed_indexes_are_recreated_and_removed_ones_dropped() {
     db.update_schema(with_index(false)).await.unwrap();
     assert!(index_sql(db.clone()).await[0][0].contains("DESC"));
     // The index is used by queries through the view.
-    let plan = rows(&db, "EXPLAIN QUERY PLAN SELECT id FROM todos WHERE done = 1").await;
-    assert!(plan.iter().any(|r| r.join(" ").contains("ps_data__todos__by_done")), "{plan:?}");
+    let plan = rows(
+        &db,
+        "EXPLAIN QUERY PLAN SELECT id FROM todos WHERE done = 1",
+    )
+    .await;
+    assert!(
+        plan.iter()
+            .any(|r| r.join(" ").contains("ps_data__todos__by_done")),
+        "{plan:?}"
+    );
     db.update_schema(todo_schema()).await.unwrap();
     assert!(index_sql(db.clone()).await.is_empty());
 }
@@ -162,6 +248,13 @@ async fn a_view_name_taken_by_an_unmanaged_table_is_a_clear_error_and_changes_no
     assert!(matches!(err, Error::Schema { .. }));
     assert!(err.to_string().contains("view_name"), "{err}");
     // The failed application was rolled back as a whole.
-    assert!(rows(&db, "SELECT name FROM sqlite_schema WHERE name = 'ps_data__todos'").await.is_empty());
+    assert!(
+        rows(
+            &db,
+            "SELECT name FROM sqlite_schema WHERE name = 'ps_data__todos'"
+        )
+        .await
+        .is_empty()
+    );
     assert_eq!(db.schema(), Schema::default());
 }

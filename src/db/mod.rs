@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use async_broadcast::InactiveReceiver;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use notify::Subscriptions;
 pub use notify::{TableUpdateStream, TableUpdates};
 
 use crate::schema::{self, CheckedSchema, Schema};
@@ -107,7 +107,7 @@ struct Inner {
     writer: Writer,
     /// `None` for an in-memory database: reads then run on the writer's connection.
     readers: Option<ReaderPool>,
-    updates: InactiveReceiver<TableUpdates>,
+    updates: Subscriptions,
     schema: RwLock<(Schema, CheckedSchema)>,
 }
 
@@ -157,14 +157,24 @@ impl Database {
                 if !journal.eq_ignore_ascii_case("wal") {
                     tracing::warn!(journal, "the database could not switch to WAL mode");
                 }
-                conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+                // A larger page cache keeps big write transactions from spilling dirty pages
+                // to the WAL mid-transaction; statement journals stay in memory.
+                conn.execute_batch(
+                    "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY",
+                )?;
                 prepare_writer(conn, &checked, publisher).map_err(|e| e.on_file(&path))
             })
             .await?
         };
         let readers = ReaderPool::open(&path, options.readers, options.busy_timeout).await?;
         tracing::debug!(path = %path.display(), readers = options.readers, "database opened");
-        Ok(Self::assemble(Some(path), writer, Some(readers), schema, checked))
+        Ok(Self::assemble(
+            Some(path),
+            writer,
+            Some(readers),
+            schema,
+            checked,
+        ))
     }
 
     /// An in-memory database with one connection, for tests and throwaway state.
@@ -172,7 +182,8 @@ impl Database {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
     /// let db = livesync::Database::in_memory(livesync::Schema::default()).await?;
-    /// assert_eq!(db.execute("CREATE TABLE t(x)", ()).await?, 0);
+    /// db.execute_batch("CREATE TABLE t(x)").await?;
+    /// assert_eq!(db.execute("INSERT INTO t VALUES (1), (2)", ()).await?, 2);
     /// # Ok(()) }
     /// ```
     pub async fn in_memory(schema: Schema) -> Result<Self> {
@@ -189,7 +200,7 @@ impl Database {
 
     fn assemble(
         path: Option<PathBuf>,
-        (writer, updates): (Writer, InactiveReceiver<TableUpdates>),
+        (writer, updates): (Writer, Subscriptions),
         readers: Option<ReaderPool>,
         schema: Schema,
         checked: CheckedSchema,
@@ -349,6 +360,23 @@ impl Database {
         Ok(())
     }
 
+    /// Names of the insert-only tables, as a JSON array (for SQL `json_each`).
+    pub(crate) fn insert_only_tables(&self) -> String {
+        let schema = self
+            .inner
+            .schema
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let names: Vec<&str> = schema
+            .1
+            .tables
+            .iter()
+            .filter(|t| t.insert_only)
+            .map(|t| t.name.as_str())
+            .collect();
+        serde_json::to_string(&names).unwrap_or_else(|_| "[]".to_owned())
+    }
+
     /// The persistent client id (a UUID created with the database, kept across clears).
     pub async fn client_id(&self) -> Result<String> {
         self.read(|conn| {
@@ -369,18 +397,22 @@ impl Database {
         S: Into<String>,
     {
         let tables = tables.into_iter().map(Into::into).collect();
-        TableUpdateStream::new(self.inner.updates.activate_cloned(), Some(tables), Vec::new())
+        TableUpdateStream::new(&self.inner.updates, Some(tables), Vec::new())
     }
 
     /// A stream with one [`TableUpdates`] per committed write transaction, whatever it
     /// changed.
     pub fn watch_all_updates(&self) -> TableUpdateStream {
         let mut all: Vec<String> = {
-            let schema = self.inner.schema.read().unwrap_or_else(PoisonError::into_inner);
+            let schema = self
+                .inner
+                .schema
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
             schema.1.tables.iter().map(|t| t.view.to_string()).collect()
         };
         all.push("ps_crud".to_owned());
-        TableUpdateStream::new(self.inner.updates.activate_cloned(), None, all)
+        TableUpdateStream::new(&self.inner.updates, None, all)
     }
 
     /// Closes the database: waits for queued work, then closes every connection. Every
@@ -397,7 +429,11 @@ impl Database {
         &self,
         job: impl FnOnce(&mut WriterState) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        self.inner.writer.run(job).await.map_err(|e| self.on_file(e))
+        self.inner
+            .writer
+            .run(job)
+            .await
+            .map_err(|e| self.on_file(e))
     }
 
     fn on_file(&self, error: Error) -> Error {
@@ -419,7 +455,7 @@ impl Drop for QueryOnlyGuard<'_> {
 
 async fn start_writer(
     open: impl FnOnce(Publisher) -> Result<WriterState> + Send + 'static,
-) -> Result<(Writer, InactiveReceiver<TableUpdates>)> {
+) -> Result<(Writer, Subscriptions)> {
     let (publisher, updates) = Publisher::new();
     let writer = Writer::start("livesync-writer", move || open(publisher)).await?;
     Ok((writer, updates))
@@ -439,6 +475,7 @@ fn prepare_writer(
         publisher,
     };
     apply_in_transaction(&mut state, schema)?;
+    state.tracker.load_counters(&state.conn)?;
     // Setting up the schema is not an app change worth announcing.
     state.tracker.take_committed();
     Ok(state)

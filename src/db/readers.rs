@@ -52,9 +52,7 @@ impl ReaderPool {
                         }
                     }
                 })
-                .map_err(|e| {
-                    Error::UnexpectedData(format!("cannot start a reader thread: {e}"))
-                })?;
+                .map_err(|e| Error::UnexpectedData(format!("cannot start a reader thread: {e}")))?;
             opened.await.map_err(|_| Error::Closed)??;
         }
         Ok(Self {
@@ -85,7 +83,12 @@ impl ReaderPool {
 
     /// Stops accepting reads; queued reads still run, then the threads close their connections.
     pub(super) fn close(&self) {
-        drop(self.jobs.lock().unwrap_or_else(PoisonError::into_inner).take());
+        drop(
+            self.jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
 }
 
@@ -93,7 +96,8 @@ fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::while_opening(e, path))?;
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|e| Error::while_opening(e, path))?;
     conn.busy_timeout(busy_timeout)?;
     Arc::new(ChangeTracker::default()).register_functions(&conn)?;
     Ok(conn)

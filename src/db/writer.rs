@@ -9,6 +9,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -56,7 +57,9 @@ impl Writer {
                     Ok(Err(e)) => return drop(ready.send(Err(e))),
                     Err(panic) => return drop(ready.send(Err(panicked(panic)))),
                 };
-                while let Ok(job) = inbox.recv() {
+                let mut busy = false;
+                while let Some((job, arrived_quickly)) = next_job(&inbox, busy) {
+                    busy = arrived_quickly;
                     job(&mut state);
                 }
                 drop(state);
@@ -77,7 +80,8 @@ impl Writer {
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         let boxed: Job = Box::new(move |state: &mut WriterState| {
-            let result = catch_unwind(AssertUnwindSafe(|| job(state))).unwrap_or_else(|p| Err(panicked(p)));
+            let result =
+                catch_unwind(AssertUnwindSafe(|| job(state))).unwrap_or_else(|p| Err(panicked(p)));
             finish_job(state);
             let _ = reply.send(result);
         });
@@ -91,7 +95,12 @@ impl Writer {
 
     /// Stops accepting jobs and waits until the queued ones ran and the connection closed.
     pub(super) async fn close(&self) {
-        drop(self.jobs.lock().unwrap_or_else(PoisonError::into_inner).take());
+        drop(
+            self.jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
         let exited = self
             .exited
             .lock()
@@ -101,6 +110,32 @@ impl Writer {
             let _ = exited.await;
         }
     }
+}
+
+/// How long a busy writer keeps polling for a follow-up job before it sleeps. Apps often
+/// issue writes back to back (a loop of `execute().await`); catching the next one without
+/// a sleep/wake-up cycle of the thread saves tens of microseconds per write.
+const SPIN_FOR_NEXT_JOB: Duration = Duration::from_micros(50);
+
+/// The next job (and whether it arrived within the spin window), or `None` once every
+/// handle is gone. The writer only spins while `busy`: when jobs trickle in, spinning
+/// would just take a core from the tasks the last commit woke up.
+fn next_job(inbox: &mpsc::Receiver<Job>, busy: bool) -> Option<(Job, bool)> {
+    let started = Instant::now();
+    if busy {
+        loop {
+            match inbox.try_recv() {
+                Ok(job) => return Some((job, true)),
+                Err(mpsc::TryRecvError::Disconnected) => return None,
+                Err(mpsc::TryRecvError::Empty) if started.elapsed() < SPIN_FOR_NEXT_JOB => {
+                    std::thread::yield_now();
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+            }
+        }
+    }
+    let job = inbox.recv().ok()?;
+    Some((job, started.elapsed() < SPIN_FOR_NEXT_JOB))
 }
 
 /// After every job: never leave a transaction open across jobs, then publish what the

@@ -124,7 +124,12 @@ pub(crate) fn data_table_view_names(schema: &CheckedSchema) -> HashMap<String, S
     schema
         .tables
         .iter()
-        .map(|t| (data_table_name(t.name.as_str(), t.local_only), t.view.to_string()))
+        .map(|t| {
+            (
+                data_table_name(t.name.as_str(), t.local_only),
+                t.view.to_string(),
+            )
+        })
         .collect()
 }
 
@@ -157,7 +162,6 @@ fn run_internal_migrations(conn: &Connection) -> Result<()> {
     }
     if version < 1 {
         exec(conn, sql::INTERNAL_TABLES_V1)?;
-        exec(conn, sql::GATE_TRIGGER)?;
         exec(conn, sql::NEW_CLIENT_ID)?;
         exec(
             conn,
@@ -223,7 +227,8 @@ impl Inventory {
         for row in rows {
             let (kind, name, table, object_sql) = row?;
             let folded = name.to_ascii_lowercase();
-            let is_data_table = |n: &str| n.starts_with("ps_data__") || n.starts_with("ps_data_local__");
+            let is_data_table =
+                |n: &str| n.starts_with("ps_data__") || n.starts_with("ps_data_local__");
             match kind.as_str() {
                 "table" if is_data_table(&name) => {
                     inventory.data_tables.insert(name);
@@ -266,8 +271,10 @@ impl Inventory {
 /// Reads the persistent client id created by the first migration.
 pub(crate) fn client_id(conn: &Connection) -> Result<Option<String>> {
     Ok(conn
-        .query_row("SELECT value FROM ps_kv WHERE key = 'client_id'", [], |row| {
-            row.get(0)
-        })
+        .query_row(
+            "SELECT value FROM ps_kv WHERE key = 'client_id'",
+            [],
+            |row| row.get(0),
+        )
         .optional()?)
 }

@@ -88,7 +88,17 @@ mod tests {
         for ok in ["a", "_x", "Todo_Items2", "order"] {
             assert!(Identifier::parse("table", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "1a", "a b", "a;b", "a\"b", "a.b", "é", "a-b", "todos; DROP TABLE x"] {
+        for bad in [
+            "",
+            "1a",
+            "a b",
+            "a;b",
+            "a\"b",
+            "a.b",
+            "é",
+            "a-b",
+            "todos; DROP TABLE x",
+        ] {
             assert!(Identifier::parse("table", bad).is_err(), "{bad}");
         }
         assert!(Identifier::parse_unreserved("table", "ps_data").is_err());

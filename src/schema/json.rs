@@ -105,7 +105,12 @@ pub(super) fn from_json(json: &str) -> Result<Schema> {
             let columns = t
                 .columns
                 .iter()
-                .map(|c| Ok(Column::new(&c.name, column_type(&t.name, &c.name, &c.column_type)?)))
+                .map(|c| {
+                    Ok(Column::new(
+                        &c.name,
+                        column_type(&t.name, &c.name, &c.column_type)?,
+                    ))
+                })
                 .collect::<Result<Vec<_>>>()?;
             let indexes = t
                 .indexes

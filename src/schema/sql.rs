@@ -102,7 +102,13 @@ pub(crate) fn triggers(table: &CheckedTable) -> Vec<TriggerSql> {
     }
 }
 
-fn trigger(kind: &str, table: &CheckedTable, event: &str, when: &str, body: &[String]) -> TriggerSql {
+fn trigger(
+    kind: &str,
+    table: &CheckedTable,
+    event: &str,
+    when: &str,
+    body: &[String],
+) -> TriggerSql {
     let name = format!("ps_view_{kind}_{}", table.view);
     let sql = format!(
         "CREATE TRIGGER \"{name}\" INSTEAD OF {event} ON {} FOR EACH ROW{when} BEGIN\n  {};\nEND",
@@ -116,51 +122,74 @@ fn all_columns(table: &CheckedTable) -> impl Iterator<Item = &super::Identifier>
     table.columns.iter().map(|(c, _)| c)
 }
 
-/// Statements that give the current SQLite transaction its upload transaction id (once,
-/// on its first recorded write) and then append `entry_sql` to the queue.
-fn record_entry(entry_sql: &str, condition: &str) -> [String; 2] {
-    [
-        // Allocation is keyed on a token unique to the running SQLite transaction, kept in
-        // ps_tx itself: a rolled-back transaction (or savepoint) undoes the token with the
-        // allocation, so ids are never skipped twice nor shared across transactions.
-        "UPDATE ps_tx SET current_tx = next_tx, next_tx = next_tx + 1, txn_token = livesync_txn_token() \
-         WHERE id = 1 AND txn_token IS NOT livesync_txn_token()"
-            .to_owned(),
-        format!(
-            "INSERT INTO ps_crud(tx_id, data) SELECT current_tx, {entry_sql} FROM ps_tx WHERE id = 1{condition}"
-        ),
-    ]
+/// Sorted columns, so generated argument lists (and the JSON built from them) come out
+/// in key order.
+fn sorted_columns(table: &CheckedTable) -> Vec<&super::Identifier> {
+    let mut columns: Vec<&super::Identifier> = all_columns(table).collect();
+    columns.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    columns
 }
 
-/// Side effects of a recorded entry: re-derive the row at the next full sync apply, and
-/// close the download gate until the write has been uploaded and acknowledged.
-fn mark_pending(table: &CheckedTable, id_expr: &str, condition: &str) -> [String; 2] {
-    let where_clause = if condition.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE 1{condition}")
-    };
-    [
-        format!(
-            "INSERT OR IGNORE INTO ps_updated_rows(row_type, row_id) SELECT '{}', {id_expr}{where_clause}",
-            table.name
-        ),
-        format!(
-            "UPDATE ps_tx SET gate_token = livesync_txn_token() WHERE id = 1 AND gate_token IS NOT livesync_txn_token(){condition}"
-        ),
-    ]
+/// Appends one entry to the upload queue. Ids come from the writer's counters
+/// (`db::hooks`): `livesync_crud_id()` is monotonic and never reused,
+/// `livesync_tx_id()` is the running SQLite transaction's upload transaction id. Keeping
+/// both out of SQL tables makes a recorded write cost one queue insert and no extra
+/// statement; the counters are persisted in `ps_tx` when uploads complete.
+///
+/// The download gate and the rows to re-derive at the next full sync apply are settled
+/// when the upload completes (`crud.rs`): no apply can happen while entries are queued,
+/// so the outcome is the same as marking them here.
+fn enqueue(entry_sql: &str, condition: Option<&str>) -> Vec<String> {
+    match condition {
+        None => vec![format!(
+            "INSERT INTO ps_crud(id, tx_id, data) VALUES (livesync_crud_id(), livesync_tx_id(), {entry_sql})"
+        )],
+        Some(condition) => vec![
+            // The transaction id is consumed even when the write is skipped.
+            "SELECT livesync_tx_id()".to_owned(),
+            format!(
+                "INSERT INTO ps_crud(id, tx_id, data) SELECT livesync_crud_id(), livesync_tx_id(), {entry_sql} WHERE {condition}"
+            ),
+        ],
+    }
 }
+
+/// The data-table insert, refusing rows without a text id (the check is folded into the
+/// insert so it costs no statement of its own).
+fn insert_checked(data_table: &str, new_json: &str) -> String {
+    format!(
+        "INSERT INTO \"{data_table}\"(id, data) VALUES (CASE WHEN NEW.id IS NULL THEN RAISE(ABORT, 'id is required') \
+         WHEN typeof(NEW.id) != 'text' THEN RAISE(ABORT, 'id should be text') ELSE NEW.id END, {new_json})"
+    )
+}
+
+const CHECK_ID: &str = "SELECT CASE WHEN NEW.id IS NULL THEN RAISE(ABORT, 'id is required') \
+     WHEN typeof(NEW.id) != 'text' THEN RAISE(ABORT, 'id should be text') END";
+const CHECK_ID_UNCHANGED: &str =
+    "SELECT CASE WHEN OLD.id != NEW.id THEN RAISE(ABORT, 'Cannot update id') END";
 
 fn synced_triggers(table: &CheckedTable) -> Vec<TriggerSql> {
     let data_table = table.data_table();
     let name = table.name.as_str();
-    let new_json = json_object_of("NEW", all_columns(table));
-    let old_json = json_object_of("OLD", all_columns(table));
+    let columns = sorted_columns(table);
+    let new_json = json_object_of("NEW", columns.iter().copied());
     let metadata = if table.track_metadata {
         "NEW.\"_metadata\""
     } else {
         "NULL"
     };
+    let put_args: String = columns
+        .iter()
+        .map(|c| format!(", '{c}', NEW.{}", c.quoted()))
+        .collect();
+    let patch_args: String = columns
+        .iter()
+        .map(|c| format!(", '{c}', OLD.{q}, NEW.{q}", q = c.quoted()))
+        .collect();
+    let differs_args: Vec<String> = columns
+        .iter()
+        .map(|c| format!("OLD.{q}, NEW.{q}", q = c.quoted()))
+        .collect();
 
     // Previous values for UPDATE (possibly only the changed ones) and for DELETE.
     let (old_for_update, old_for_delete) = match &table.previous_values {
@@ -181,45 +210,31 @@ fn synced_triggers(table: &CheckedTable) -> Vec<TriggerSql> {
         }
     };
 
-    let mut insert_body = vec![
-        "SELECT CASE WHEN NEW.id IS NULL THEN RAISE(ABORT, 'id is required') \
-         WHEN typeof(NEW.id) != 'text' THEN RAISE(ABORT, 'id should be text') END"
-            .to_owned(),
-        format!("INSERT INTO \"{data_table}\"(id, data) VALUES (NEW.id, {new_json})"),
-    ];
-    insert_body.extend(record_entry(
-        &format!(
-            "livesync_crud_entry('PUT', '{name}', NEW.id, json_patch('{{}}', {new_json}), NULL, {metadata})"
-        ),
-        "",
+    let mut insert_body = vec![insert_checked(&data_table, &new_json)];
+    insert_body.extend(enqueue(
+        &format!("livesync_put_entry('{name}', NEW.id, {metadata}{put_args})"),
+        None,
     ));
-    insert_body.extend(mark_pending(table, "NEW.id", ""));
 
-    let diff = format!("livesync_diff({old_json}, {new_json})");
-    let skip_empty = if table.ignore_empty_update {
-        format!(" AND {diff} != '{{}}'")
-    } else {
-        String::new()
-    };
+    // An update is empty exactly when every column keeps its value.
+    let changed = format!("livesync_differs({})", differs_args.join(", "));
     let mut update_body = vec![
-        "SELECT CASE WHEN OLD.id != NEW.id THEN RAISE(ABORT, 'Cannot update id') END".to_owned(),
+        CHECK_ID_UNCHANGED.to_owned(),
         format!("UPDATE \"{data_table}\" SET data = {new_json} WHERE id = NEW.id"),
     ];
-    update_body.extend(record_entry(
-        &format!("livesync_crud_entry('PATCH', '{name}', NEW.id, {diff}, {old_for_update}, {metadata})"),
-        &skip_empty,
+    update_body.extend(enqueue(
+        &format!(
+            "livesync_patch_entry('{name}', NEW.id, {metadata}, {old_for_update}{patch_args})"
+        ),
+        table.ignore_empty_update.then_some(changed.as_str()),
     ));
-    update_body.extend(mark_pending(table, "NEW.id", &skip_empty));
 
     let delete_body = |metadata: &str| {
         let mut body = vec![format!("DELETE FROM \"{data_table}\" WHERE id = OLD.id")];
-        body.extend(record_entry(
-            &format!(
-                "livesync_crud_entry('DELETE', '{name}', OLD.id, NULL, {old_for_delete}, {metadata})"
-            ),
-            "",
+        body.extend(enqueue(
+            &format!("livesync_crud_entry('DELETE', '{name}', OLD.id, NULL, {old_for_delete}, {metadata})"),
+            None,
         ));
-        body.extend(mark_pending(table, "OLD.id", ""));
         body
     };
 
@@ -250,18 +265,14 @@ fn synced_triggers(table: &CheckedTable) -> Vec<TriggerSql> {
 
 fn insert_only_trigger(table: &CheckedTable) -> TriggerSql {
     let new_json = json_object_of("NEW", all_columns(table));
-    let mut body = vec![
-        "SELECT CASE WHEN NEW.id IS NULL THEN RAISE(ABORT, 'id is required') \
-         WHEN typeof(NEW.id) != 'text' THEN RAISE(ABORT, 'id should be text') END"
-            .to_owned(),
-    ];
-    // Insert-only rows are never stored locally and do not close the download gate.
-    body.extend(record_entry(
+    // Insert-only rows are never stored locally; the entry keeps the official key order.
+    let mut body = vec![CHECK_ID.to_owned()];
+    body.extend(enqueue(
         &format!(
             "json_object('op', 'PUT', 'type', '{}', 'id', NEW.id, 'data', json(json_patch('{{}}', {new_json})))",
             table.name
         ),
-        "",
+        None,
     ));
     trigger("insert", table, "INSERT", "", &body)
 }
@@ -285,8 +296,7 @@ fn local_only_triggers(table: &CheckedTable) -> Vec<TriggerSql> {
             "UPDATE",
             "",
             &[
-                "SELECT CASE WHEN OLD.id != NEW.id THEN RAISE(ABORT, 'Cannot update id') END"
-                    .to_owned(),
+                CHECK_ID_UNCHANGED.to_owned(),
                 format!("UPDATE \"{data_table}\" SET data = {new_json} WHERE id = NEW.id"),
             ],
         ),
@@ -303,9 +313,11 @@ fn local_only_triggers(table: &CheckedTable) -> Vec<TriggerSql> {
 /// The internal tables, created once by the first internal migration.
 pub(crate) const INTERNAL_TABLES_V1: &str = concat!(
     "CREATE TABLE ps_kv(key TEXT PRIMARY KEY NOT NULL, value BLOB);\n",
-    "CREATE TABLE ps_crud(id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT, tx_id INTEGER);\n",
-    "CREATE TABLE ps_tx(id INTEGER PRIMARY KEY NOT NULL, current_tx INTEGER, next_tx INTEGER, txn_token INTEGER, gate_token INTEGER);\n",
-    "INSERT INTO ps_tx(id, current_tx, next_tx) VALUES (1, NULL, 1);\n",
+    // Entry ids come from a monotonic counter (see `enqueue`), hence no AUTOINCREMENT.
+    "CREATE TABLE ps_crud(id INTEGER PRIMARY KEY, data TEXT, tx_id INTEGER);\n",
+    // High-water marks of the id counters, persisted when uploads complete.
+    "CREATE TABLE ps_tx(id INTEGER PRIMARY KEY NOT NULL, next_tx INTEGER NOT NULL, next_crud_id INTEGER NOT NULL);\n",
+    "INSERT INTO ps_tx(id, next_tx, next_crud_id) VALUES (1, 1, 1);\n",
     "CREATE TABLE ps_updated_rows(row_type TEXT, row_id TEXT, PRIMARY KEY(row_type, row_id)) STRICT, WITHOUT ROWID;\n",
     "CREATE TABLE ps_untyped(type TEXT NOT NULL, id TEXT NOT NULL, data TEXT, PRIMARY KEY(type, id));\n",
     "CREATE TABLE ps_buckets(id INTEGER PRIMARY KEY, name TEXT NOT NULL, last_applied_op INTEGER NOT NULL DEFAULT 0, \
@@ -321,26 +333,8 @@ pub(crate) const INTERNAL_TABLES_V1: &str = concat!(
     "CREATE TABLE ps_sync_state(priority INTEGER NOT NULL PRIMARY KEY, last_synced_at INTEGER NOT NULL) STRICT;\n",
 );
 
-/// Once per SQLite transaction with a recorded write: close the download gate.
-pub(crate) const GATE_TRIGGER: &str = concat!(
-    "CREATE TRIGGER ps_tx_close_gate AFTER UPDATE OF gate_token ON ps_tx BEGIN\n",
-    "  INSERT OR REPLACE INTO ps_kv(key, value) VALUES ('target_checkpoint_request_id', ",
-    "9223372036854775807",
-    ");\n",
-    "  DELETE FROM ps_kv WHERE key IN ('last_seen_checkpoint_request_id', 'last_applied_checkpoint_request_id');\n",
-    "END"
-);
-
 /// A random UUID v4 in SQL, for the persistent `client_id`.
 pub(crate) const NEW_CLIENT_ID: &str = "INSERT INTO ps_kv(key, value) VALUES ('client_id', \
      lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) \
      || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) \
      || '-' || lower(hex(randomblob(6))))";
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn gate_constant_matches_the_trigger() {
-        assert!(super::GATE_TRIGGER.contains(&super::GATE_PENDING.to_string()));
-    }
-}

@@ -23,7 +23,10 @@ pub fn tv12_schema() -> Schema {
             ],
         )
         .view_name("my_todos")
-        .index(Index::new("by_desc", [IndexColumn::descending("description")]))
+        .index(Index::new(
+            "by_desc",
+            [IndexColumn::descending("description")],
+        ))
         .track_metadata()
         .ignore_empty_update()
         .track_previous_values(TrackPreviousValues::columns(["description"]).only_when_changed()),
