@@ -242,3 +242,28 @@ async fn file_databases_use_wal_and_normal_sync() {
         .unwrap();
     assert_eq!(sync, 1, "NORMAL");
 }
+
+#[test]
+fn the_store_needs_no_particular_async_runtime() {
+    // Everything runs on livesync's own threads: a plain executor is enough.
+    futures::executor::block_on(async {
+        use futures::StreamExt;
+        let db = Database::in_memory(todo_schema()).await.unwrap();
+        let mut updates = db.watch_tables(["todos"]);
+        db.execute("INSERT INTO todos(id) VALUES ('x')", ())
+            .await
+            .unwrap();
+        assert!(updates.next().await.unwrap().contains("todos"));
+        db.close().await;
+    });
+}
+
+#[test]
+fn the_user_agent_names_the_crate_version_and_platform() {
+    assert!(livesync::USER_AGENT.starts_with(&format!("livesync/{} (", env!("CARGO_PKG_VERSION"))));
+    assert!(
+        livesync::USER_AGENT.contains(std::env::consts::ARCH),
+        "{}",
+        livesync::USER_AGENT
+    );
+}

@@ -158,10 +158,10 @@ impl Database {
                     tracing::warn!(journal, "the database could not switch to WAL mode");
                 }
                 // A larger page cache keeps big write transactions from spilling dirty pages
-                // to the WAL mid-transaction; statement journals stay in memory.
-                conn.execute_batch(
-                    "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY",
-                )?;
+                // to the WAL mid-transaction. (temp_store stays FILE on purpose: its statement
+                // journals buffer 64 KiB in one chunk before touching a file, while MEMORY
+                // journals allocate per KiB and made every trigger-backed write ~25% dearer.)
+                conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768")?;
                 prepare_writer(conn, &checked, publisher).map_err(|e| e.on_file(&path))
             })
             .await?
