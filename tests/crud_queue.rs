@@ -303,3 +303,40 @@ async fn previous_values_and_metadata_reach_the_entry() {
     );
     assert_eq!(entries[2].metadata, None);
 }
+
+#[tokio::test]
+async fn entries_stay_valid_json_for_any_text_and_number() {
+    let db = Database::in_memory(todo_schema()).await.unwrap();
+    let tricky = "quote \" backslash \\ newline \n tab \t bell \u{7} unicode é✓";
+    db.execute(
+        "INSERT INTO todos(id, description, done) VALUES (?1, ?2, ?3)",
+        (tricky.to_string(), tricky.to_string(), i64::MIN),
+    )
+    .await
+    .unwrap();
+    db.execute("UPDATE todos SET done = 2.5", ()).await.unwrap();
+    let entries: Vec<_> = db
+        .crud_transactions()
+        .map(|t| t.unwrap().crud.remove(0))
+        .collect()
+        .await;
+    assert_eq!(entries[0].id, tricky);
+    assert_eq!(
+        json!(entries[0].data),
+        json!({"description": tricky, "done": i64::MIN})
+    );
+    assert_eq!(json!(entries[1].data), json!({"done": 2.5}));
+    // Blobs cannot be represented in JSON: a clear error, nothing recorded.
+    let err = db
+        .execute(
+            "INSERT INTO todos(id, description) VALUES ('b', x'00ff')",
+            (),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("BLOB"), "{err}");
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM ps_crud").await,
+        vec![vec!["2"]]
+    );
+}

@@ -215,56 +215,126 @@ pub(crate) fn json_diff(
     diff
 }
 
-/// Appends `text` as a JSON string literal.
-fn push_json_string(out: &mut String, text: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, byte) in text.bytes().enumerate() {
-        let escape = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&text[start..i]);
-        if escape.is_empty() {
-            out.push_str(&format!("\\u{byte:04x}"));
-        } else {
-            out.push_str(escape);
-        }
-        start = i + 1;
+/// JSON text built byte by byte and handed to SQLite as TEXT.
+///
+/// Text from SQLite is UTF-8 by contract and only ASCII bytes ever need escaping, so the
+/// builder copies bytes without re-validating them (as SQLite's own JSON functions do);
+/// this runs once per written row.
+struct JsonText(Vec<u8>);
+
+impl rusqlite::ToSql for JsonText {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(ValueRef::Text(
+            &self.0,
+        )))
     }
-    out.push_str(&text[start..]);
-    out.push('"');
 }
 
-fn text_of<'a>(value: ValueRef<'a>) -> rusqlite::Result<&'a str> {
+impl JsonText {
+    /// `{"op":<op>,"id":<id>,"type":<table>` — the common start of every entry.
+    fn entry(op: &[u8], table: &[u8], id: ValueRef<'_>) -> rusqlite::Result<Self> {
+        let mut json = Self(Vec::with_capacity(160));
+        json.raw(b"{\"op\":");
+        json.string(op);
+        json.raw(b",\"id\":");
+        json.value(id)?;
+        json.raw(b",\"type\":");
+        json.string(table);
+        Ok(json)
+    }
+
+    fn raw(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// Appends `text` as a JSON string literal.
+    fn string(&mut self, text: &[u8]) {
+        self.0.push(b'"');
+        let mut rest = text;
+        while let Some(at) = rest
+            .iter()
+            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        {
+            self.0.extend_from_slice(&rest[..at]);
+            match rest[at] {
+                b'"' => self.raw(b"\\\""),
+                b'\\' => self.raw(b"\\\\"),
+                b'\n' => self.raw(b"\\n"),
+                b'\r' => self.raw(b"\\r"),
+                b'\t' => self.raw(b"\\t"),
+                control => self.raw(format!("\\u{control:04x}").as_bytes()),
+            }
+            rest = &rest[at + 1..];
+        }
+        self.0.extend_from_slice(rest);
+        self.0.push(b'"');
+    }
+
+    /// Appends an SQL value as JSON, the way SQLite's `json_object` renders it (reals keep
+    /// their decimal point, so `1.0` stays distinct from `1`).
+    fn value(&mut self, value: ValueRef<'_>) -> rusqlite::Result<()> {
+        use std::io::Write;
+        match value {
+            ValueRef::Null => self.raw(b"null"),
+            ValueRef::Integer(i) => {
+                let _ = write!(self.0, "{i}");
+            }
+            ValueRef::Real(r) if r.is_finite() => {
+                let _ = write!(self.0, "{r:?}");
+            }
+            ValueRef::Real(_) => self.raw(b"null"),
+            ValueRef::Text(text) => self.string(text),
+            ValueRef::Blob(_) => return Err(user_error("JSON cannot hold BLOB values")),
+        }
+        Ok(())
+    }
+
+    /// Appends `"key":value` pairs as an object: `pairs` yields key and value.
+    fn object<'a>(
+        &mut self,
+        pairs: impl Iterator<Item = (ValueRef<'a>, ValueRef<'a>)>,
+    ) -> rusqlite::Result<()> {
+        self.0.push(b'{');
+        let mut first = true;
+        for (key, value) in pairs {
+            if !first {
+                self.0.push(b',');
+            }
+            first = false;
+            self.string(text_of(key)?);
+            self.0.push(b':');
+            self.value(value)?;
+        }
+        self.0.push(b'}');
+        Ok(())
+    }
+
+    /// Appends `,"metadata":"..."` unless the value is NULL, then closes the entry.
+    fn finish(mut self, metadata: ValueRef<'_>) -> rusqlite::Result<Self> {
+        match metadata {
+            ValueRef::Null => {}
+            ValueRef::Text(text) => {
+                self.raw(b",\"metadata\":");
+                self.string(text);
+            }
+            other => {
+                // Metadata is a string on the wire; render numbers as their text.
+                let mut rendered = Self(Vec::new());
+                rendered.value(other)?;
+                self.raw(b",\"metadata\":");
+                self.string(&rendered.0);
+            }
+        }
+        self.0.push(b'}');
+        Ok(self)
+    }
+}
+
+fn text_of(value: ValueRef<'_>) -> rusqlite::Result<&[u8]> {
     match value {
-        ValueRef::Text(t) => std::str::from_utf8(t).map_err(|e| rusqlite::Error::Utf8Error(0, e)),
+        ValueRef::Text(text) => Ok(text),
         _ => Err(user_error("expected a text argument")),
     }
-}
-
-/// Appends an SQL value as JSON, the way SQLite's `json_object` renders it (reals keep
-/// their decimal point, so `1.0` stays distinct from `1`).
-fn push_sql_value(out: &mut String, value: ValueRef<'_>) -> rusqlite::Result<()> {
-    use std::fmt::Write;
-    match value {
-        ValueRef::Null => out.push_str("null"),
-        ValueRef::Integer(i) => {
-            let _ = write!(out, "{i}");
-        }
-        ValueRef::Real(r) if r.is_finite() => {
-            let _ = write!(out, "{r:?}");
-        }
-        ValueRef::Real(_) => out.push_str("null"),
-        ValueRef::Text(_) => push_json_string(out, text_of(value)?),
-        ValueRef::Blob(_) => return Err(user_error("JSON cannot hold BLOB values")),
-    }
-    Ok(())
 }
 
 /// JSON value equality of two SQL values: `1` and `1.0` differ, NULL equals NULL.
@@ -278,72 +348,31 @@ fn same_value(a: ValueRef<'_>, b: ValueRef<'_>) -> bool {
     }
 }
 
-/// `{"op":<op>,"id":<id>,"type":<table>` — the common start of every entry.
-fn entry_head(op: &str, table: &str, id: ValueRef<'_>) -> rusqlite::Result<String> {
-    let mut out = String::with_capacity(128);
-    out.push_str("{\"op\":\"");
-    out.push_str(op);
-    out.push_str("\",\"id\":");
-    push_sql_value(&mut out, id)?;
-    out.push_str(",\"type\":");
-    push_json_string(&mut out, table);
-    Ok(out)
-}
-
-/// Appends `,"metadata":"..."` unless the value is NULL, then closes the entry.
-fn entry_tail(mut out: String, metadata: ValueRef<'_>) -> rusqlite::Result<String> {
-    match metadata {
-        ValueRef::Null => {}
-        ValueRef::Text(_) => {
-            out.push_str(",\"metadata\":");
-            push_json_string(&mut out, text_of(metadata)?);
-        }
-        other => {
-            // Metadata is a string on the wire; render numbers as their text.
-            let mut rendered = String::new();
-            push_sql_value(&mut rendered, other)?;
-            out.push_str(",\"metadata\":");
-            push_json_string(&mut out, &rendered);
-        }
-    }
-    out.push('}');
-    Ok(out)
-}
-
 /// `livesync_put_entry(table, id, metadata, key1, value1, ...)`: a PUT entry whose data
 /// holds the non-NULL values. Keys arrive sorted (the SQL generator sorts them).
 ///
 /// Building the entry straight from the SQL values, in one pass, is what keeps CRUD
 /// capture cheap: this runs once per inserted row.
-fn put_entry_json(ctx: &Context<'_>) -> rusqlite::Result<String> {
+fn put_entry_json(ctx: &Context<'_>) -> rusqlite::Result<JsonText> {
     if ctx.len() < 3 || ctx.len().is_multiple_of(2) {
         return Err(user_error("livesync_put_entry: bad argument count"));
     }
-    let mut out = entry_head("PUT", text_of(ctx.get_raw(0))?, ctx.get_raw(1))?;
-    out.push_str(",\"data\":{");
-    let mut first = true;
-    for pair in (3..ctx.len()).step_by(2) {
-        let value = ctx.get_raw(pair + 1);
-        if matches!(value, ValueRef::Null) {
-            continue;
-        }
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        push_json_string(&mut out, text_of(ctx.get_raw(pair))?);
-        out.push(':');
-        push_sql_value(&mut out, value)?;
-    }
-    out.push('}');
-    entry_tail(out, ctx.get_raw(2))
+    let mut json = JsonText::entry(b"PUT", text_of(ctx.get_raw(0))?, ctx.get_raw(1))?;
+    json.raw(b",\"data\":");
+    json.object(
+        (3..ctx.len())
+            .step_by(2)
+            .map(|i| (ctx.get_raw(i), ctx.get_raw(i + 1)))
+            .filter(|(_, value)| !matches!(value, ValueRef::Null)),
+    )?;
+    json.finish(ctx.get_raw(2))
 }
 
 /// `livesync_patch_entry(table, id, metadata, old_json, key1, old1, new1, ...)`: a PATCH
 /// entry whose data is the PowerSync diff of the old and new values (see [`json_diff`]),
 /// computed on the SQL values directly. `old_json` (previous values) is spliced in when
 /// not NULL.
-fn patch_entry_json(ctx: &Context<'_>) -> rusqlite::Result<String> {
+fn patch_entry_json(ctx: &Context<'_>) -> rusqlite::Result<JsonText> {
     if ctx.len() < 4 || !(ctx.len() - 4).is_multiple_of(3) {
         return Err(user_error("livesync_patch_entry: bad argument count"));
     }
@@ -351,50 +380,42 @@ fn patch_entry_json(ctx: &Context<'_>) -> rusqlite::Result<String> {
     let old_all_null = triples
         .clone()
         .all(|i| matches!(ctx.get_raw(i + 1), ValueRef::Null));
-    let mut out = entry_head("PATCH", text_of(ctx.get_raw(0))?, ctx.get_raw(1))?;
-    out.push_str(",\"data\":{");
-    let mut first = true;
-    for i in triples {
-        let (old, new) = (ctx.get_raw(i + 1), ctx.get_raw(i + 2));
-        let include = match (old, new) {
-            (_, ValueRef::Null) => !matches!(old, ValueRef::Null),
-            _ => old_all_null || !same_value(old, new),
-        };
-        if !include {
-            continue;
-        }
-        if !first {
-            out.push(',');
-        }
-        first = false;
-        push_json_string(&mut out, text_of(ctx.get_raw(i))?);
-        out.push(':');
-        push_sql_value(&mut out, new)?;
+    let mut json = JsonText::entry(b"PATCH", text_of(ctx.get_raw(0))?, ctx.get_raw(1))?;
+    json.raw(b",\"data\":");
+    json.object(
+        triples
+            .filter(|&i| {
+                let (old, new) = (ctx.get_raw(i + 1), ctx.get_raw(i + 2));
+                match new {
+                    ValueRef::Null => !matches!(old, ValueRef::Null),
+                    _ => old_all_null || !same_value(old, new),
+                }
+            })
+            .map(|i| (ctx.get_raw(i), ctx.get_raw(i + 2))),
+    )?;
+    if let ValueRef::Text(old) = ctx.get_raw(3) {
+        json.raw(b",\"old\":");
+        json.raw(old);
     }
-    out.push('}');
-    if let ValueRef::Text(_) = ctx.get_raw(3) {
-        out.push_str(",\"old\":");
-        out.push_str(text_of(ctx.get_raw(3))?);
-    }
-    entry_tail(out, ctx.get_raw(2))
+    json.finish(ctx.get_raw(2))
 }
 
 /// `livesync_crud_entry(op, type, id, data, old, metadata)`: the JSON text stored in
 /// `ps_crud.data`, with `data`, `old` and `metadata` present only when not NULL. `data`
 /// and `old` are JSON text from SQLite's JSON functions and are spliced in unparsed.
-fn crud_entry_json(ctx: &Context<'_>) -> rusqlite::Result<String> {
-    let mut out = entry_head(
+fn crud_entry_json(ctx: &Context<'_>) -> rusqlite::Result<JsonText> {
+    let mut json = JsonText::entry(
         text_of(ctx.get_raw(0))?,
         text_of(ctx.get_raw(1))?,
         ctx.get_raw(2),
     )?;
-    for (index, key) in [(3, ",\"data\":"), (4, ",\"old\":")] {
-        if let ValueRef::Text(_) = ctx.get_raw(index) {
-            out.push_str(key);
-            out.push_str(text_of(ctx.get_raw(index))?);
+    for (index, key) in [(3, &b",\"data\":"[..]), (4, &b",\"old\":"[..])] {
+        if let ValueRef::Text(text) = ctx.get_raw(index) {
+            json.raw(key);
+            json.raw(text);
         }
     }
-    entry_tail(out, ctx.get_raw(5))
+    json.finish(ctx.get_raw(5))
 }
 
 #[cfg(test)]
