@@ -176,11 +176,11 @@ fn next_transaction(
     let mut tx_id = None;
     while let Some(row) = rows.next()? {
         let (id, row_tx): (i64, Option<i64>) = (row.get(0)?, row.get(1)?);
-        if let Some(last) = entries.last() {
-            // A transaction is a run of consecutive ids with the same (non-null) tx_id.
-            if row_tx.is_none() || row_tx != tx_id || id != last.client_id + 1 {
-                break;
-            }
+        if !entries.is_empty() && (row_tx.is_none() || row_tx != tx_id) {
+            // A transaction is the run of queued entries sharing one (non-null) tx_id.
+            // Entry ids may skip inside it (a rolled-back savepoint or a failed statement
+            // consumed some), so they are not required to be consecutive.
+            break;
         }
         tx_id = row_tx;
         let data: String = row.get(2)?;

@@ -340,3 +340,90 @@ async fn entries_stay_valid_json_for_any_text_and_number() {
         vec![vec!["2"]]
     );
 }
+
+#[tokio::test]
+async fn a_savepoint_rolled_back_mid_transaction_keeps_one_upload_transaction() {
+    let db = Database::in_memory(todo_schema()).await.unwrap();
+    db.transaction(|tx| {
+        tx.execute_batch(
+            "INSERT INTO todos(id) VALUES ('a');
+             SAVEPOINT s; INSERT INTO todos(id) VALUES ('b'); ROLLBACK TO s; RELEASE s;
+             INSERT INTO todos(id) VALUES ('c');",
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let tx = db.get_next_crud_transaction().await.unwrap().unwrap();
+    assert_eq!(
+        tx.crud.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["a", "c"]
+    );
+    tx.complete().await.unwrap();
+    assert!(db.get_next_crud_transaction().await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn writes_that_change_nothing_locally_queue_nothing() {
+    let db = Database::in_memory(todo_schema()).await.unwrap();
+    db.execute("INSERT INTO todos(id, description) VALUES ('a', 'x')", ())
+        .await
+        .unwrap();
+    db.execute(
+        "INSERT OR IGNORE INTO todos(id, description) VALUES ('a', 'y')",
+        (),
+    )
+    .await
+    .unwrap();
+    db.execute("UPDATE todos SET done = 1 WHERE id = 'missing'", ())
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM ps_crud").await,
+        vec![vec!["1"]]
+    );
+    assert_eq!(
+        rows(&db, "SELECT description FROM todos").await,
+        vec![vec!["x"]]
+    );
+    let err = db
+        .execute("UPDATE todos SET id = NULL", ())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Cannot update id"), "{err}");
+    let err = db
+        .execute("UPDATE todos SET done = 1e999", ())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("finite"), "{err}");
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM ps_crud").await,
+        vec![vec!["1"]]
+    );
+}
+
+#[tokio::test]
+async fn two_handles_on_one_file_never_reuse_queue_ids() {
+    let (first, dir) = common::file_db(todo_schema()).await;
+    let second = Database::open(dir.path().join("test.db"), todo_schema())
+        .await
+        .unwrap();
+    for i in 0..5 {
+        first
+            .execute("INSERT INTO todos(id) VALUES (?1)", [format!("a{i}")])
+            .await
+            .unwrap();
+        second
+            .execute("INSERT INTO todos(id) VALUES (?1)", [format!("b{i}")])
+            .await
+            .unwrap();
+    }
+    let ids = rows(&first, "SELECT id, tx_id FROM ps_crud ORDER BY id").await;
+    assert_eq!(ids.len(), 10);
+    let tx_ids: std::collections::HashSet<_> = ids.iter().map(|r| r[1].clone()).collect();
+    assert_eq!(
+        tx_ids.len(),
+        10,
+        "every write transaction got its own id: {ids:?}"
+    );
+}

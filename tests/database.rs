@@ -267,3 +267,19 @@ fn the_user_agent_names_the_crate_version_and_platform() {
         livesync::USER_AGENT
     );
 }
+
+#[tokio::test]
+async fn close_waits_for_every_connection_so_the_wal_is_folded_back() {
+    let (db, dir) = file_db(todo_schema()).await;
+    db.execute("INSERT INTO todos(id) VALUES ('x')", ())
+        .await
+        .unwrap();
+    let _ = rows(&db, "SELECT * FROM todos").await; // a reader connection was used
+    assert!(dir.path().join("test.db-wal").exists());
+    db.close().await;
+    // SQLite checkpoints and removes the WAL when the last connection closes.
+    assert!(
+        !dir.path().join("test.db-wal").exists(),
+        "a connection was still open after close()"
+    );
+}

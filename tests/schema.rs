@@ -258,3 +258,26 @@ async fn a_view_name_taken_by_an_unmanaged_table_is_a_clear_error_and_changes_no
     );
     assert_eq!(db.schema(), Schema::default());
 }
+
+#[tokio::test]
+async fn renaming_a_table_by_case_only_keeps_its_rows() {
+    let db = Database::in_memory(Schema::new([Table::new(
+        "Todos",
+        [Column::text("description")],
+    )]))
+    .await
+    .unwrap();
+    db.execute("INSERT INTO Todos(id, description) VALUES ('1', 'x')", ())
+        .await
+        .unwrap();
+    db.update_schema(Schema::new([Table::new(
+        "todos",
+        [Column::text("description")],
+    )]))
+    .await
+    .unwrap();
+    assert_eq!(
+        rows(&db, "SELECT id, description FROM todos").await,
+        vec![vec!["1", "x"]]
+    );
+}

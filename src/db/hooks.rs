@@ -36,6 +36,9 @@ struct TrackerState {
     /// `(next_tx, next_crud_id)` when the open transaction first took an id, restored if
     /// it rolls back, so a rolled-back transaction leaves no gap.
     rollback_to: Option<(i64, i64)>,
+    /// `PRAGMA data_version` when the counters were loaded: it changes when another
+    /// connection commits.
+    data_version: i64,
 }
 
 impl TrackerState {
@@ -105,11 +108,23 @@ impl ChangeTracker {
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
+        let data_version = conn.query_row("PRAGMA data_version", [], |row| row.get(0))?;
         let mut state = self.lock();
+        state.data_version = data_version;
         state.next_tx = next_tx;
         state.next_crud_id = next_crud_id;
         state.current_tx = None;
         state.rollback_to = None;
+        Ok(())
+    }
+
+    /// Reloads the counters if another connection committed since they were loaded.
+    /// Called between jobs, when this connection holds no transaction.
+    pub(super) fn reload_if_changed(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let data_version: i64 = conn.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        if data_version != self.lock().data_version {
+            self.load_counters(conn)?;
+        }
         Ok(())
     }
 
@@ -282,7 +297,13 @@ impl JsonText {
             ValueRef::Real(r) if r.is_finite() => {
                 let _ = write!(self.0, "{r:?}");
             }
-            ValueRef::Real(_) => self.raw(b"null"),
+            ValueRef::Real(_) => {
+                // JSON has no infinity; refusing beats uploading it as a NULL (which a
+                // PATCH reads as "clear the column").
+                return Err(user_error(
+                    "REAL values in synced tables must be finite (got an infinity)",
+                ));
+            }
             ValueRef::Text(text) => self.string(text),
             ValueRef::Blob(_) => return Err(user_error("JSON cannot hold BLOB values")),
         }

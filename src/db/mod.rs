@@ -108,7 +108,8 @@ struct Inner {
     /// `None` for an in-memory database: reads then run on the writer's connection.
     readers: Option<ReaderPool>,
     updates: Subscriptions,
-    schema: RwLock<(Schema, CheckedSchema)>,
+    /// Shared with writer jobs, which update it together with the database.
+    schema: Arc<RwLock<(Schema, CheckedSchema)>>,
 }
 
 impl fmt::Debug for Database {
@@ -211,7 +212,7 @@ impl Database {
                 writer,
                 readers,
                 updates,
-                schema: RwLock::new((schema, checked)),
+                schema: Arc::new(RwLock::new((schema, checked))),
             }),
         }
     }
@@ -349,15 +350,15 @@ impl Database {
     /// the table returns (see the [`schema`](crate::schema) module).
     pub async fn update_schema(&self, schema: Schema) -> Result<()> {
         let checked = CheckedSchema::check(&schema)?;
-        let for_writer = checked.clone();
-        self.on_writer(move |state| apply_in_transaction(state, &for_writer))
-            .await?;
-        *self
-            .inner
-            .schema
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = (schema, checked);
-        Ok(())
+        let current = Arc::clone(&self.inner.schema);
+        self.on_writer(move |state| {
+            apply_in_transaction(state, &checked)?;
+            // Recorded on the writer, so concurrent updates are recorded in the order
+            // they were applied.
+            *current.write().unwrap_or_else(PoisonError::into_inner) = (schema, checked);
+            Ok(())
+        })
+        .await
     }
 
     /// Names of the insert-only tables, as a JSON array (for SQL `json_each`).
@@ -419,7 +420,7 @@ impl Database {
     /// handle (all clones) then fails with [`Error::Closed`] and watch streams end.
     pub async fn close(&self) {
         if let Some(readers) = &self.inner.readers {
-            readers.close();
+            readers.close().await;
         }
         self.inner.writer.close().await;
         tracing::debug!(path = ?self.inner.path, "database closed");

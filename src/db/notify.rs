@@ -114,7 +114,7 @@ impl Publisher {
     }
 
     fn public_name(&self, raw: String) -> String {
-        if let Some(name) = self.public_names.get(&raw) {
+        if let Some(name) = self.public_names.get(&raw.to_ascii_lowercase()) {
             return name.clone();
         }
         raw.strip_prefix("ps_data__")

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::hooks::ChangeTracker;
 use super::writer::panicked;
@@ -21,6 +21,8 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 pub(crate) struct ReaderPool {
     jobs: Mutex<Option<mpsc::Sender<ReadJob>>>,
+    /// Closes (all senders dropped) once every reader thread has closed its connection.
+    exited: watch::Receiver<()>,
 }
 
 impl ReaderPool {
@@ -28,13 +30,16 @@ impl ReaderPool {
     pub(super) async fn open(path: &Path, count: usize, busy_timeout: Duration) -> Result<Self> {
         let (jobs, inbox) = mpsc::channel::<ReadJob>();
         let inbox = Arc::new(Mutex::new(inbox));
+        let (exiting, exited) = watch::channel(());
         for index in 0..count.max(1) {
             let path = path.to_path_buf();
             let inbox = Arc::clone(&inbox);
             let (ready, opened) = oneshot::channel();
+            let exiting = exiting.clone();
             thread::Builder::new()
                 .name(format!("livesync-reader-{index}"))
                 .spawn(move || {
+                    let _exiting = exiting; // dropped last, after the connection
                     let conn = match open_reader(&path, busy_timeout) {
                         Ok(conn) => {
                             let _ = ready.send(Ok(()));
@@ -42,12 +47,20 @@ impl ReaderPool {
                         }
                         Err(e) => return drop(ready.send(Err(e))),
                     };
+                    let conn = conn;
                     loop {
                         // Only one idle thread waits on the queue at a time; the others
                         // wait for this lock, which is released as soon as a job arrives.
                         let job = inbox.lock().unwrap_or_else(PoisonError::into_inner).recv();
                         match job {
-                            Ok(job) => job(&conn),
+                            Ok(job) => {
+                                job(&conn);
+                                // A read must not pin an old snapshot (and hold back WAL
+                                // checkpoints) by leaving a transaction open.
+                                if !conn.is_autocommit() {
+                                    let _ = conn.execute_batch("ROLLBACK");
+                                }
+                            }
                             Err(_) => break, // pool closed
                         }
                     }
@@ -55,8 +68,10 @@ impl ReaderPool {
                 .map_err(|e| Error::UnexpectedData(format!("cannot start a reader thread: {e}")))?;
             opened.await.map_err(|_| Error::Closed)??;
         }
+        drop(exiting);
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),
+            exited,
         })
     }
 
@@ -81,14 +96,18 @@ impl ReaderPool {
         answer.await.map_err(|_| Error::Closed)?
     }
 
-    /// Stops accepting reads; queued reads still run, then the threads close their connections.
-    pub(super) fn close(&self) {
+    /// Stops accepting reads and waits until the queued ones ran and every reader thread
+    /// closed its connection.
+    pub(super) async fn close(&self) {
         drop(
             self.jobs
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
+        let mut exited = self.exited.clone();
+        // Resolves with an error once every thread dropped its sender.
+        while exited.changed().await.is_ok() {}
     }
 }
 

@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::hooks::ChangeTracker;
 use super::notify::Publisher;
@@ -31,8 +31,8 @@ type Job = Box<dyn FnOnce(&mut WriterState) + Send>;
 /// queued jobs and close the connection.
 pub(crate) struct Writer {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    /// Resolves (with an error) once the thread has dropped its connection.
-    exited: Mutex<Option<oneshot::Receiver<()>>>,
+    /// Closes (its sender dropped) once the thread has dropped its connection.
+    exited: watch::Receiver<()>,
 }
 
 impl Writer {
@@ -44,7 +44,7 @@ impl Writer {
     ) -> Result<Self> {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready, opened) = oneshot::channel();
-        let (exiting, exited) = oneshot::channel::<()>();
+        let (exiting, exited) = watch::channel(());
         thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
@@ -68,7 +68,7 @@ impl Writer {
         opened.await.map_err(|_| Error::Closed)??;
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),
-            exited: Mutex::new(Some(exited)),
+            exited,
         })
     }
 
@@ -80,6 +80,11 @@ impl Writer {
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         let boxed: Job = Box::new(move |state: &mut WriterState| {
+            // Another connection (a second `Database` on the file, another process) may
+            // have queued writes since the last job: resynchronise the id counters.
+            if let Err(e) = state.tracker.reload_if_changed(&state.conn) {
+                tracing::warn!(error = %e, "could not check for writes by other connections");
+            }
             let result =
                 catch_unwind(AssertUnwindSafe(|| job(state))).unwrap_or_else(|p| Err(panicked(p)));
             finish_job(state);
@@ -101,14 +106,9 @@ impl Writer {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        let exited = self
-            .exited
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(exited) = exited {
-            let _ = exited.await;
-        }
+        // Every caller (also a second, concurrent `close`) waits for the thread's exit.
+        let mut exited = self.exited.clone();
+        while exited.changed().await.is_ok() {}
     }
 }
 

@@ -52,8 +52,12 @@ pub(crate) fn apply_schema(conn: &Connection, schema: &CheckedSchema) -> Result<
     let mut wanted_tables = HashSet::new();
     for table in &schema.tables {
         let data_table = table.data_table();
-        wanted_tables.insert(data_table.clone());
-        if objects.data_tables.contains(&data_table) {
+        // SQLite names are case-insensitive: `Todos` renamed `todos` keeps its table.
+        wanted_tables.insert(data_table.to_ascii_lowercase());
+        if objects
+            .data_tables
+            .contains_key(&data_table.to_ascii_lowercase())
+        {
             continue;
         }
         exec(conn, &sql::create_data_table(&data_table))?;
@@ -69,8 +73,8 @@ pub(crate) fn apply_schema(conn: &Connection, schema: &CheckedSchema) -> Result<
             )?;
         }
     }
-    for data_table in &objects.data_tables {
-        if wanted_tables.contains(data_table) {
+    for (folded, data_table) in &objects.data_tables {
+        if wanted_tables.contains(folded) {
             continue;
         }
         if let Some(name) = data_table.strip_prefix("ps_data__") {
@@ -94,7 +98,7 @@ pub(crate) fn apply_schema(conn: &Connection, schema: &CheckedSchema) -> Result<
     }
     let mut kept_indexes = HashSet::new();
     for (name, existing) in &objects.indexes {
-        if !wanted_tables.contains(&existing.table) {
+        if !wanted_tables.contains(&existing.table.to_ascii_lowercase()) {
             continue; // dropped with its table
         }
         if wanted_indexes.get(name) == Some(&existing.sql) {
@@ -118,8 +122,9 @@ pub(crate) fn apply_schema(conn: &Connection, schema: &CheckedSchema) -> Result<
     Ok(())
 }
 
-/// User-facing names of the data tables of `schema`: `ps_data__todos` → `todos` (or the
-/// view name override), used to report table changes under the names app code queries.
+/// User-facing names of the data tables of `schema`, keyed by the lowercase data table
+/// name: `ps_data__todos` → `todos` (or the view name override), used to report table
+/// changes under the names app code queries.
 pub(crate) fn data_table_view_names(schema: &CheckedSchema) -> HashMap<String, String> {
     schema
         .tables
@@ -198,7 +203,8 @@ struct ExistingIndex {
 
 /// The managed objects currently in the database (keys are lowercase names).
 struct Inventory {
-    data_tables: HashSet<String>,
+    /// Lowercase name → name as stored.
+    data_tables: HashMap<String, String>,
     views: HashMap<String, ExistingView>,
     indexes: HashMap<String, ExistingIndex>,
     /// Lowercase name → kind, for objects livesync must not touch.
@@ -208,7 +214,7 @@ struct Inventory {
 impl Inventory {
     fn read(conn: &Connection) -> Result<Self> {
         let mut inventory = Inventory {
-            data_tables: HashSet::new(),
+            data_tables: HashMap::new(),
             views: HashMap::new(),
             indexes: HashMap::new(),
             unmanaged: HashMap::new(),
@@ -231,7 +237,7 @@ impl Inventory {
                 |n: &str| n.starts_with("ps_data__") || n.starts_with("ps_data_local__");
             match kind.as_str() {
                 "table" if is_data_table(&name) => {
-                    inventory.data_tables.insert(name);
+                    inventory.data_tables.insert(folded, name);
                 }
                 "view" if object_sql.ends_with(VIEW_MARKER) => {
                     inventory.views.insert(

@@ -139,19 +139,33 @@ fn sorted_columns(table: &CheckedTable) -> Vec<&super::Identifier> {
 /// The download gate and the rows to re-derive at the next full sync apply are settled
 /// when the upload completes (`crud.rs`): no apply can happen while entries are queued,
 /// so the outcome is the same as marking them here.
+///
+/// Entries are only recorded when the data-table statement just before changed a row
+/// (`changes() > 0`): under `INSERT OR IGNORE` on an existing id, say, nothing happened
+/// locally and nothing must be uploaded.
 fn enqueue(entry_sql: &str, condition: Option<&str>) -> Vec<String> {
     match condition {
         None => vec![format!(
-            "INSERT INTO ps_crud(id, tx_id, data) VALUES (livesync_crud_id(), livesync_tx_id(), {entry_sql})"
+            "INSERT INTO ps_crud(id, tx_id, data) SELECT livesync_crud_id(), livesync_tx_id(), {entry_sql} \
+             WHERE changes() > 0"
         )],
         Some(condition) => vec![
-            // The transaction id is consumed even when the write is skipped.
+            // The transaction id is consumed even when the write is skipped. (A SELECT
+            // leaves `changes()` alone.)
             "SELECT livesync_tx_id()".to_owned(),
             format!(
-                "INSERT INTO ps_crud(id, tx_id, data) SELECT livesync_crud_id(), livesync_tx_id(), {entry_sql} WHERE {condition}"
+                "INSERT INTO ps_crud(id, tx_id, data) SELECT livesync_crud_id(), livesync_tx_id(), {entry_sql} \
+                 WHERE changes() > 0 AND {condition}"
             ),
         ],
     }
+}
+
+/// Insert-only tables have no data-table statement to check.
+fn enqueue_always(entry_sql: &str) -> String {
+    format!(
+        "INSERT INTO ps_crud(id, tx_id, data) VALUES (livesync_crud_id(), livesync_tx_id(), {entry_sql})"
+    )
 }
 
 /// The data-table insert, refusing rows without a text id (the check is folded into the
@@ -165,8 +179,9 @@ fn insert_checked(data_table: &str, new_json: &str) -> String {
 
 const CHECK_ID: &str = "SELECT CASE WHEN NEW.id IS NULL THEN RAISE(ABORT, 'id is required') \
      WHEN typeof(NEW.id) != 'text' THEN RAISE(ABORT, 'id should be text') END";
+// `IS NOT`, so that setting the id to NULL is refused too.
 const CHECK_ID_UNCHANGED: &str =
-    "SELECT CASE WHEN OLD.id != NEW.id THEN RAISE(ABORT, 'Cannot update id') END";
+    "SELECT CASE WHEN OLD.id IS NOT NEW.id THEN RAISE(ABORT, 'Cannot update id') END";
 
 fn synced_triggers(table: &CheckedTable) -> Vec<TriggerSql> {
     let data_table = table.data_table();
@@ -266,14 +281,13 @@ fn synced_triggers(table: &CheckedTable) -> Vec<TriggerSql> {
 fn insert_only_trigger(table: &CheckedTable) -> TriggerSql {
     let new_json = json_object_of("NEW", all_columns(table));
     // Insert-only rows are never stored locally; the entry keeps the official key order.
-    let mut body = vec![CHECK_ID.to_owned()];
-    body.extend(enqueue(
-        &format!(
+    let body = [
+        CHECK_ID.to_owned(),
+        enqueue_always(&format!(
             "json_object('op', 'PUT', 'type', '{}', 'id', NEW.id, 'data', json(json_patch('{{}}', {new_json})))",
             table.name
-        ),
-        None,
-    ));
+        )),
+    ];
     trigger("insert", table, "INSERT", "", &body)
 }
 

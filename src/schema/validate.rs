@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use super::{ColumnType, Identifier, Schema, Table};
 use crate::{Error, Result};
 
-/// SQLite's default limit is 2000 columns per table or view; the view also has `id`.
-const MAX_COLUMNS: usize = 1999;
+/// The CRUD triggers pass 3 arguments per column (plus 4) to one SQL function, and
+/// SQLite allows at most 1000 function arguments.
+const MAX_COLUMNS: usize = 332;
 
 /// A schema that passed every rule; the only input SQL generation accepts.
 #[derive(Debug, Clone)]
@@ -56,6 +57,25 @@ impl CheckedSchema {
                 )));
             }
             tables.push(checked);
+        }
+        // Generated names (`ps_data__<table>`, `ps_data__<table>__<index>`) share one
+        // namespace and `__` may occur inside names, so check them for clashes too.
+        let mut generated = HashSet::new();
+        for table in &tables {
+            let names = std::iter::once(table.data_table()).chain(
+                table
+                    .indexes
+                    .iter()
+                    .map(|i| format!("{}__{}", table.data_table(), i.name)),
+            );
+            for name in names {
+                if !generated.insert(name.to_ascii_lowercase()) {
+                    return Err(Error::schema(format!(
+                        "table {:?}: the generated SQLite name {name:?} clashes with another table's or index's; rename the index or the table",
+                        table.name.as_str()
+                    )));
+                }
+            }
         }
         for table in &tables {
             if !public_names.insert(table.view.folded()) {
@@ -227,8 +247,15 @@ mod tests {
         let m = message(Schema::new([Table::new("t", [Column::text("a")])
             .track_previous_values(TrackPreviousValues::columns(["b"]))]));
         assert!(m.contains("\"b\""), "{m}");
-        let many: Vec<_> = (0..2000).map(|i| Column::text(format!("c{i}"))).collect();
+        let many: Vec<_> = (0..333).map(|i| Column::text(format!("c{i}"))).collect();
         assert!(message(Schema::new([Table::new("t", many)])).contains("limit"));
+        let m = message(Schema::new([
+            Table::new("a", [Column::text("x")])
+                .index(Index::new("b__c", [IndexColumn::ascending("x")])),
+            Table::new("a__b", [Column::text("x")])
+                .index(Index::new("c", [IndexColumn::ascending("x")])),
+        ]));
+        assert!(m.contains("clashes"), "{m}");
         let m = message(Schema::new([Table::new("t", [Column::text("a b")])]));
         assert!(m.contains("column") && m.contains("a b"), "{m}");
     }
