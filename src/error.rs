@@ -121,6 +121,28 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// A query result column could not be decoded into the requested Rust type.
+    #[error("cannot decode column {column:?}: {message}{}", sql_suffix(.sql))]
+    Decode {
+        /// The column (`#n` for positional decoding).
+        column: String,
+        /// What was expected and what was found.
+        message: String,
+        /// The query, when known.
+        sql: Option<String>,
+    },
+
+    /// `fetch_one` found no row.
+    #[error("the query returned no row{}: use fetch_optional when a missing row is expected", sql_suffix(.sql))]
+    NotFound {
+        /// The query.
+        sql: Option<String>,
+    },
+
+    /// A value bound to a query parameter could not be converted, or names no parameter.
+    #[error("invalid query parameter: {0}")]
+    InvalidParameter(String),
+
     /// A value did not have the expected shape (for example a CRUD entry with an unknown `op`).
     #[error("unexpected data: {0}")]
     UnexpectedData(String),
@@ -169,6 +191,22 @@ impl Error {
             {
                 Self::while_opening(source, path)
             }
+            other => other,
+        }
+    }
+
+    /// Attaches the query text to decode errors that lack it.
+    pub(crate) fn in_query(self, query: &str) -> Self {
+        match self {
+            Self::Decode {
+                column,
+                message,
+                sql: None,
+            } => Self::Decode {
+                column,
+                message,
+                sql: Some(query.to_owned()),
+            },
             other => other,
         }
     }

@@ -50,11 +50,61 @@
 mod crud;
 mod db;
 mod error;
+pub mod query;
 pub mod schema;
 
 pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType};
 pub use db::{Database, OpenOptions, TableUpdateStream, TableUpdates};
 pub use error::{Error, Result};
+pub use query::{ColumnValue, FromRow, LiveQuery, Query, RowValues, Serde};
+
+/// Derives [`FromRow`] for a struct with named fields: each field is read from the
+/// column of the same name (looked up once per statement, not per row).
+///
+/// Field types: `String`, integers, `f64`, `bool` (0/1), `Vec<u8>`, `Option<T>` for
+/// nullable columns, `serde_json::Value`, and any `Deserialize` type marked
+/// `#[row(json)]` (a JSON text column). Field options: `#[row(rename = "column")]`,
+/// `#[row(default)]` (a missing column gives `Default::default()`). On the struct,
+/// `#[row(table = "todos")]` also generates `fn table() -> Table`, so the schema can be
+/// built from the row types.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+/// use livesync::{Database, Row, Schema};
+///
+/// #[derive(Row, Debug, PartialEq)]
+/// #[row(table = "todos")]
+/// struct Todo {
+///     id: String,
+///     #[row(rename = "description")]
+///     text: String,
+///     done: bool,
+///     #[row(json)]
+///     tags: Vec<String>,
+///     #[row(default)]
+///     rank: Option<i64>,
+/// }
+///
+/// let db = Database::in_memory(Schema::new([Todo::table()])).await?;
+/// db.execute(
+///     r#"INSERT INTO todos(id, description, done, tags) VALUES ('1', 'milk', 1, '["shop"]')"#,
+///     (),
+/// )
+/// .await?;
+/// let todo: Todo = db.query("SELECT * FROM todos").fetch_one().await?;
+/// assert_eq!(todo.tags, ["shop"]);
+/// assert!(todo.done && todo.rank.is_none());
+/// # Ok(()) }
+/// ```
+pub use livesync_macros::Row;
+
+/// Items the `Row` derive expands to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::query::row::{
+        column_index, decode_column, decode_json_column, missing_column, require_column,
+    };
+}
 pub use schema::{
     Column, ColumnType, Identifier, Index, IndexColumn, Schema, Table, TrackPreviousValues,
 };

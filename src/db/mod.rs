@@ -361,6 +361,26 @@ impl Database {
         .await
     }
 
+    /// Data table name (lowercase) → public name, for reporting tables by the names app
+    /// code uses.
+    pub(crate) fn public_table_names(&self) -> std::collections::HashMap<String, String> {
+        let schema = self
+            .inner
+            .schema
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        schema::data_table_view_names(&schema.1)
+    }
+
+    /// How many table-change subscriptions are alive ([`watch_tables`](Self::watch_tables)
+    /// streams, live queries). Useful to check that UI code releases what it watches.
+    pub fn active_watchers(&self) -> usize {
+        self.inner
+            .updates
+            .upgrade()
+            .map_or(0, |sender| sender.receiver_count())
+    }
+
     /// Names of the insert-only tables, as a JSON array (for SQL `json_each`).
     pub(crate) fn insert_only_tables(&self) -> String {
         let schema = self

@@ -1,0 +1,305 @@
+//! Typed queries: [`Query<T>`] runs SQL on a reader connection and decodes rows into `T`
+//! ([`FromRow`]); [`Query::watch`] turns it into a [`LiveQuery`] stream that re-runs when
+//! the tables it reads change.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+//! use livesync::{Column, Database, Row, Schema, Table};
+//!
+//! #[derive(Row, Debug)]
+//! struct Todo {
+//!     id: String,
+//!     description: String,
+//!     done: bool,
+//! }
+//!
+//! let schema = Schema::new([Table::new("todos", [Column::text("description"), Column::integer("done")])]);
+//! let db = Database::in_memory(schema).await?;
+//! db.execute("INSERT INTO todos(id, description, done) VALUES ('1', 'milk', 0)", ()).await?;
+//!
+//! let open: Vec<Todo> = db
+//!     .query("SELECT * FROM todos WHERE done = ?")
+//!     .bind(false)
+//!     .fetch_all()
+//!     .await?;
+//! assert_eq!(open[0].description, "milk");
+//!
+//! let count: i64 = db.query("SELECT count(*) FROM todos").fetch_one().await?;
+//! assert_eq!(count, 1);
+//! # Ok(()) }
+//! ```
+
+mod live;
+pub(crate) mod row;
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::{ToSqlOutput, Value};
+use rusqlite::{Connection, ToSql};
+
+pub use live::LiveQuery;
+pub use row::{ColumnValue, FromRow, RowValues, Serde};
+
+use crate::{Database, Error, Result};
+
+/// How long a live query waits after a run before it runs again, by default.
+pub const DEFAULT_THROTTLE: Duration = Duration::from_millis(30);
+
+#[derive(Clone)]
+enum Param {
+    Positional(Value),
+    Named(String, Value),
+}
+
+/// A query returning rows of `T`, built with [`Database::query`].
+///
+/// Bind parameters with [`bind`](Self::bind) (`?` placeholders, in order) or
+/// [`bind_named`](Self::bind_named) (`:name`), then run it once with `fetch_*` or keep it
+/// running with [`watch`](Self::watch). Reads use the reader connections, so they run
+/// alongside writes and see committed data only.
+pub struct Query<T> {
+    db: Database,
+    sql: Arc<str>,
+    params: Vec<Param>,
+    /// The first parameter that could not be converted; reported when the query runs.
+    bind_error: Option<String>,
+    throttle: Duration,
+    triggered_by: Option<Vec<String>>,
+    _row: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Query<T> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            sql: Arc::clone(&self.sql),
+            params: self.params.clone(),
+            bind_error: self.bind_error.clone(),
+            throttle: self.throttle,
+            triggered_by: self.triggered_by.clone(),
+            _row: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Query<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Query")
+            .field("sql", &self.sql)
+            .field("throttle", &self.throttle)
+            .field("triggered_by", &self.triggered_by)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// A query returning rows of `T`: a `#[derive(Row)]` struct, a tuple, a single value,
+    /// or [`Serde<T>`](Serde) for any `Deserialize` type. See [`Query`].
+    pub fn query<T: FromRow>(&self, sql: impl Into<String>) -> Query<T> {
+        Query {
+            db: self.clone(),
+            sql: sql.into().into(),
+            params: Vec::new(),
+            bind_error: None,
+            throttle: DEFAULT_THROTTLE,
+            triggered_by: None,
+            _row: PhantomData,
+        }
+    }
+}
+
+fn owned_value(value: &dyn ToSql) -> std::result::Result<Value, String> {
+    match value.to_sql().map_err(|e| e.to_string())? {
+        ToSqlOutput::Borrowed(v) => Ok(owned(v)),
+        ToSqlOutput::Owned(v) => Ok(v),
+        _ => Err("this value kind cannot be bound to a livesync query".to_owned()),
+    }
+}
+
+impl<T: FromRow> Query<T> {
+    /// Binds the next `?` placeholder.
+    pub fn bind(mut self, value: impl ToSql) -> Self {
+        match owned_value(&value) {
+            Ok(value) => self.params.push(Param::Positional(value)),
+            Err(e) => {
+                self.bind_error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// Binds a named placeholder (`:name`, `@name` or `$name`; a bare `name` means `:name`).
+    pub fn bind_named(mut self, name: &str, value: impl ToSql) -> Self {
+        let name = if name.starts_with([':', '@', '$']) {
+            name.to_owned()
+        } else {
+            format!(":{name}")
+        };
+        match owned_value(&value) {
+            Ok(value) => self.params.push(Param::Named(name, value)),
+            Err(e) => {
+                self.bind_error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// The SQL text.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    /// Every row.
+    pub async fn fetch_all(&self) -> Result<Vec<T>> {
+        let query = self.clone();
+        self.db
+            .read(move |conn| query.rows_on(conn))
+            .await
+            .map_err(|e| e.in_query(&self.sql))
+    }
+
+    /// The first row, or `None`.
+    pub async fn fetch_optional(&self) -> Result<Option<T>> {
+        let query = self.clone();
+        self.db
+            .read(move |conn| query.first_on(conn))
+            .await
+            .map_err(|e| e.in_query(&self.sql))
+    }
+
+    /// The first row; [`Error::NotFound`] when there is none.
+    pub async fn fetch_one(&self) -> Result<T> {
+        self.fetch_optional().await?.ok_or_else(|| Error::NotFound {
+            sql: Some(self.sql.to_string()),
+        })
+    }
+
+    /// The first column of the first row, whatever `T` is: handy for `count(*)` and the
+    /// like. [`Error::NotFound`] when there is no row.
+    pub async fn fetch_scalar<V: ColumnValue + Send + 'static>(&self) -> Result<V> {
+        let query = self.clone();
+        let sql = self.sql.to_string();
+        self.db
+            .read(move |conn| {
+                let mut stmt = query.prepare(conn)?;
+                let mut rows = stmt.raw_query();
+                match rows.next()? {
+                    Some(row) => row::decode_column::<V, _>(row, 0, "#0"),
+                    None => Err(Error::NotFound { sql: Some(sql) }),
+                }
+            })
+            .await
+            .map_err(|e| e.in_query(&self.sql))
+    }
+
+    /// The minimum time between two runs of the live query (default 30 ms; zero re-runs
+    /// after every commit). The last change of a burst is always followed by a run.
+    pub fn throttle(mut self, throttle: Duration) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
+    /// Re-run the live query when these tables change, instead of the tables found in
+    /// the query plan.
+    pub fn triggered_by<I, S>(mut self, tables: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.triggered_by = Some(tables.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// A [`LiveQuery`]: the current result first, then a new result whenever a table the
+    /// query reads changes and the result differs.
+    pub fn watch(self) -> LiveQuery<T> {
+        LiveQuery::new(self)
+    }
+
+    /// Prepares the statement and binds the parameters.
+    fn prepare<'c>(&self, conn: &'c Connection) -> Result<rusqlite::CachedStatement<'c>> {
+        if let Some(e) = &self.bind_error {
+            return Err(Error::InvalidParameter(e.clone()));
+        }
+        let mut stmt = conn
+            .prepare_cached(&self.sql)
+            .map_err(|e| Error::sqlite_with_sql(e, self.sql.to_string()))?;
+        let mut position = 0;
+        for param in &self.params {
+            let index = match param {
+                Param::Positional(_) => {
+                    position += 1;
+                    if position > stmt.parameter_count() {
+                        return Err(Error::InvalidParameter(format!(
+                            "{position} values bound, but the query has {} placeholders",
+                            stmt.parameter_count()
+                        )));
+                    }
+                    position
+                }
+                Param::Named(name, _) => stmt.parameter_index(name)?.ok_or_else(|| {
+                    Error::InvalidParameter(format!("the query has no parameter named {name}"))
+                })?,
+            };
+            let (Param::Positional(value) | Param::Named(_, value)) = param;
+            stmt.raw_bind_parameter(index, value)?;
+        }
+        Ok(stmt)
+    }
+
+    fn rows_on(&self, conn: &Connection) -> Result<Vec<T>> {
+        let mut stmt = self.prepare(conn)?;
+        let columns = T::resolve(&column_names(&stmt))?;
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(T::from_row(row, &columns)?);
+        }
+        Ok(out)
+    }
+
+    fn first_on(&self, conn: &Connection) -> Result<Option<T>> {
+        let mut stmt = self.prepare(conn)?;
+        let columns = T::resolve(&column_names(&stmt))?;
+        let mut rows = stmt.raw_query();
+        match rows.next()? {
+            Some(row) => Ok(Some(T::from_row(row, &columns)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The result as owned values (what live queries compare), with the column names.
+    fn raw_on(&self, conn: &Connection) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
+        let mut stmt = self.prepare(conn)?;
+        let names = column_names(&stmt);
+        let width = names.len();
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut values = Vec::with_capacity(width);
+            for index in 0..width {
+                values.push(owned(row.get_ref(index)?));
+            }
+            out.push(values);
+        }
+        Ok((names, out))
+    }
+}
+
+/// An owned copy of a borrowed SQLite value.
+pub(crate) fn owned(value: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef;
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(r) => Value::Real(r),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+fn column_names(stmt: &rusqlite::Statement<'_>) -> Vec<String> {
+    stmt.column_names().into_iter().map(str::to_owned).collect()
+}

@@ -1,0 +1,371 @@
+//! Turning result rows into Rust values: [`FromRow`] for whole rows and [`ColumnValue`]
+//! for single columns.
+//!
+//! Columns are looked up by name once per statement ([`FromRow::resolve`]), then every
+//! row is decoded by index, so named decoding costs no more than positional decoding.
+
+use rusqlite::types::ValueRef;
+
+use crate::schema::ColumnType;
+use crate::{Error, Result};
+
+/// A value decodable from one SQLite column.
+///
+/// Implemented for `String`, the integer types, `f64`/`f32`, `bool` (0/1),
+/// `Vec<u8>`, `serde_json::Value` (JSON text) and `Option<T>` of those (NULL as `None`).
+pub trait ColumnValue: Sized {
+    /// The schema column type this Rust type maps to (for `#[row(table = "...")]`).
+    const COLUMN_TYPE: ColumnType;
+
+    /// What the type expects, for error messages ("an integer", "text", ...).
+    const EXPECTED: &'static str;
+
+    /// Decodes the value, or explains why it does not fit (`None`).
+    fn decode(value: ValueRef<'_>) -> Option<Self>;
+}
+
+/// Where a row's values come from: a live SQLite row, or values a live query kept to
+/// compare results.
+pub trait RowValues {
+    /// The value of column `index`.
+    fn value(&self, index: usize) -> Result<ValueRef<'_>>;
+
+    /// The SQLite row itself, when the values come straight from one.
+    fn sqlite_row(&self) -> Option<&rusqlite::Row<'_>> {
+        None
+    }
+}
+
+impl RowValues for rusqlite::Row<'_> {
+    fn value(&self, index: usize) -> Result<ValueRef<'_>> {
+        Ok(self.get_ref(index)?)
+    }
+
+    fn sqlite_row(&self) -> Option<&rusqlite::Row<'_>> {
+        Some(self)
+    }
+}
+
+impl RowValues for [rusqlite::types::Value] {
+    fn value(&self, index: usize) -> Result<ValueRef<'_>> {
+        self.get(index)
+            .map(ValueRef::from)
+            .ok_or_else(|| Error::Decode {
+                column: format!("#{index}"),
+                message: format!("the row has only {} columns", self.len()),
+                sql: None,
+            })
+    }
+}
+
+/// The Rust value of a row: `#[derive(Row)]` structs (columns by name), tuples and single
+/// [`ColumnValue`]s (columns by position), and [`Serde`]-wrapped `Deserialize` types.
+pub trait FromRow: Sized + Send + 'static {
+    /// Whatever `resolve` learned about the statement's columns (e.g. their indexes).
+    type Columns: Send + Sync + 'static;
+
+    /// Looks the needed columns up among the statement's `names`, once per statement.
+    fn resolve(names: &[String]) -> Result<Self::Columns>;
+
+    /// Decodes one row.
+    fn from_row<R: RowValues + ?Sized>(row: &R, columns: &Self::Columns) -> Result<Self>;
+}
+
+/// The index of `column` among `names` (case-insensitive, as in SQL), for derived
+/// [`FromRow`] impls. `None` when the statement has no such column.
+#[doc(hidden)]
+pub fn column_index(names: &[String], column: &str) -> Option<usize> {
+    names.iter().position(|n| n.eq_ignore_ascii_case(column))
+}
+
+/// Fails with an error naming the missing column, for derived [`FromRow`] impls.
+#[doc(hidden)]
+pub fn require_column(names: &[String], column: &str) -> Result<usize> {
+    column_index(names, column).ok_or_else(|| Error::Decode {
+        column: column.to_owned(),
+        message: format!(
+            "the query returns no column named {column:?} (it returns {names:?}); select it or add #[row(default)]"
+        ),
+        sql: None,
+    })
+}
+
+/// The error for a required column that `resolve` did not find (never expected: resolve
+/// fails first), for derived [`FromRow`] impls.
+#[doc(hidden)]
+pub fn missing_column(column: &str) -> Error {
+    Error::Decode {
+        column: column.to_owned(),
+        message: "the column was not resolved for this statement".to_owned(),
+        sql: None,
+    }
+}
+
+/// Decodes column `index` as `T`, for derived [`FromRow`] impls and tuples.
+#[doc(hidden)]
+pub fn decode_column<T: ColumnValue, R: RowValues + ?Sized>(
+    row: &R,
+    index: usize,
+    column: &str,
+) -> Result<T> {
+    let value = row.value(index)?;
+    T::decode(value).ok_or_else(|| mismatch(column, T::EXPECTED, value))
+}
+
+/// Decodes JSON text in column `index`, for `#[row(json)]` fields.
+#[doc(hidden)]
+pub fn decode_json_column<T: serde::de::DeserializeOwned, R: RowValues + ?Sized>(
+    row: &R,
+    index: usize,
+    column: &str,
+) -> Result<T> {
+    let value = row.value(index)?;
+    let text = match value {
+        ValueRef::Text(text) => text,
+        ValueRef::Null => b"null",
+        other => return Err(mismatch(column, "JSON text", other)),
+    };
+    serde_json::from_slice(text).map_err(|e| Error::Decode {
+        column: column.to_owned(),
+        message: format!("invalid JSON for this field: {e}"),
+        sql: None,
+    })
+}
+
+fn mismatch(column: &str, expected: &str, found: ValueRef<'_>) -> Error {
+    let found = match found {
+        ValueRef::Null => "NULL".to_owned(),
+        ValueRef::Integer(i) => format!("the integer {i}"),
+        ValueRef::Real(r) => format!("the real {r}"),
+        ValueRef::Text(t) if t.len() <= 40 => format!("the text {:?}", String::from_utf8_lossy(t)),
+        ValueRef::Text(t) => format!("a text of {} bytes", t.len()),
+        ValueRef::Blob(b) => format!("a blob of {} bytes", b.len()),
+    };
+    Error::Decode {
+        column: column.to_owned(),
+        message: format!("expected {expected}, found {found}"),
+        sql: None,
+    }
+}
+
+impl ColumnValue for String {
+    const COLUMN_TYPE: ColumnType = ColumnType::Text;
+    const EXPECTED: &'static str = "text";
+    fn decode(value: ValueRef<'_>) -> Option<Self> {
+        match value {
+            ValueRef::Text(t) => String::from_utf8(t.to_vec()).ok(),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! integer_column {
+    ($($t:ty),*) => {$(
+        impl ColumnValue for $t {
+            const COLUMN_TYPE: ColumnType = ColumnType::Integer;
+            const EXPECTED: &'static str = concat!("an integer that fits ", stringify!($t));
+            fn decode(value: ValueRef<'_>) -> Option<Self> {
+                match value {
+                    ValueRef::Integer(i) => <$t>::try_from(i).ok(),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+integer_column!(i8, i16, i32, i64, u8, u16, u32, u64, isize, usize);
+
+impl ColumnValue for f64 {
+    const COLUMN_TYPE: ColumnType = ColumnType::Real;
+    const EXPECTED: &'static str = "a number";
+    fn decode(value: ValueRef<'_>) -> Option<Self> {
+        match value {
+            ValueRef::Real(r) => Some(r),
+            // SQLite stores whole REAL values as integers in some cases.
+            ValueRef::Integer(i) => Some(i as f64),
+            _ => None,
+        }
+    }
+}
+
+impl ColumnValue for f32 {
+    const COLUMN_TYPE: ColumnType = ColumnType::Real;
+    const EXPECTED: &'static str = "a number";
+    fn decode(value: ValueRef<'_>) -> Option<Self> {
+        f64::decode(value).map(|v| v as f32)
+    }
+}
+
+impl ColumnValue for bool {
+    const COLUMN_TYPE: ColumnType = ColumnType::Integer;
+    const EXPECTED: &'static str = "0 or 1";
+    fn decode(value: ValueRef<'_>) -> Option<Self> {
+        match value {
+            ValueRef::Integer(0) => Some(false),
+            ValueRef::Integer(1) => Some(true),
+            _ => None,
+        }
+    }
+}
+
+impl ColumnValue for Vec<u8> {
+    const COLUMN_TYPE: ColumnType = ColumnType::Text;
+    const EXPECTED: &'static str = "a blob";
+    fn decode(value: ValueRef<'_>) -> Option<Self> {
+        match value {
+            ValueRef::Blob(b) | ValueRef::Text(b) => Some(b.to_vec()),
+            _ => None,
+        }
+    }
+}
+
+impl ColumnValue for serde_json::Value {
+    const COLUMN_TYPE: ColumnType = ColumnType::Text;
+    const EXPECTED: &'static str = "JSON text";
+    fn decode(value: ValueRef<'_>) -> Option<Self> {
+        match value {
+            ValueRef::Text(t) => serde_json::from_slice(t).ok(),
+            ValueRef::Null => Some(serde_json::Value::Null),
+            ValueRef::Integer(i) => Some(i.into()),
+            ValueRef::Real(r) => serde_json::Number::from_f64(r).map(Into::into),
+            ValueRef::Blob(_) => None,
+        }
+    }
+}
+
+impl<T: ColumnValue> ColumnValue for Option<T> {
+    const COLUMN_TYPE: ColumnType = T::COLUMN_TYPE;
+    const EXPECTED: &'static str = T::EXPECTED;
+    fn decode(value: ValueRef<'_>) -> Option<Self> {
+        match value {
+            ValueRef::Null => Some(None),
+            other => T::decode(other).map(Some),
+        }
+    }
+}
+
+/// Single values are rows of one column, read by position.
+macro_rules! scalar_row {
+    ($($t:ty),*) => {$(
+        impl FromRow for $t {
+            type Columns = ();
+            fn resolve(_: &[String]) -> Result<()> {
+                Ok(())
+            }
+            fn from_row<R: RowValues + ?Sized>(row: &R, _: &()) -> Result<Self> {
+                decode_column(row, 0, "#0")
+            }
+        }
+        impl FromRow for Option<$t> {
+            type Columns = ();
+            fn resolve(_: &[String]) -> Result<()> {
+                Ok(())
+            }
+            fn from_row<R: RowValues + ?Sized>(row: &R, _: &()) -> Result<Self> {
+                decode_column(row, 0, "#0")
+            }
+        }
+    )*};
+}
+scalar_row!(
+    String,
+    i8,
+    i16,
+    i32,
+    i64,
+    u8,
+    u16,
+    u32,
+    u64,
+    isize,
+    usize,
+    f32,
+    f64,
+    bool,
+    Vec<u8>,
+    serde_json::Value
+);
+
+/// Tuples are rows read by position: `(A, B)` takes columns 0 and 1.
+macro_rules! tuple_row {
+    ($($name:ident $index:tt),+) => {
+        impl<$($name: ColumnValue + Send + 'static),+> FromRow for ($($name,)+) {
+            type Columns = ();
+            fn resolve(_: &[String]) -> Result<()> {
+                Ok(())
+            }
+            fn from_row<R: RowValues + ?Sized>(row: &R, _: &()) -> Result<Self> {
+                Ok(($(decode_column::<$name, R>(row, $index, concat!("#", $index))?,)+))
+            }
+        }
+    };
+}
+tuple_row!(A 0);
+tuple_row!(A 0, B 1);
+tuple_row!(A 0, B 1, C 2);
+tuple_row!(A 0, B 1, C 2, D 3);
+tuple_row!(A 0, B 1, C 2, D 3, E 4);
+tuple_row!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+
+/// Decodes any `serde::Deserialize` type through `serde_rusqlite`, columns by name, for
+/// code that does not want `#[derive(Row)]`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+/// #[derive(serde::Deserialize)]
+/// struct Todo { id: String, done: i64 }
+/// let db = livesync::Database::in_memory(Default::default()).await?;
+/// let todos = db
+///     .query::<livesync::Serde<Todo>>("SELECT 'a' AS id, 1 AS done")
+///     .fetch_all()
+///     .await?;
+/// assert_eq!(todos[0].0.id, "a");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Serde<T>(pub T);
+
+impl<T> Serde<T> {
+    /// The decoded value.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + Send + 'static> FromRow for Serde<T> {
+    type Columns = Vec<String>;
+    fn resolve(names: &[String]) -> Result<Vec<String>> {
+        Ok(names.to_vec())
+    }
+    fn from_row<R: RowValues + ?Sized>(row: &R, columns: &Vec<String>) -> Result<Self> {
+        let failed = |message: String| Error::Decode {
+            column: String::new(),
+            message,
+            sql: None,
+        };
+        if let Some(row) = row.sqlite_row() {
+            return serde_rusqlite::from_row_with_columns::<T>(row, columns)
+                .map(Serde)
+                .map_err(|e| failed(e.to_string()));
+        }
+        // Kept values (live queries) become a JSON object that serde reads by field name.
+        let mut object = serde_json::Map::with_capacity(columns.len());
+        for (index, name) in columns.iter().enumerate() {
+            let value = match row.value(index)? {
+                ValueRef::Null => serde_json::Value::Null,
+                ValueRef::Integer(i) => i.into(),
+                ValueRef::Real(r) => {
+                    serde_json::Number::from_f64(r).map_or(serde_json::Value::Null, Into::into)
+                }
+                ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+                ValueRef::Blob(b) => b.to_vec().into(),
+            };
+            object.insert(name.clone(), value);
+        }
+        serde_json::from_value(serde_json::Value::Object(object))
+            .map(Serde)
+            .map_err(|e| failed(e.to_string()))
+    }
+}
