@@ -7,8 +7,9 @@
 //!   query reads changes (found once with `EXPLAIN`: the tables whose B-trees the plan
 //!   opens, so joins, subqueries, CTEs and views count; `ps_data__x` is reported as `x`),
 //!   or the tables given to [`Query::triggered_by`](super::Query::triggered_by).
-//! - Runs are at least the throttle apart, and a burst of changes is always followed by
-//!   one run after its last change (trailing edge), so the final state is delivered.
+//! - A run starts no sooner than the throttle after the previous run ended (so results
+//!   are at least the throttle apart), and a burst of changes is always followed by one
+//!   run after its last change (trailing edge), so the final state is delivered.
 //! - A result equal to the previous one (compared on raw column values, so `T` needs no
 //!   `PartialEq`) is not emitted.
 //! - A failing run is an `Err` item; the stream goes on and runs again on the next change.
@@ -17,6 +18,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use futures::stream::BoxStream;
@@ -46,11 +49,20 @@ use crate::{Error, Result, TableUpdateStream, TableUpdates};
 /// ```
 pub struct LiveQuery<T> {
     results: BoxStream<'static, Result<Vec<T>>>,
+    runs: Arc<AtomicU64>,
 }
 
 impl<T> std::fmt::Debug for LiveQuery<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveQuery").finish_non_exhaustive()
+    }
+}
+
+impl<T> LiveQuery<T> {
+    /// How many times the query has run so far (the first run included), whether or not
+    /// the result changed: a way to check that unrelated writes cost nothing.
+    pub fn run_count(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
     }
 }
 
@@ -73,6 +85,7 @@ struct Watch<T> {
     last: Option<Vec<Vec<Value>>>,
     last_run: Option<Instant>,
     started: bool,
+    runs: Arc<AtomicU64>,
 }
 
 impl<T: FromRow> LiveQuery<T> {
@@ -82,6 +95,7 @@ impl<T: FromRow> LiveQuery<T> {
             .triggered_by
             .as_ref()
             .map(|tables| tables.iter().map(|t| t.to_ascii_lowercase()).collect());
+        let runs = Arc::new(AtomicU64::new(0));
         let state = Watch {
             query,
             updates,
@@ -89,6 +103,7 @@ impl<T: FromRow> LiveQuery<T> {
             last: None,
             last_run: None,
             started: false,
+            runs: Arc::clone(&runs),
         };
         let results = futures::stream::unfold(state, |mut state| async move {
             let item = state.next_result().await?;
@@ -96,6 +111,7 @@ impl<T: FromRow> LiveQuery<T> {
         });
         Self {
             results: Box::pin(results),
+            runs,
         }
     }
 }
@@ -111,9 +127,12 @@ impl<T: FromRow> Watch<T> {
             if self.tables.is_none() {
                 self.tables = source_tables(&self.query.db, self.query.sql()).await;
             }
-            self.last_run = Some(Instant::now());
             let query = self.query.clone();
+            self.runs.fetch_add(1, Ordering::Relaxed);
             let raw = self.query.db.read(move |conn| query.raw_on(conn)).await;
+            // The throttle counts from the end of a run, so consecutive results are
+            // always at least the throttle apart, however long the query takes.
+            self.last_run = Some(Instant::now());
             let (names, rows) = match raw {
                 Ok(raw) => raw,
                 Err(Error::Closed) => return None,

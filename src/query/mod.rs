@@ -301,5 +301,5 @@ pub(crate) fn owned(value: rusqlite::types::ValueRef<'_>) -> Value {
 }
 
 fn column_names(stmt: &rusqlite::Statement<'_>) -> Vec<String> {
-    stmt.column_names().into_iter().map(str::to_owned).collect()
+    stmt.column_names().map(str::to_owned).collect()
 }
