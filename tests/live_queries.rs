@@ -308,3 +308,66 @@ async fn after_random_writes_and_pauses_the_last_item_equals_a_fresh_fetch() {
         assert_eq!(latest, fresh, "seed {seed}");
     }
 }
+
+#[tokio::test]
+async fn watch_diff_reports_added_removed_and_updated_rows_by_id() {
+    #[derive(livesync::Row, Clone, Debug, PartialEq)]
+    struct Todo {
+        id: String,
+        description: Option<String>,
+    }
+    let db = Database::in_memory(todo_schema()).await.unwrap();
+    db.execute(
+        "INSERT INTO todos(id, description) VALUES ('a', 'one'), ('b', 'two')",
+        (),
+    )
+    .await
+    .unwrap();
+    let mut diffs = db
+        .query::<Todo>("SELECT id, description FROM todos ORDER BY id")
+        .throttle(Duration::ZERO)
+        .watch_diff();
+    let first = tokio::time::timeout(WAIT, diffs.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.added.len(), 2);
+    assert_eq!(first.rows, first.added);
+
+    db.transaction(|tx| {
+        tx.execute("UPDATE todos SET description = 'uno' WHERE id = 'a'", [])?;
+        tx.execute("DELETE FROM todos WHERE id = 'b'", [])?;
+        tx.execute(
+            "INSERT INTO todos(id, description) VALUES ('c', 'three')",
+            [],
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let change = tokio::time::timeout(WAIT, diffs.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let todo = |id: &str, d: &str| Todo {
+        id: id.into(),
+        description: Some(d.into()),
+    };
+    assert_eq!(change.updated, [todo("a", "uno")]);
+    assert_eq!(change.removed, [todo("b", "two")]);
+    assert_eq!(change.added, [todo("c", "three")]);
+    assert_eq!(change.rows, [todo("a", "uno"), todo("c", "three")]);
+
+    // Without an id column the diff cannot match rows: a clear error item.
+    let mut no_id = db
+        .query::<String>("SELECT description FROM todos")
+        .watch_diff();
+    let err = tokio::time::timeout(WAIT, no_id.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("\"id\""), "{err}");
+}

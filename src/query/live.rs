@@ -90,24 +90,10 @@ struct Watch<T> {
 
 impl<T: FromRow> LiveQuery<T> {
     pub(super) fn new(query: Query<T>) -> Self {
-        let updates = query.db.watch_all_updates();
-        let tables = query
-            .triggered_by
-            .as_ref()
-            .map(|tables| tables.iter().map(|t| t.to_ascii_lowercase()).collect());
-        let runs = Arc::new(AtomicU64::new(0));
-        let state = Watch {
-            query,
-            updates,
-            tables,
-            last: None,
-            last_run: None,
-            started: false,
-            runs: Arc::clone(&runs),
-        };
-        let results = futures::stream::unfold(state, |mut state| async move {
-            let item = state.next_result().await?;
-            Some((item, state))
+        let (watch, runs) = Watch::start(query);
+        let results = futures::stream::unfold(watch, |mut watch| async move {
+            let item = watch.next_result().await?;
+            Some((item, watch))
         });
         Self {
             results: Box::pin(results),
@@ -117,8 +103,42 @@ impl<T: FromRow> LiveQuery<T> {
 }
 
 impl<T: FromRow> Watch<T> {
-    /// The next item to emit, or `None` once the database is closed.
+    /// Subscribes to table changes (before anything runs) and sets up the run counter.
+    fn start(query: Query<T>) -> (Self, Arc<AtomicU64>) {
+        let updates = query.db.watch_all_updates();
+        let tables = query
+            .triggered_by
+            .as_ref()
+            .map(|tables| tables.iter().map(|t| t.to_ascii_lowercase()).collect());
+        let runs = Arc::new(AtomicU64::new(0));
+        let watch = Self {
+            query,
+            updates,
+            tables,
+            last: None,
+            last_run: None,
+            started: false,
+            runs: Arc::clone(&runs),
+        };
+        (watch, runs)
+    }
+
+    /// The next decoded result to emit, or `None` once the database is closed.
     async fn next_result(&mut self) -> Option<Result<Vec<T>>> {
+        let (names, rows) = match self.next_raw().await? {
+            Ok(raw) => raw,
+            Err(e) => return Some(Err(e)),
+        };
+        let decoded = decode::<T>(&names, &rows).map_err(|e| e.in_query(self.query.sql()));
+        if decoded.is_err() {
+            self.last = None; // a later run with the same rows is news again
+        }
+        Some(decoded)
+    }
+
+    /// The next result that differs from the previous one, as raw values with the
+    /// column names; `None` once the database is closed.
+    async fn next_raw(&mut self) -> Option<Result<(Vec<String>, Vec<Vec<Value>>)>> {
         loop {
             if self.started {
                 self.wait_for_change().await?;
@@ -144,9 +164,8 @@ impl<T: FromRow> Watch<T> {
             if self.last.as_ref() == Some(&rows) {
                 continue; // unchanged: nothing to emit
             }
-            let decoded = decode::<T>(&names, &rows).map_err(|e| e.in_query(self.query.sql()));
-            self.last = decoded.is_ok().then_some(rows);
-            return Some(decoded);
+            self.last = Some(rows.clone());
+            return Some(Ok((names, rows)));
         }
     }
 
@@ -242,4 +261,105 @@ fn public_name<'a>(table: &'a str, public_names: &'a HashMap<String, String>) ->
         .strip_prefix("ps_data__")
         .or_else(|| table.strip_prefix("ps_data_local__"))
         .unwrap_or(table)
+}
+
+/// One item of [`LiveDiff`]: the full result plus what changed since the previous item,
+/// matched by the `id` column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryDiff<T> {
+    /// The whole current result, in query order.
+    pub rows: Vec<T>,
+    /// Rows whose id was not in the previous result (every row, in the first item).
+    pub added: Vec<T>,
+    /// Rows of the previous result whose id is gone (their previous values).
+    pub removed: Vec<T>,
+    /// Rows whose id stayed but whose values changed (their new values).
+    pub updated: Vec<T>,
+}
+
+/// A live query that reports differences: see [`Query::watch_diff`](super::Query::watch_diff).
+pub struct LiveDiff<T> {
+    results: BoxStream<'static, Result<QueryDiff<T>>>,
+    runs: Arc<AtomicU64>,
+}
+
+impl<T> LiveDiff<T> {
+    /// How many times the query has run so far (see [`LiveQuery::run_count`]).
+    pub fn run_count(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+}
+
+impl<T> std::fmt::Debug for LiveDiff<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveDiff").finish_non_exhaustive()
+    }
+}
+
+impl<T> Stream for LiveDiff<T> {
+    type Item = Result<QueryDiff<T>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.results.as_mut().poll_next(cx)
+    }
+}
+
+/// The previous item of a diff stream: each row's raw values and decoded value, by id
+/// (the id's debug form, so that the text "1" and the integer 1 stay different ids).
+type Previous<T> = HashMap<String, (Vec<Value>, T)>;
+
+impl<T: FromRow + Clone> LiveDiff<T> {
+    pub(super) fn new(query: Query<T>) -> Self {
+        let (watch, runs) = Watch::start(query);
+        let results = futures::stream::unfold(
+            (watch, Previous::<T>::new()),
+            |(mut watch, mut previous)| async move {
+                let item = match watch.next_raw().await? {
+                    Ok((names, rows)) => {
+                        diff(&names, rows, &mut previous).map_err(|e| e.in_query(watch.query.sql()))
+                    }
+                    Err(e) => Err(e),
+                };
+                if item.is_err() {
+                    watch.last = None;
+                }
+                Some((item, (watch, previous)))
+            },
+        );
+        Self {
+            results: Box::pin(results),
+            runs,
+        }
+    }
+}
+
+/// Decodes `rows` and compares them with `previous` by id, replacing `previous`.
+fn diff<T: FromRow + Clone>(
+    names: &[String],
+    rows: Vec<Vec<Value>>,
+    previous: &mut Previous<T>,
+) -> Result<QueryDiff<T>> {
+    let id_column = super::row::require_column(names, "id")?;
+    let columns = T::resolve(names)?;
+    let mut current: Previous<T> = HashMap::with_capacity(rows.len());
+    let mut out = QueryDiff {
+        rows: Vec::with_capacity(rows.len()),
+        added: Vec::new(),
+        removed: Vec::new(),
+        updated: Vec::new(),
+    };
+    for raw in rows {
+        let key = format!("{:?}", raw[id_column]);
+        let row = T::from_row(raw.as_slice(), &columns)?;
+        match previous.remove(&key) {
+            None => out.added.push(row.clone()),
+            Some((old_raw, _)) if old_raw != raw => out.updated.push(row.clone()),
+            Some(_) => {}
+        }
+        out.rows.push(row.clone());
+        current.insert(key, (raw, row));
+    }
+    out.removed = previous.drain().map(|(_, (_, row))| row).collect();
+    *previous = current;
+    Ok(out)
 }

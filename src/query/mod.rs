@@ -39,7 +39,7 @@ use std::time::Duration;
 use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{Connection, ToSql};
 
-pub use live::LiveQuery;
+pub use live::{LiveDiff, LiveQuery, QueryDiff};
 pub use row::{ColumnValue, FromRow, RowValues, Serde};
 
 use crate::{Database, Error, Result};
@@ -216,6 +216,31 @@ impl<T: FromRow> Query<T> {
     /// query reads changes and the result differs.
     pub fn watch(self) -> LiveQuery<T> {
         LiveQuery::new(self)
+    }
+
+    /// Like [`watch`](Self::watch), but each item also says which rows were added,
+    /// removed or updated since the previous one, matched by the query's `id` column, so
+    /// a UI can touch only what changed (PowerSync's "differential" watched queries).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// use futures::StreamExt;
+    /// use livesync::{Column, Database, Schema, Table};
+    /// let db = Database::in_memory(Schema::new([Table::new("todos", [Column::text("title")])])).await?;
+    /// db.execute("INSERT INTO todos(id, title) VALUES ('1', 'milk')", ()).await?;
+    /// let mut todos = db.query::<(String, String)>("SELECT id, title FROM todos").watch_diff();
+    /// assert_eq!(todos.next().await.unwrap()?.added.len(), 1);
+    /// db.execute("UPDATE todos SET title = 'oat milk'", ()).await?;
+    /// let change = todos.next().await.unwrap()?;
+    /// assert_eq!(change.updated, [("1".to_string(), "oat milk".to_string())]);
+    /// assert!(change.added.is_empty() && change.removed.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn watch_diff(self) -> LiveDiff<T>
+    where
+        T: Clone,
+    {
+        LiveDiff::new(self)
     }
 
     /// Prepares the statement and binds the parameters.
