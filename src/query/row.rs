@@ -13,6 +13,10 @@ use crate::{Error, Result};
 ///
 /// Implemented for `String`, the integer types, `f64`/`f32`, `bool` (0/1),
 /// `Vec<u8>`, `serde_json::Value` (JSON text) and `Option<T>` of those (NULL as `None`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be read from an SQLite column",
+    note = "use String, an integer, f64, bool, Vec<u8>, serde_json::Value or Option of those; for any serde type mark the field #[row(json)]"
+)]
 pub trait ColumnValue: Sized {
     /// The schema column type this Rust type maps to (for `#[row(table = "...")]`).
     const COLUMN_TYPE: ColumnType;

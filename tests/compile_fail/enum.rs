@@ -1,0 +1,7 @@
+#[derive(livesync::Row)]
+enum Status {
+    Open,
+    Done,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(livesync::Row)]
+struct Wrapper<T> {
+    id: String,
+    value: T,
+}
+
+fn main() {}

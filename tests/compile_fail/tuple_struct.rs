@@ -1,0 +1,4 @@
+#[derive(livesync::Row)]
+struct Pair(String, i64);
+
+fn main() {}

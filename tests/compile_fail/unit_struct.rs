@@ -1,0 +1,4 @@
+#[derive(livesync::Row)]
+struct Nothing;
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(livesync::Row)]
+struct Todo {
+    id: String,
+    when: std::time::Instant,
+}
+
+fn main() {}
