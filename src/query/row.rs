@@ -41,6 +41,7 @@ pub trait RowValues {
 }
 
 impl RowValues for rusqlite::Row<'_> {
+    #[inline]
     fn value(&self, index: usize) -> Result<ValueRef<'_>> {
         Ok(self.get_ref(index)?)
     }
@@ -107,6 +108,7 @@ pub fn missing_column(column: &str) -> Error {
 
 /// Decodes column `index` as `T`, for derived [`FromRow`] impls and tuples.
 #[doc(hidden)]
+#[inline]
 pub fn decode_column<T: ColumnValue, R: RowValues + ?Sized>(
     row: &R,
     index: usize,
@@ -136,6 +138,8 @@ pub fn decode_json_column<T: serde::de::DeserializeOwned, R: RowValues + ?Sized>
     })
 }
 
+#[cold]
+#[inline(never)]
 fn mismatch(column: &str, expected: &str, found: ValueRef<'_>) -> Error {
     let found = match found {
         ValueRef::Null => "NULL".to_owned(),
@@ -155,6 +159,7 @@ fn mismatch(column: &str, expected: &str, found: ValueRef<'_>) -> Error {
 impl ColumnValue for String {
     const COLUMN_TYPE: ColumnType = ColumnType::Text;
     const EXPECTED: &'static str = "text";
+    #[inline]
     fn decode(value: ValueRef<'_>) -> Option<Self> {
         match value {
             ValueRef::Text(t) => String::from_utf8(t.to_vec()).ok(),
@@ -168,7 +173,8 @@ macro_rules! integer_column {
         impl ColumnValue for $t {
             const COLUMN_TYPE: ColumnType = ColumnType::Integer;
             const EXPECTED: &'static str = concat!("an integer that fits ", stringify!($t));
-            fn decode(value: ValueRef<'_>) -> Option<Self> {
+            #[inline]
+    fn decode(value: ValueRef<'_>) -> Option<Self> {
                 match value {
                     ValueRef::Integer(i) => <$t>::try_from(i).ok(),
                     _ => None,
@@ -182,6 +188,7 @@ integer_column!(i8, i16, i32, i64, u8, u16, u32, u64, isize, usize);
 impl ColumnValue for f64 {
     const COLUMN_TYPE: ColumnType = ColumnType::Real;
     const EXPECTED: &'static str = "a number";
+    #[inline]
     fn decode(value: ValueRef<'_>) -> Option<Self> {
         match value {
             ValueRef::Real(r) => Some(r),
@@ -195,6 +202,7 @@ impl ColumnValue for f64 {
 impl ColumnValue for f32 {
     const COLUMN_TYPE: ColumnType = ColumnType::Real;
     const EXPECTED: &'static str = "a number";
+    #[inline]
     fn decode(value: ValueRef<'_>) -> Option<Self> {
         f64::decode(value).map(|v| v as f32)
     }
@@ -203,6 +211,7 @@ impl ColumnValue for f32 {
 impl ColumnValue for bool {
     const COLUMN_TYPE: ColumnType = ColumnType::Integer;
     const EXPECTED: &'static str = "0 or 1";
+    #[inline]
     fn decode(value: ValueRef<'_>) -> Option<Self> {
         match value {
             ValueRef::Integer(0) => Some(false),
@@ -215,6 +224,7 @@ impl ColumnValue for bool {
 impl ColumnValue for Vec<u8> {
     const COLUMN_TYPE: ColumnType = ColumnType::Text;
     const EXPECTED: &'static str = "a blob";
+    #[inline]
     fn decode(value: ValueRef<'_>) -> Option<Self> {
         match value {
             ValueRef::Blob(b) | ValueRef::Text(b) => Some(b.to_vec()),
@@ -226,6 +236,7 @@ impl ColumnValue for Vec<u8> {
 impl ColumnValue for serde_json::Value {
     const COLUMN_TYPE: ColumnType = ColumnType::Text;
     const EXPECTED: &'static str = "JSON text";
+    #[inline]
     fn decode(value: ValueRef<'_>) -> Option<Self> {
         match value {
             ValueRef::Text(t) => serde_json::from_slice(t).ok(),
@@ -240,6 +251,7 @@ impl ColumnValue for serde_json::Value {
 impl<T: ColumnValue> ColumnValue for Option<T> {
     const COLUMN_TYPE: ColumnType = T::COLUMN_TYPE;
     const EXPECTED: &'static str = T::EXPECTED;
+    #[inline]
     fn decode(value: ValueRef<'_>) -> Option<Self> {
         match value {
             ValueRef::Null => Some(None),
