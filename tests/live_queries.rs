@@ -371,3 +371,26 @@ async fn watch_diff_reports_added_removed_and_updated_rows_by_id() {
         .unwrap_err();
     assert!(err.to_string().contains("\"id\""), "{err}");
 }
+
+#[tokio::test]
+async fn a_query_left_unpolled_through_many_commits_reruns_only_for_its_own_tables() {
+    let db = Database::in_memory(lists_and_todos()).await.unwrap();
+    let mut quiet = db.query::<i64>("SELECT count(*) FROM lists").watch();
+    let mut busy = db.query::<i64>("SELECT count(*) FROM todos").watch();
+    assert_eq!(next(&mut quiet).await.unwrap(), [0]);
+    assert_eq!(next(&mut busy).await.unwrap(), [0]);
+    // Far more commits than a notification channel holds, while neither stream is polled:
+    // both fall behind, and the merged report must still name only `todos`.
+    for i in 0..600 {
+        db.execute("INSERT INTO todos(id) VALUES (?1)", [i.to_string()])
+            .await
+            .unwrap();
+    }
+    assert_eq!(next(&mut busy).await.unwrap(), [600]);
+    assert!(nothing_within(&mut quiet, Duration::from_millis(100)).await);
+    assert_eq!(
+        quiet.run_count(),
+        1,
+        "re-ran although `lists` never changed"
+    );
+}

@@ -375,10 +375,7 @@ impl Database {
     /// How many table-change subscriptions are alive ([`watch_tables`](Self::watch_tables)
     /// streams, live queries). Useful to check that UI code releases what it watches.
     pub fn active_watchers(&self) -> usize {
-        self.inner
-            .updates
-            .upgrade()
-            .map_or(0, |sender| sender.receiver_count())
+        self.inner.updates.receiver_count()
     }
 
     /// Names of the insert-only tables, as a JSON array (for SQL `json_each`).

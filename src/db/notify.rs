@@ -7,12 +7,15 @@
 //!
 //! The channel holds at most [`CHANNEL_CAPACITY`] events. When a watcher falls that far
 //! behind, the oldest events are dropped for it and it receives one event flagged
-//! [`lagged`](TableUpdates::is_lagged) that reports every table as changed: it may see
-//! changes merged, but it never misses that a table changed.
+//! [`lagged`](TableUpdates::is_lagged) that merges everything it missed. The merge is
+//! exact, not "everything changed": every event carries a sequence number, and the
+//! publisher remembers per table the sequence number of its last change, so a lagging
+//! watcher reports exactly the tables changed after the last event it saw. (With a
+//! thousand live queries, "everything changed" made queries on untouched tables re-run.)
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use futures::Stream;
@@ -42,6 +45,8 @@ pub struct TableUpdates {
     /// Sorted, deduplicated names.
     tables: Arc<[String]>,
     lagged: bool,
+    /// Publication order; 0 for events made up by a stream (the initial event).
+    seq: u64,
 }
 
 impl TableUpdates {
@@ -51,12 +56,13 @@ impl TableUpdates {
         Self {
             tables: tables.into(),
             lagged,
+            seq: 0,
         }
     }
 
-    /// Whether `table` changed. Always true for a [lagged](Self::is_lagged) event.
+    /// Whether `table` changed.
     pub fn contains(&self, table: &str) -> bool {
-        self.lagged || self.tables.iter().any(|t| t.eq_ignore_ascii_case(table))
+        self.tables.iter().any(|t| t.eq_ignore_ascii_case(table))
     }
 
     /// The changed tables, sorted.
@@ -64,9 +70,9 @@ impl TableUpdates {
         self.tables.iter().map(String::as_str)
     }
 
-    /// True when the watcher fell behind and events were merged: treat every table as
-    /// changed. The listed tables are then the watched ones (or the schema's tables, for
-    /// [`watch_all_updates`](crate::Database::watch_all_updates)).
+    /// True when the watcher fell behind and several commits were merged into this one
+    /// event. The listed tables are still exact: every table changed by any merged commit,
+    /// and no other.
     pub fn is_lagged(&self) -> bool {
         self.lagged
     }
@@ -78,18 +84,58 @@ pub(crate) struct Publisher {
     sender: Sender<TableUpdates>,
     /// Data table name → public name, from the current schema.
     public_names: HashMap<String, String>,
+    history: Arc<Mutex<ChangeHistory>>,
+}
+
+/// Per table, the sequence number of the last event that changed it: what a lagging
+/// watcher consults to learn exactly what it missed. Bounded by the number of tables.
+#[derive(Default)]
+struct ChangeHistory {
+    last_seq: u64,
+    changed_at: HashMap<String, u64>,
+}
+
+impl ChangeHistory {
+    /// Tables changed after event `seen` (case-insensitively matched against `filter`).
+    fn changed_since(&self, seen: u64, filter: Option<&[String]>) -> Vec<String> {
+        self.changed_at
+            .iter()
+            .filter(|(_, seq)| **seq > seen)
+            .map(|(table, _)| table)
+            .filter(|table| filter.is_none_or(|f| f.iter().any(|w| w.eq_ignore_ascii_case(table))))
+            .cloned()
+            .collect()
+    }
 }
 
 /// Where new watchers subscribe; does not keep the channel open.
-pub(crate) type Subscriptions = WeakSender<TableUpdates>;
+#[derive(Clone)]
+pub(crate) struct Subscriptions {
+    sender: WeakSender<TableUpdates>,
+    history: Arc<Mutex<ChangeHistory>>,
+}
+
+impl Subscriptions {
+    /// How many streams are subscribed (0 once the database closed).
+    pub(crate) fn receiver_count(&self) -> usize {
+        self.sender
+            .upgrade()
+            .map_or(0, |sender| sender.receiver_count())
+    }
+}
 
 impl Publisher {
     pub(super) fn new() -> (Self, Subscriptions) {
         let (sender, _) = broadcast::channel(CHANNEL_CAPACITY);
-        let subscriptions = sender.downgrade();
+        let history = Arc::new(Mutex::new(ChangeHistory::default()));
+        let subscriptions = Subscriptions {
+            sender: sender.downgrade(),
+            history: Arc::clone(&history),
+        };
         let publisher = Self {
             sender,
             public_names: HashMap::new(),
+            history,
         };
         (publisher, subscriptions)
     }
@@ -108,9 +154,20 @@ impl Publisher {
             .into_iter()
             .map(|raw| self.public_name(raw))
             .collect();
+        let mut update = TableUpdates::new(tables, false);
+        {
+            // Recorded before sending, so a watcher that finds this event dropped finds
+            // its tables here.
+            let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+            history.last_seq += 1;
+            update.seq = history.last_seq;
+            for table in update.tables() {
+                history.changed_at.insert(table.to_owned(), update.seq);
+            }
+        }
         // A full channel drops its oldest event (lagging receivers are told); an error
         // only means nobody is listening.
-        let _ = self.sender.send(TableUpdates::new(tables, false));
+        let _ = self.sender.send(update);
     }
 
     fn public_name(&self, raw: String) -> String {
@@ -134,9 +191,12 @@ pub struct TableUpdateStream {
     events: BoxStream<'static, Result<TableUpdates, ()>>,
     /// Watched names (`None`: all tables).
     filter: Option<Vec<String>>,
-    /// Reported on lag when watching all tables.
+    /// Listed by the initial event when watching all tables.
     all_tables: Vec<String>,
     initial: Option<TableUpdates>,
+    history: Arc<Mutex<ChangeHistory>>,
+    /// Sequence number of the last event received, or covered by a lag report.
+    seen: u64,
 }
 
 impl TableUpdateStream {
@@ -146,15 +206,30 @@ impl TableUpdateStream {
         all_tables: Vec<String>,
     ) -> Self {
         // A closed database has no sender left: the stream is empty.
-        let events = match subscriptions.upgrade() {
-            Some(sender) => events(sender.subscribe()),
-            None => Box::pin(futures::stream::empty()),
+        let (events, seen) = match subscriptions.sender.upgrade() {
+            Some(sender) => {
+                let receiver = sender.subscribe();
+                // Read after subscribing: an event published in between is received
+                // *and* counted as seen, which can only over-report a lag, never miss.
+                let seen = subscriptions
+                    .history
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .last_seq;
+                (events(receiver), seen)
+            }
+            None => (
+                Box::pin(futures::stream::empty()) as BoxStream<'static, _>,
+                0,
+            ),
         };
         Self {
             events,
             filter,
             all_tables,
             initial: None,
+            history: Arc::clone(&subscriptions.history),
+            seen,
         }
     }
 
@@ -177,6 +252,16 @@ impl TableUpdateStream {
     fn everything(&self, lagged: bool) -> TableUpdates {
         let tables = self.filter.as_ref().unwrap_or(&self.all_tables).clone();
         TableUpdates::new(tables, lagged)
+    }
+
+    /// After dropped events: exactly the watched tables changed since the last event seen.
+    fn missed(&mut self) -> Option<TableUpdates> {
+        let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        let tables = history.changed_since(self.seen, self.filter.as_deref());
+        // Events still queued up to here are covered by this report.
+        self.seen = history.last_seq;
+        drop(history);
+        (!tables.is_empty()).then(|| TableUpdates::new(tables, true))
     }
 
     fn filtered(&self, update: TableUpdates) -> Option<TableUpdates> {
@@ -202,11 +287,19 @@ impl Stream for TableUpdateStream {
         loop {
             match self.events.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(update))) => {
+                    if update.seq <= self.seen {
+                        continue; // already reported by a lag report
+                    }
+                    self.seen = update.seq;
                     if let Some(update) = self.filtered(update) {
                         return Poll::Ready(Some(update));
                     }
                 }
-                Poll::Ready(Some(Err(()))) => return Poll::Ready(Some(self.everything(true))),
+                Poll::Ready(Some(Err(()))) => {
+                    if let Some(update) = self.missed() {
+                        return Poll::Ready(Some(update));
+                    }
+                }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             }

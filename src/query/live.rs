@@ -191,7 +191,7 @@ impl<T: FromRow> Watch<T> {
 
     fn is_relevant(&self, update: &TableUpdates) -> bool {
         match &self.tables {
-            Some(tables) => update.is_lagged() || tables.iter().any(|t| update.contains(t)),
+            Some(tables) => tables.iter().any(|t| update.contains(t)),
             None => true,
         }
     }
