@@ -69,6 +69,52 @@ impl CrudEntry {
             metadata: stored.metadata,
         })
     }
+
+    /// The entry as JSON in the shape the PowerSync JS SDK gives backends:
+    /// `{"op_id", "op", "type", "id", "tx_id", "data", "old", "metadata"}` (absent
+    /// values left out). Handy for posting a batch to a backend.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// use livesync::{Column, Database, Schema, Table};
+    /// let db = Database::in_memory(Schema::new([Table::new("todos", [Column::text("title")])])).await?;
+    /// db.execute("INSERT INTO todos(id, title) VALUES ('t1', 'milk')", ()).await?;
+    /// let upload = db.get_next_crud_transaction().await?.unwrap();
+    /// let json = upload.crud[0].to_json();
+    /// assert_eq!(json["op"], "PUT");
+    /// assert_eq!(json["type"], "todos");
+    /// assert_eq!(json["data"]["title"], "milk");
+    /// # Ok(()) }
+    /// ```
+    pub fn to_json(&self) -> Value {
+        let mut json = Map::new();
+        json.insert("op_id".into(), self.client_id.into());
+        json.insert("op".into(), self.op.as_str().into());
+        json.insert("type".into(), self.table.clone().into());
+        json.insert("id".into(), self.id.clone().into());
+        json.insert("tx_id".into(), self.transaction_id.into());
+        if let Some(data) = &self.data {
+            json.insert("data".into(), Value::Object(data.clone()));
+        }
+        if let Some(old) = &self.previous_values {
+            json.insert("old".into(), Value::Object(old.clone()));
+        }
+        if let Some(metadata) = &self.metadata {
+            json.insert("metadata".into(), metadata.clone().into());
+        }
+        Value::Object(json)
+    }
+}
+
+impl UpdateType {
+    /// `"PUT"`, `"PATCH"` or `"DELETE"`, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+        }
+    }
 }
 
 /// All writes of one local transaction, oldest first. Upload them, then call

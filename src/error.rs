@@ -146,6 +146,49 @@ pub enum Error {
     /// A value did not have the expected shape (for example a CRUD entry with an unknown `op`).
     #[error("unexpected data: {0}")]
     UnexpectedData(String),
+
+    /// The app's [`BackendConnector`](crate::BackendConnector) reported a failure (its
+    /// backend refused an upload, its auth could not issue a token, ...).
+    #[error("the backend connector failed: {0}")]
+    Connector(#[source] Box<dyn std::error::Error + Send + Sync>),
+
+    /// A sync service (or backend) answered with an error status. `code` and
+    /// `description` come from the PowerSync error body when there was one
+    /// (`PSYNC_S21xx` codes are authentication problems: check the token's `aud`, `exp`
+    /// and signing key).
+    #[error("{url} answered HTTP {status}{}: {description}", code_suffix(.code))]
+    HttpStatus {
+        /// The request URL (without query string).
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The service's error code, such as `PSYNC_S2106`.
+        code: Option<String>,
+        /// What the service said went wrong.
+        description: String,
+    },
+
+    /// A request could not be sent or its response could not be read (connection refused
+    /// or reset, DNS, TLS, timeout).
+    #[error("request to {url} failed: {source} (check that the service is running and reachable)")]
+    Transport {
+        /// The request URL (without query string).
+        url: String,
+        /// The HTTP client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The sync service sent something that does not follow the PowerSync protocol.
+    #[error("sync protocol error: {0}")]
+    Protocol(String),
+}
+
+fn code_suffix(code: &Option<String>) -> String {
+    match code {
+        Some(code) => format!(" ({code})"),
+        None => String::new(),
+    }
 }
 
 fn sql_suffix(sql: &Option<String>) -> String {
@@ -156,6 +199,17 @@ fn sql_suffix(sql: &Option<String>) -> String {
 }
 
 impl Error {
+    /// An error for a [`BackendConnector`](crate::BackendConnector) to return, from a
+    /// message or any error type.
+    ///
+    /// ```
+    /// let err = livesync::Error::connector("backend is down");
+    /// assert_eq!(err.to_string(), "the backend connector failed: backend is down");
+    /// ```
+    pub fn connector(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Connector(error.into())
+    }
+
     /// Wraps an SQLite error, remembering the statement that caused it.
     pub(crate) fn sqlite_with_sql(source: rusqlite::Error, sql: impl Into<String>) -> Self {
         Self::classify(source, Some(sql.into()))

@@ -47,12 +47,17 @@
     clippy::todo
 )]
 
+mod connector;
 mod crud;
 mod db;
 mod error;
+mod http_client;
 pub mod query;
 pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
 
+pub use connector::{BackendConnector, Credentials};
 pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType};
 pub use db::{Database, OpenOptions, TableUpdateStream, TableUpdates};
 pub use error::{Error, Result};

@@ -1,0 +1,385 @@
+//! The test service's HTTP side: accepting connections, routing, authentication, and
+//! the service's JSON error bodies.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::jwt::VerifiedToken;
+use super::store::Change;
+use super::stream::{self, Session};
+use super::{Shared, stopped, unix_now};
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Largest request body accepted (uploads are the big ones).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Accepts connections until shutdown, then lets open ones finish (bounded wait).
+pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut stop = shared.shutdown.subscribe();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "test service: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let shared = Arc::clone(&shared);
+                connections.spawn(serve_connection(stream, shared));
+            }
+            () = stopped(&mut stop) => break,
+        }
+        while connections.try_join_next().is_some() {}
+    }
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        while connections.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
+        connections.abort_all();
+    }
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let mut stop = shared.shutdown.subscribe();
+    let service = service_fn(move |request| handle(Arc::clone(&shared), request));
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let path = request.uri().path().to_owned();
+    tracing::debug!(method = %request.method(), %path, "test service request");
+    let response = match (request.method(), path.as_str()) {
+        (&Method::POST, "/sync/stream") => sync_stream(&shared, request).await,
+        (&Method::GET, "/write-checkpoint2.json") => write_checkpoint(&shared, &request),
+        (&Method::POST, "/upload") => upload(&shared, request).await,
+        _ => Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "PSYNC_S0404",
+            format!("no route for {} {path}", request.method()),
+        )),
+    };
+    Ok(response.unwrap_or_else(Refusal::into_response))
+}
+
+/// A refused request, answered with the service's error body.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            description: description.into(),
+        }
+    }
+
+    /// `{"error": {"name", "code", "status", "description"}}`, as the service sends.
+    fn into_response(self) -> Response<Body> {
+        let name = if self.status == StatusCode::UNAUTHORIZED {
+            "AuthorizationError"
+        } else {
+            "ServiceError"
+        };
+        let body = json!({"error": {
+            "name": name,
+            "code": self.code,
+            "status": self.status.as_u16(),
+            "description": self.description,
+        }});
+        json_response(self.status, &body)
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Checks `Authorization: Token <jwt>` (or `Bearer`) as the service does.
+fn authenticate(shared: &Shared, request: &Request<Incoming>) -> Result<VerifiedToken, Refusal> {
+    let header = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let token = header
+        .and_then(|h| {
+            h.strip_prefix("Token ")
+                .or_else(|| h.strip_prefix("Bearer "))
+        })
+        .filter(|t| !t.is_empty() && !t.contains(char::is_whitespace));
+    let Some(token) = token else {
+        return Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "PSYNC_S2106",
+            "Authentication required",
+        ));
+    };
+    let verified = shared
+        .key
+        .verify(token, unix_now())
+        .map_err(|e| Refusal::new(StatusCode::UNAUTHORIZED, e.code, e.description))?;
+    let current = shared.faults().token_generation;
+    if verified.generation.is_some_and(|g| g < current) {
+        return Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "PSYNC_S2103",
+            "JWT has expired (expired by TestSyncService::expire_tokens)",
+        ));
+    }
+    Ok(verified)
+}
+
+async fn read_json(request: Request<Incoming>) -> Result<Value, Refusal> {
+    let bytes = Limited::new(request.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "PSYNC_S2002",
+                format!("cannot read body: {e}"),
+            )
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "PSYNC_S2002",
+            format!("body is not valid JSON: {e}"),
+        )
+    })
+}
+
+async fn sync_stream(
+    shared: &Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Refusal> {
+    let token = authenticate(shared, &request)?;
+    if let Some(status) = shared.faults().take_failing_status() {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Err(Refusal::new(
+            status,
+            "PSYNC_S2001",
+            "injected failure (TestSyncService::fail_next_requests)",
+        ));
+    }
+    let body = read_json(request).await?;
+    shared.log().sync_requests.push(body.clone());
+    let session = Session::new(token, &body)
+        .map_err(|message| Refusal::new(StatusCode::BAD_REQUEST, "PSYNC_S2002", message))?;
+
+    let (lines, receiver) = mpsc::channel(16);
+    tokio::spawn(stream::run(Arc::clone(shared), session, lines));
+    let frames = futures::stream::unfold(receiver, |mut receiver| async move {
+        let line: Result<Bytes, std::io::Error> = receiver.recv().await?;
+        Some((line.map(Frame::data), receiver))
+    });
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(frames)));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+fn write_checkpoint(
+    shared: &Shared,
+    request: &Request<Incoming>,
+) -> Result<Response<Body>, Refusal> {
+    let token = authenticate(shared, request)?;
+    let client_id = request
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("client_id="))
+        .map(percent_decode)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "PSYNC_S2002",
+                "missing query parameter client_id",
+            )
+        })?;
+    let checkpoint = shared
+        .store()
+        .create_write_checkpoint(&token.user_id, &client_id);
+    shared.notify_streams();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"data": {"write_checkpoint": checkpoint.to_string()}}),
+    ))
+}
+
+/// `POST /upload` — the app backend's half: `{"client_id": "...", "batch": [entries]}`
+/// with entries shaped like [`CrudEntry::to_json`](crate::CrudEntry::to_json). Applied
+/// in order and published as one checkpoint.
+async fn upload(
+    shared: &Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Refusal> {
+    authenticate(shared, &request)?;
+    let body = read_json(request).await?;
+    let bad = |message: String| Refusal::new(StatusCode::BAD_REQUEST, "PSYNC_S2002", message);
+    let entries = body
+        .get("batch")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("body must be {\"batch\": [crud entries]}".into()))?;
+    let changes = entries
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            UploadedWrite::parse(entry).map_err(|e| bad(format!("batch[{index}]: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    shared.log().uploads.push(body.clone());
+    let applied = {
+        let mut store = shared.store();
+        let mut applied = 0;
+        for write in changes {
+            if store.is_rejected(&write.table) {
+                continue;
+            }
+            let change = match write.op.as_str() {
+                "PUT" => Change::Upsert {
+                    table: write.table,
+                    id: write.id,
+                    row: write.data,
+                },
+                "PATCH" => {
+                    let mut row = store
+                        .row(&write.table, &write.id)
+                        .cloned()
+                        .unwrap_or_default();
+                    row.extend(write.data);
+                    Change::Upsert {
+                        table: write.table,
+                        id: write.id,
+                        row,
+                    }
+                }
+                _ => Change::Delete {
+                    table: write.table,
+                    id: write.id,
+                },
+            };
+            // Committed one by one so a PATCH sees the PUT before it; clients still get
+            // one checkpoint, as the lock is held throughout.
+            store.stage(change);
+            store.commit();
+            applied += 1;
+        }
+        applied
+    };
+    shared.notify_streams();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"data": {"applied": applied}}),
+    ))
+}
+
+/// One validated entry of an upload batch.
+struct UploadedWrite {
+    op: String,
+    table: String,
+    id: String,
+    data: Map<String, Value>,
+}
+
+impl UploadedWrite {
+    fn parse(entry: &Value) -> Result<Self, String> {
+        let text = |key: &str| {
+            entry
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{key:?} must be a string"))
+        };
+        let op = text("op")?;
+        if !matches!(op.as_str(), "PUT" | "PATCH" | "DELETE") {
+            return Err(format!("unknown op {op:?} (expected PUT, PATCH or DELETE)"));
+        }
+        let data = match entry.get("data") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(data)) => data.clone(),
+            Some(_) => return Err("\"data\" must be an object".into()),
+        };
+        Ok(Self {
+            op,
+            table: text("type")?,
+            id: text("id")?,
+            data,
+        })
+    }
+}
+
+/// Decodes `%XX` escapes and `+` in a query value.
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    out.push((high * 16 + low) as u8);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

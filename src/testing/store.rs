@@ -1,0 +1,453 @@
+//! The test service's data: its own copy of the backend tables, one op log per bucket,
+//! staged changes waiting for `commit`, and write checkpoints.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde_json::{Map, Value, json};
+
+use super::checksum::{put_checksum, remove_checksum, subkey};
+use super::rules::{BucketRule, UserContext};
+
+/// The four op types of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    Put,
+    Remove,
+    Move,
+    Clear,
+}
+
+impl OpKind {
+    fn wire_name(self) -> &'static str {
+        match self {
+            Self::Put => "PUT",
+            Self::Remove => "REMOVE",
+            Self::Move => "MOVE",
+            Self::Clear => "CLEAR",
+        }
+    }
+}
+
+/// The row an op is about: table, id and the subkey of its source row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RowKey {
+    pub(crate) table: String,
+    pub(crate) id: String,
+    pub(crate) subkey: String,
+}
+
+/// One entry of a bucket's op log.
+#[derive(Debug, Clone)]
+pub(crate) struct Op {
+    pub(crate) op_id: i64,
+    pub(crate) kind: OpKind,
+    pub(crate) row: Option<RowKey>,
+    /// JSON object text (without `id`), PUT only.
+    pub(crate) data: Option<String>,
+    pub(crate) checksum: u32,
+}
+
+impl Op {
+    /// The op as an element of a `data` line. `raw_data` sends `data` as JSON text (what
+    /// clients ask for) rather than as a nested object.
+    pub(crate) fn to_wire(&self, raw_data: bool) -> Value {
+        let mut op = Map::new();
+        op.insert("op_id".into(), self.op_id.to_string().into());
+        op.insert("op".into(), self.kind.wire_name().into());
+        if let Some(row) = &self.row {
+            op.insert("object_type".into(), row.table.clone().into());
+            op.insert("object_id".into(), row.id.clone().into());
+            op.insert("subkey".into(), row.subkey.clone().into());
+        }
+        op.insert("checksum".into(), self.checksum.into());
+        if matches!(self.kind, OpKind::Put | OpKind::Remove) {
+            let data = match (&self.data, raw_data) {
+                (None, _) => Value::Null,
+                (Some(text), true) => Value::String(text.clone()),
+                (Some(text), false) => serde_json::from_str(text).unwrap_or(Value::Null),
+            };
+            op.insert("data".into(), data);
+        }
+        Value::Object(op)
+    }
+}
+
+/// A bucket's op log with its running checksum (wrapping sum of every op checksum,
+/// where a CLEAR stands for everything before it).
+#[derive(Debug, Default)]
+pub(crate) struct BucketLog {
+    pub(crate) ops: Vec<Op>,
+    pub(crate) checksum: u32,
+}
+
+/// What a checkpoint line says about one bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BucketSummary {
+    pub(crate) checksum: u32,
+    pub(crate) count: usize,
+}
+
+/// A user's view of the current checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckpointView {
+    pub(crate) last_op_id: i64,
+    pub(crate) write_checkpoint: Option<i64>,
+    pub(crate) buckets: BTreeMap<String, BucketSummary>,
+}
+
+/// A change waiting for [`Store::commit`].
+#[derive(Debug, Clone)]
+pub(crate) enum Change {
+    /// PUT straight into a named bucket (test control).
+    Put {
+        bucket: String,
+        table: String,
+        id: String,
+        data: Map<String, Value>,
+    },
+    /// REMOVE straight from a named bucket (test control).
+    Remove {
+        bucket: String,
+        table: String,
+        id: String,
+    },
+    /// Write a backend row; the rules route it into buckets.
+    Upsert {
+        table: String,
+        id: String,
+        row: Map<String, Value>,
+    },
+    /// Delete a backend row from every bucket holding it.
+    Delete { table: String, id: String },
+    /// Replace a bucket's log with one CLEAR op.
+    ClearBucket { bucket: String },
+    /// Drop a bucket entirely (clients are told it was removed).
+    DeleteBucket { bucket: String },
+}
+
+/// All server-side state. Guarded by one mutex in the service.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    /// The last op id handed out, which is also the current checkpoint id.
+    head: i64,
+    rules: Vec<BucketRule>,
+    tables: BTreeMap<String, BTreeMap<String, Map<String, Value>>>,
+    /// Which rule buckets each backend row is in, to send REMOVEs when it leaves one.
+    row_buckets: HashMap<(String, String), BTreeSet<String>>,
+    buckets: BTreeMap<String, BucketLog>,
+    /// Buckets written through `put`: every user receives them.
+    direct_buckets: BTreeSet<String>,
+    staged: Vec<Change>,
+    /// Latest write checkpoint per (user id, client id).
+    write_checkpoints: HashMap<(String, String), i64>,
+    last_write_checkpoint: i64,
+    rejected_tables: HashSet<String>,
+}
+
+impl Store {
+    pub(crate) fn new(rules: Vec<BucketRule>) -> Self {
+        Self {
+            rules,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn stage(&mut self, change: Change) {
+        self.staged.push(change);
+    }
+
+    /// Turns every staged change into ops, in order; returns the new checkpoint id.
+    pub(crate) fn commit(&mut self) -> i64 {
+        for change in std::mem::take(&mut self.staged) {
+            self.apply(change);
+        }
+        self.head
+    }
+
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Put {
+                bucket,
+                table,
+                id,
+                data,
+            } => {
+                self.direct_buckets.insert(bucket.clone());
+                self.append_put(&bucket, &table, &id, &data);
+            }
+            Change::Remove { bucket, table, id } => self.append_remove(&bucket, &table, &id),
+            Change::Upsert { table, id, mut row } => {
+                row.remove("id");
+                // Nulls are left out of the row JSON; a client reads a missing key as NULL.
+                row.retain(|_, value| !value.is_null());
+                let now: BTreeSet<String> = self
+                    .rules
+                    .iter()
+                    .filter_map(|rule| rule.bucket_of_row(&table, &row))
+                    .collect();
+                let key = (table.clone(), id.clone());
+                let before = self.row_buckets.remove(&key).unwrap_or_default();
+                for bucket in before.difference(&now) {
+                    self.append_remove(bucket, &table, &id);
+                }
+                for bucket in &now {
+                    self.append_put(bucket, &table, &id, &row);
+                }
+                if !now.is_empty() {
+                    self.row_buckets.insert(key, now);
+                }
+                self.tables.entry(table).or_default().insert(id, row);
+            }
+            Change::Delete { table, id } => {
+                if let Some(rows) = self.tables.get_mut(&table) {
+                    rows.remove(&id);
+                }
+                let before = self
+                    .row_buckets
+                    .remove(&(table.clone(), id.clone()))
+                    .unwrap_or_default();
+                for bucket in &before {
+                    self.append_remove(bucket, &table, &id);
+                }
+            }
+            Change::ClearBucket { bucket } => {
+                self.head += 1;
+                let log = self.buckets.entry(bucket.clone()).or_default();
+                // The CLEAR carries the sum of everything it replaces: the total is unchanged.
+                log.ops = vec![Op {
+                    op_id: self.head,
+                    kind: OpKind::Clear,
+                    row: None,
+                    data: None,
+                    checksum: log.checksum,
+                }];
+                for buckets in self.row_buckets.values_mut() {
+                    buckets.remove(&bucket);
+                }
+            }
+            Change::DeleteBucket { bucket } => {
+                self.buckets.remove(&bucket);
+                self.direct_buckets.remove(&bucket);
+                for buckets in self.row_buckets.values_mut() {
+                    buckets.remove(&bucket);
+                }
+            }
+        }
+    }
+
+    fn append_put(&mut self, bucket: &str, table: &str, id: &str, row: &Map<String, Value>) {
+        let data = Value::Object(row.clone()).to_string();
+        let checksum = put_checksum(table, id, &data);
+        let row = RowKey {
+            table: table.to_owned(),
+            id: id.to_owned(),
+            subkey: subkey(table, id),
+        };
+        self.append(bucket, OpKind::Put, row, Some(data), checksum);
+    }
+
+    fn append_remove(&mut self, bucket: &str, table: &str, id: &str) {
+        let subkey = subkey(table, id);
+        let checksum = remove_checksum(&subkey);
+        let row = RowKey {
+            table: table.to_owned(),
+            id: id.to_owned(),
+            subkey,
+        };
+        self.append(bucket, OpKind::Remove, row, None, checksum);
+    }
+
+    fn append(
+        &mut self,
+        bucket: &str,
+        kind: OpKind,
+        row: RowKey,
+        data: Option<String>,
+        checksum: u32,
+    ) {
+        self.head += 1;
+        let log = self.buckets.entry(bucket.to_owned()).or_default();
+        log.checksum = log.checksum.wrapping_add(checksum);
+        log.ops.push(Op {
+            op_id: self.head,
+            kind,
+            row: Some(row),
+            data,
+            checksum,
+        });
+    }
+
+    /// Server-side compaction: every op superseded by a later op on the same row becomes
+    /// a MOVE with the same id and checksum, so checksums stay valid.
+    pub(crate) fn compact(&mut self, bucket: &str) {
+        let Some(log) = self.buckets.get_mut(bucket) else {
+            return;
+        };
+        let mut seen = HashSet::new();
+        for op in log.ops.iter_mut().rev() {
+            let Some(row) = &op.row else { continue };
+            if !seen.insert(row.clone()) {
+                op.kind = OpKind::Move;
+                op.row = None;
+                op.data = None;
+            }
+        }
+    }
+
+    /// The buckets `user` receives and what the current checkpoint says about them.
+    pub(crate) fn checkpoint_for(&self, user: &UserContext<'_>, client_id: &str) -> CheckpointView {
+        let mut names: BTreeSet<String> = self
+            .rules
+            .iter()
+            .filter_map(|rule| rule.bucket_for_user(user))
+            .collect();
+        names.extend(self.direct_buckets.iter().cloned());
+        let buckets = names
+            .into_iter()
+            .map(|name| {
+                let summary = self.buckets.get(&name).map_or(
+                    BucketSummary {
+                        checksum: 0,
+                        count: 0,
+                    },
+                    |log| BucketSummary {
+                        checksum: log.checksum,
+                        count: log.ops.len(),
+                    },
+                );
+                (name, summary)
+            })
+            .collect();
+        CheckpointView {
+            last_op_id: self.head,
+            write_checkpoint: self
+                .write_checkpoints
+                .get(&(user.user_id.to_owned(), client_id.to_owned()))
+                .copied(),
+            buckets,
+        }
+    }
+
+    /// Ops of `bucket` after `after`, in order.
+    pub(crate) fn ops_after(&self, bucket: &str, after: i64) -> Vec<Op> {
+        self.buckets.get(bucket).map_or_else(Vec::new, |log| {
+            let start = log.ops.partition_point(|op| op.op_id <= after);
+            log.ops[start..].to_vec()
+        })
+    }
+
+    /// A new write checkpoint for (user, client). Uploads are applied as they arrive, so
+    /// every upload before it is already in the current checkpoint.
+    pub(crate) fn create_write_checkpoint(&mut self, user_id: &str, client_id: &str) -> i64 {
+        self.last_write_checkpoint += 1;
+        self.write_checkpoints.insert(
+            (user_id.to_owned(), client_id.to_owned()),
+            self.last_write_checkpoint,
+        );
+        self.last_write_checkpoint
+    }
+
+    pub(crate) fn reject_uploads_to(&mut self, table: &str) {
+        self.rejected_tables.insert(table.to_owned());
+    }
+
+    pub(crate) fn is_rejected(&self, table: &str) -> bool {
+        self.rejected_tables.contains(table)
+    }
+
+    /// A backend row (PATCH merges into it), if it exists.
+    pub(crate) fn row(&self, table: &str, id: &str) -> Option<&Map<String, Value>> {
+        self.tables.get(table)?.get(id)
+    }
+
+    /// Every row of a backend table, `id` included, sorted by id.
+    pub(crate) fn rows(&self, table: &str) -> Vec<Value> {
+        self.tables.get(table).map_or_else(Vec::new, |rows| {
+            rows.iter()
+                .map(|(id, row)| {
+                    let mut row = row.clone();
+                    row.insert("id".into(), json!(id));
+                    Value::Object(row)
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::rules::ParameterSource;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    fn user<'a>(id: &'a str, empty: &'a Map<String, Value>) -> UserContext<'a> {
+        UserContext {
+            user_id: id,
+            token_parameters: empty,
+            client_parameters: empty,
+        }
+    }
+
+    #[test]
+    fn a_row_moving_between_buckets_is_removed_from_the_old_one() {
+        let rule = BucketRule::per_value("by_owner", "lists", "owner", ParameterSource::UserId);
+        let mut store = Store::new(vec![rule]);
+        store.stage(Change::Upsert {
+            table: "lists".into(),
+            id: "l1".into(),
+            row: object(json!({"owner": "a", "name": "x"})),
+        });
+        store.commit();
+        store.stage(Change::Upsert {
+            table: "lists".into(),
+            id: "l1".into(),
+            row: object(json!({"owner": "b", "name": "x"})),
+        });
+        assert_eq!(store.commit(), 3);
+        let a = store.ops_after(r#"by_owner["a"]"#, 0);
+        assert_eq!(
+            a.iter().map(|op| op.kind).collect::<Vec<_>>(),
+            [OpKind::Put, OpKind::Remove]
+        );
+        let empty = Map::new();
+        let view = store.checkpoint_for(&user("b", &empty), "c");
+        assert_eq!(view.buckets[r#"by_owner["b"]"#].count, 1);
+        assert!(!view.buckets.contains_key(r#"by_owner["a"]"#));
+    }
+
+    #[test]
+    fn clear_and_compaction_keep_the_bucket_checksum() {
+        let mut store = Store::new(Vec::new());
+        for data in ["1", "2", "3"] {
+            store.stage(Change::Put {
+                bucket: "b".into(),
+                table: "t".into(),
+                id: "r".into(),
+                data: object(json!({ "v": data })),
+            });
+        }
+        store.commit();
+        let before = store.buckets["b"].checksum;
+        let sum = store
+            .ops_after("b", 0)
+            .iter()
+            .fold(0u32, |acc, op| acc.wrapping_add(op.checksum));
+        assert_eq!(before, sum);
+        store.compact("b");
+        let kinds: Vec<_> = store.ops_after("b", 0).iter().map(|op| op.kind).collect();
+        assert_eq!(kinds, [OpKind::Move, OpKind::Move, OpKind::Put]);
+        store.stage(Change::ClearBucket { bucket: "b".into() });
+        store.commit();
+        let ops = store.ops_after("b", 0);
+        assert_eq!(ops.len(), 1);
+        assert_eq!((ops[0].kind, ops[0].checksum), (OpKind::Clear, before));
+        assert_eq!(
+            store.ops_after("b", 3).len(),
+            1,
+            "resuming clients get the CLEAR"
+        );
+    }
+}

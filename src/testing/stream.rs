@@ -1,0 +1,304 @@
+//! One open `/sync/stream` response: the first checkpoint with its data, then a diff
+//! and data for every later change, keepalives, and the injected faults.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::checksum::as_signed;
+use super::faults::StreamEvent;
+use super::jwt::VerifiedToken;
+use super::rules::UserContext;
+use super::store::{BucketSummary, CheckpointView, Op};
+use super::{Shared, stopped, unix_now};
+
+/// Who is syncing and what they asked for.
+pub(crate) struct Session {
+    user_id: String,
+    token_parameters: Map<String, Value>,
+    expires_at: i64,
+    client_id: String,
+    client_parameters: Map<String, Value>,
+    /// Last op id the client has per bucket (from the request, then as sent).
+    after: HashMap<String, i64>,
+    raw_data: bool,
+}
+
+impl Session {
+    /// Reads the request body (`StreamingSyncRequest`); unknown fields are ignored.
+    pub(crate) fn new(token: VerifiedToken, body: &Value) -> Result<Self, String> {
+        let mut after = HashMap::new();
+        match body.get("buckets") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(buckets)) => {
+                for bucket in buckets {
+                    let name = bucket["name"]
+                        .as_str()
+                        .ok_or("buckets[].name must be a string")?;
+                    let op_id = match &bucket["after"] {
+                        Value::String(text) => text.parse::<i64>().ok(),
+                        Value::Number(number) => number.as_i64(),
+                        _ => None,
+                    }
+                    .ok_or("buckets[].after must be an op id (a decimal string)")?;
+                    after.insert(name.to_owned(), op_id);
+                }
+            }
+            Some(_) => return Err("buckets must be an array".into()),
+        }
+        let client_parameters = match body.get("parameters") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(parameters)) => parameters.clone(),
+            Some(_) => return Err("parameters must be an object".into()),
+        };
+        Ok(Self {
+            user_id: token.user_id,
+            token_parameters: token.parameters,
+            expires_at: token.expires_at,
+            client_id: body["client_id"].as_str().unwrap_or_default().to_owned(),
+            client_parameters,
+            after,
+            raw_data: body["raw_data"].as_bool().unwrap_or(false),
+        })
+    }
+
+    fn user(&self) -> UserContext<'_> {
+        UserContext {
+            user_id: &self.user_id,
+            token_parameters: &self.token_parameters,
+            client_parameters: &self.client_parameters,
+        }
+    }
+
+    fn seconds_left(&self) -> i64 {
+        (self.expires_at - unix_now()).max(0)
+    }
+}
+
+/// The stream ended: the client went away, or a fault cut it.
+struct Ended;
+
+/// Writes NDJSON lines into the response body, applying the line faults.
+struct LineWriter {
+    out: mpsc::Sender<io::Result<Bytes>>,
+    shared: Arc<Shared>,
+    /// Cut the connection when this many lines were sent.
+    drop_after: Option<usize>,
+    sent: usize,
+}
+
+impl LineWriter {
+    async fn send(&mut self, line: &Value) -> Result<(), Ended> {
+        self.send_raw(line.to_string()).await
+    }
+
+    async fn send_raw(&mut self, mut line: String) -> Result<(), Ended> {
+        let delay = self.shared.faults().line_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if self.drop_after == Some(self.sent) {
+            // Let the lines already queued reach the client first (hyper flushes when the
+            // body has nothing ready), then an error item makes hyper abort the response
+            // mid-body: a reset for the client.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let reset = io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "connection dropped by TestSyncService::drop_next_connection_after",
+            );
+            let _ = self.out.send(Err(reset)).await;
+            return Err(Ended);
+        }
+        line.push('\n');
+        self.out
+            .send(Ok(Bytes::from(line)))
+            .await
+            .map_err(|_| Ended)?;
+        self.sent += 1;
+        Ok(())
+    }
+}
+
+/// Serves one sync stream until the client leaves, the token expires, a fault ends it
+/// or the service shuts down.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut session: Session,
+    out: mpsc::Sender<io::Result<Bytes>>,
+) {
+    // Subscribe before the first snapshot, so no change is missed in between.
+    let mut changes = shared.changes.subscribe();
+    let mut events = shared.events.subscribe();
+    let mut stop = shared.shutdown.subscribe();
+    let client_gone = out.clone();
+    let (drop_after, pending_lines) = {
+        let mut faults = shared.faults();
+        (
+            faults.drop_after_lines.take(),
+            std::mem::take(&mut faults.pending_lines),
+        )
+    };
+    let mut lines = LineWriter {
+        out,
+        shared: Arc::clone(&shared),
+        drop_after,
+        sent: 0,
+    };
+    tracing::debug!(user = %session.user_id, "test service: sync stream opened");
+    for line in pending_lines {
+        if lines.send_raw(line).await.is_err() {
+            return;
+        }
+    }
+    let mut sent: Option<CheckpointView> = None;
+    let period = shared.keepalive;
+    let mut keepalive = tokio::time::interval_at(Instant::now() + period, period);
+    let expiry = tokio::time::sleep(Duration::from_secs(session.seconds_left() as u64));
+    tokio::pin!(expiry);
+    loop {
+        changes.borrow_and_update();
+        if send_changes(&shared, &mut session, &mut sent, &mut lines)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let outcome = tokio::select! {
+            changed = changes.changed() => if changed.is_err() { Err(Ended) } else { Ok(()) },
+            _ = keepalive.tick() => {
+                lines.send(&json!({"token_expires_in": session.seconds_left()})).await
+            }
+            () = &mut expiry => {
+                let _ = lines.send(&json!({"token_expires_in": 0})).await;
+                Err(Ended)
+            }
+            event = events.recv() => match event {
+                Ok(StreamEvent::Line(line)) => lines.send_raw(line).await,
+                Ok(StreamEvent::ExpireToken) => {
+                    let _ = lines.send(&json!({"token_expires_in": 0})).await;
+                    Err(Ended)
+                }
+                Err(RecvError::Lagged(_)) => Ok(()),
+                Err(RecvError::Closed) => Err(Ended),
+            },
+            () = stopped(&mut stop) => Err(Ended),
+            () = client_gone.closed() => Err(Ended),
+        };
+        if outcome.is_err() {
+            tracing::debug!(user = %session.user_id, "test service: sync stream ended");
+            return;
+        }
+    }
+}
+
+/// Sends a checkpoint (first time) or a diff (when the user's buckets or write
+/// checkpoint changed), the data the client lacks, and `checkpoint_complete`.
+async fn send_changes(
+    shared: &Shared,
+    session: &mut Session,
+    sent: &mut Option<CheckpointView>,
+    lines: &mut LineWriter,
+) -> Result<(), Ended> {
+    let (mut view, data) = {
+        let store = shared.store();
+        let view = store.checkpoint_for(&session.user(), &session.client_id);
+        let data: Vec<(String, Vec<Op>)> = view
+            .buckets
+            .keys()
+            .map(|bucket| {
+                let after = session.after.get(bucket).copied().unwrap_or(0);
+                (bucket.clone(), store.ops_after(bucket, after))
+            })
+            .filter(|(_, ops)| !ops.is_empty())
+            .collect();
+        (view, data)
+    };
+    if let Some(previous) = sent.as_ref()
+        && previous.buckets == view.buckets
+        && previous.write_checkpoint == view.write_checkpoint
+    {
+        return Ok(()); // nothing this user can see changed
+    }
+    {
+        let mut faults = shared.faults();
+        for (name, summary) in &mut view.buckets {
+            if faults.corrupt_buckets.remove(name) {
+                summary.checksum = summary.checksum.wrapping_add(1);
+            }
+        }
+    }
+    let write_checkpoint = view.write_checkpoint.map(|w| w.to_string());
+    let line = match sent.as_ref() {
+        None => json!({"checkpoint": {
+            "last_op_id": view.last_op_id.to_string(),
+            "write_checkpoint": write_checkpoint,
+            "buckets": view.buckets.iter().map(|(name, s)| bucket_checksum(name, *s)).collect::<Vec<_>>(),
+            "streams": [],
+        }}),
+        Some(previous) => {
+            let updated: Vec<Value> = view
+                .buckets
+                .iter()
+                .filter(|(name, summary)| previous.buckets.get(*name) != Some(summary))
+                .map(|(name, s)| bucket_checksum(name, *s))
+                .collect();
+            let removed: Vec<&String> = previous
+                .buckets
+                .keys()
+                .filter(|name| !view.buckets.contains_key(*name))
+                .collect();
+            json!({"checkpoint_diff": {
+                "last_op_id": view.last_op_id.to_string(),
+                "write_checkpoint": write_checkpoint,
+                "updated_buckets": updated,
+                "removed_buckets": removed,
+            }})
+        }
+    };
+    lines.send(&line).await?;
+    session
+        .after
+        .retain(|bucket, _| view.buckets.contains_key(bucket));
+    for (bucket, ops) in data {
+        let chunks: Vec<&[Op]> = ops.chunks(shared.ops_per_line).collect();
+        for (index, chunk) in chunks.iter().enumerate() {
+            let after = session.after.get(&bucket).copied().unwrap_or(0);
+            let next_after = chunk.last().map_or(after, |op| op.op_id);
+            let line = json!({"data": {
+                "bucket": bucket,
+                "data": chunk.iter().map(|op| op.to_wire(session.raw_data)).collect::<Vec<_>>(),
+                "has_more": index + 1 < chunks.len(),
+                "after": after.to_string(),
+                "next_after": next_after.to_string(),
+            }});
+            lines.send(&line).await?;
+            shared
+                .ops_sent
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            session.after.insert(bucket.clone(), next_after);
+        }
+    }
+    lines
+        .send(&json!({"checkpoint_complete": {"last_op_id": view.last_op_id.to_string()}}))
+        .await?;
+    *sent = Some(view);
+    Ok(())
+}
+
+/// A `BucketChecksum` entry; the checksum as a signed i32, as the service sends it.
+fn bucket_checksum(name: &str, summary: BucketSummary) -> Value {
+    json!({
+        "bucket": name,
+        "checksum": as_signed(summary.checksum),
+        "priority": 3,
+        "count": summary.count,
+    })
+}
