@@ -7,6 +7,7 @@ use crate::{Error, Result, USER_AGENT};
 ///
 /// reqwest is built without a default crypto provider, so `ring` is installed as the
 /// process-wide rustls provider first; if the app already installed one, that one stays.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // the sync engine will use it too
 pub(crate) fn http_client() -> Result<reqwest::Client> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()

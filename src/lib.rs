@@ -54,6 +54,7 @@ mod error;
 mod http_client;
 pub mod query;
 pub mod schema;
+mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
 
