@@ -17,6 +17,7 @@
 //! - `{"cmd": "rows", "table": "todos"}` — the service's rows → `{"rows": [...]}`
 //! - `{"cmd": "token", "user": "u2"}` → `{"token": ...}`
 //! - `{"cmd": "stats"}` → `{"sync_requests": n, "uploads": n, "ops_sent": n}`
+//! - `{"cmd": "corrupt", "bucket": "global[]"}` — the next checkpoint misreports its checksum
 //!
 //! It stops at end of input.
 
@@ -94,6 +95,10 @@ fn run(service: &TestSyncService, command: &Value) -> Value {
             "uploads": service.uploads().len(),
             "ops_sent": service.ops_sent(),
         }),
+        "corrupt" => {
+            service.corrupt_next_checksum(text("bucket"));
+            json!({"ok": true})
+        }
         other => json!({"error": format!("unknown command {other:?}")}),
     }
 }

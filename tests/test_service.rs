@@ -797,3 +797,22 @@ async fn test_connector_uploads_local_transactions_in_order() {
     assert!(connector.upload_data(&db).await.is_err());
     assert!(db.get_next_crud_transaction().await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_corrupt_checksum_also_reaches_an_open_stream_in_a_diff() {
+    let service = TestSyncService::start().await.unwrap();
+    service.put("b", "items", "a", json!({"v": 1}));
+    service.commit();
+    let mut lines = open_stream(&service, &service.token("u"), request("c", &[])).await;
+    let first = lines.until_complete().await;
+    let mut total = checksum_of(&data_ops(&first)[0]);
+    service.corrupt_next_checksum("b");
+    service.put("b", "items", "z", json!({"v": 2}));
+    service.commit();
+    let update = lines.until_complete().await;
+    total = total.wrapping_add(checksum_of(&data_ops(&update)[0]));
+    let reported = bucket_entry(&update[0]["checkpoint_diff"]["updated_buckets"], "b")["checksum"]
+        .as_i64()
+        .unwrap();
+    assert_ne!(reported, total as i32 as i64, "{update:?}");
+}
