@@ -816,3 +816,26 @@ async fn a_corrupt_checksum_also_reaches_an_open_stream_in_a_diff() {
         .unwrap();
     assert_ne!(reported, total as i32 as i64, "{update:?}");
 }
+
+#[tokio::test]
+async fn checksums_match_values_computed_by_hand() {
+    // Computed outside Rust (Python hashlib): the first four bytes of SHA-256, little-endian.
+    //   put.todos.t1.{"description":"milk"}            → 254119388
+    //   delete.d1cc23c8-0750-e678-a3a1-e20f323aebc3    → 2214069045 (the subkey of todos/t1)
+    //   bucket: 254119388 + 2214069045 = 2468188433 → as i32 −1826778863
+    let service = TestSyncService::start().await.unwrap();
+    service.put("b", "todos", "t1", json!({"description": "milk"}));
+    service.remove("b", "todos", "t1");
+    service.commit();
+    let mut lines = open_stream(&service, &service.token("u"), request("c", &[])).await;
+    let lines = lines.until_complete().await;
+    let ops = data_ops(&lines);
+    assert_eq!(ops[0]["data"], r#"{"description":"milk"}"#);
+    assert_eq!(checksum_of(&ops[0]), 254_119_388);
+    assert_eq!(ops[1]["subkey"], "d1cc23c8-0750-e678-a3a1-e20f323aebc3");
+    assert_eq!(checksum_of(&ops[1]), 2_214_069_045);
+    assert_eq!(
+        bucket_entry(&lines[0]["checkpoint"]["buckets"], "b")["checksum"],
+        -1_826_778_863
+    );
+}
