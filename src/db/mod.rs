@@ -22,6 +22,19 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use notify::Subscriptions;
+
+/// Closes a worker queue (no job is accepted any more) and waits until every worker
+/// thread exited: each holds a clone of the watch sender, so `changed()` fails once the
+/// last one dropped it. Shared by the writer and the reader pool, also for a second,
+/// concurrent `close`.
+async fn close_and_wait<T>(
+    jobs: &std::sync::Mutex<Option<T>>,
+    exited: &tokio::sync::watch::Receiver<()>,
+) {
+    drop(jobs.lock().unwrap_or_else(PoisonError::into_inner).take());
+    let mut exited = exited.clone();
+    while exited.changed().await.is_ok() {}
+}
 pub use notify::{TableUpdateStream, TableUpdates};
 
 use crate::schema::{self, CheckedSchema, Schema};

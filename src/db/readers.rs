@@ -99,15 +99,7 @@ impl ReaderPool {
     /// Stops accepting reads and waits until the queued ones ran and every reader thread
     /// closed its connection.
     pub(super) async fn close(&self) {
-        drop(
-            self.jobs
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
-        let mut exited = self.exited.clone();
-        // Resolves with an error once every thread dropped its sender.
-        while exited.changed().await.is_ok() {}
+        super::close_and_wait(&self.jobs, &self.exited).await;
     }
 }
 

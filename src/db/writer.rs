@@ -100,15 +100,7 @@ impl Writer {
 
     /// Stops accepting jobs and waits until the queued ones ran and the connection closed.
     pub(super) async fn close(&self) {
-        drop(
-            self.jobs
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
-        // Every caller (also a second, concurrent `close`) waits for the thread's exit.
-        let mut exited = self.exited.clone();
-        while exited.changed().await.is_ok() {}
+        super::close_and_wait(&self.jobs, &self.exited).await;
     }
 }
 
