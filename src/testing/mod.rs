@@ -312,8 +312,9 @@ impl TestSyncService {
     // --- data -----------------------------------------------------------------------
 
     /// Stages a PUT of row `table/id` into `bucket` (created on demand; buckets written
-    /// this way are sent to every user). `data` is the row without `id`, a JSON object.
-    /// Visible to clients after [`commit`](Self::commit).
+    /// this way are sent to every user). `data` is the row without `id`, a JSON object
+    /// (any other JSON value is stored as `{"value": <it>}`). Visible to clients after
+    /// [`commit`](Self::commit).
     pub fn put(&self, bucket: &str, table: &str, id: &str, data: Value) {
         let data = into_object(data);
         self.shared.store().stage(Change::Put {
@@ -334,7 +335,8 @@ impl TestSyncService {
     }
 
     /// Stages a write of the backend row `table/id` (as an upload would): the bucket
-    /// rules route it (and send REMOVEs from buckets it left).
+    /// rules route it (and send REMOVEs from buckets it left). `row` is a JSON object
+    /// (any other JSON value is stored as `{"value": <it>}`).
     pub fn upsert_row(&self, table: &str, id: &str, row: Value) {
         let row = into_object(row);
         self.shared.store().stage(Change::Upsert {
