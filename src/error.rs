@@ -182,6 +182,30 @@ pub enum Error {
     /// The sync service sent something that does not follow the PowerSync protocol.
     #[error("sync protocol error: {0}")]
     Protocol(String),
+
+    /// Downloaded data did not add up to the checksums of the checkpoint. The named
+    /// buckets were dropped and are downloaded again; if this keeps happening the
+    /// service's bucket data is inconsistent.
+    #[error("checksums did not match for {0}; re-downloading those buckets")]
+    ChecksumMismatch(String),
+
+    /// The sync stream sent nothing (not even a keepalive) for longer than the idle
+    /// timeout, so the connection is presumed dead and is reopened.
+    #[error(
+        "the sync stream sent nothing for {0:?}; reconnecting (raise SyncOptions::idle_timeout if the network is that slow)"
+    )]
+    StreamIdle(std::time::Duration),
+
+    /// The connector returned credentials livesync cannot use.
+    #[error("invalid credentials: {0}")]
+    InvalidCredentials(String),
+
+    /// `upload_data` returned `Ok` without completing the oldest queued transaction, so
+    /// uploads cannot make progress.
+    #[error(
+        "upload_data returned without completing queued writes (entry {0} is still first in the queue): call `complete()` on each transaction once the backend accepted it"
+    )]
+    UploadStalled(i64),
 }
 
 fn code_suffix(code: &Option<String>) -> String {

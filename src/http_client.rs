@@ -1,20 +1,48 @@
 //! The HTTP client livesync sends requests with: reqwest on rustls with the `ring`
 //! crypto provider (no OpenSSL, and no aws-lc C build).
 
+use serde_json::Value;
+
 use crate::{Error, Result, USER_AGENT};
 
-/// A client that sends livesync's `User-Agent`.
+/// A client that sends livesync's `User-Agent`, followed by `extra` when given.
 ///
 /// reqwest is built without a default crypto provider, so `ring` is installed as the
 /// process-wide rustls provider first; if the app already installed one, that one stays.
-#[cfg_attr(not(feature = "testing"), allow(dead_code))] // the sync engine will use it too
-pub(crate) fn http_client() -> Result<reqwest::Client> {
+pub(crate) fn http_client_with(extra: Option<&str>) -> Result<reqwest::Client> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let user_agent = match extra {
+        Some(extra) => format!("{USER_AGENT} {extra}"),
+        None => USER_AGENT.to_owned(),
+    };
     reqwest::Client::builder()
-        .user_agent(USER_AGENT)
+        .user_agent(user_agent)
         .build()
         .map_err(|source| Error::Transport {
             url: String::new(),
             source,
         })
+}
+
+/// [`http_client_with`] without an app-specific user agent.
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // used by the test service
+pub(crate) fn http_client() -> Result<reqwest::Client> {
+    http_client_with(None)
+}
+
+/// Turns a non-success response into [`Error::HttpStatus`], with the code and
+/// description of a PowerSync error body (`{"error": {"code", "description"}}`) when
+/// there is one, else the body text.
+pub(crate) async fn error_from_response(url: String, response: reqwest::Response) -> Error {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Error::HttpStatus {
+        url,
+        status,
+        code: body["error"]["code"].as_str().map(str::to_owned),
+        description: body["error"]["description"]
+            .as_str()
+            .map_or(text.clone(), str::to_owned),
+    }
 }

@@ -63,6 +63,7 @@ pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType};
 pub use db::{Database, OpenOptions, TableUpdateStream, TableUpdates};
 pub use error::{Error, Result};
 pub use query::{ColumnValue, FromRow, LiveDiff, LiveQuery, Query, QueryDiff, RowValues, Serde};
+pub use sync::{DownloadProgress, FULL_SYNC, PriorityStatus, SyncError, SyncOptions, SyncStatus};
 
 /// Derives [`FromRow`] for a struct with named fields: each field is read from the
 /// column of the same name (looked up once per statement, not per row).

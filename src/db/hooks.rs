@@ -55,6 +55,12 @@ impl ChangeTracker {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The id the next queued CRUD entry will get: it changes whenever a local write is
+    /// recorded, which lets the sync engine notice writes racing a write-checkpoint request.
+    pub(super) fn next_crud_id(&self) -> i64 {
+        self.lock().next_crud_id
+    }
+
     /// Change sets of every transaction that committed since the last call, oldest first.
     pub(super) fn take_committed(&self) -> Vec<HashSet<String>> {
         std::mem::take(&mut self.lock().committed)

@@ -123,6 +123,7 @@ struct Inner {
     updates: Subscriptions,
     /// Shared with writer jobs, which update it together with the database.
     schema: Arc<RwLock<(Schema, CheckedSchema)>>,
+    sync: crate::sync::SyncSlot,
 }
 
 impl fmt::Debug for Database {
@@ -182,13 +183,9 @@ impl Database {
         };
         let readers = ReaderPool::open(&path, options.readers, options.busy_timeout).await?;
         tracing::debug!(path = %path.display(), readers = options.readers, "database opened");
-        Ok(Self::assemble(
-            Some(path),
-            writer,
-            Some(readers),
-            schema,
-            checked,
-        ))
+        let db = Self::assemble(Some(path), writer, Some(readers), schema, checked);
+        db.load_offline_status().await?;
+        Ok(db)
     }
 
     /// An in-memory database with one connection, for tests and throwaway state.
@@ -209,7 +206,9 @@ impl Database {
             })
             .await?
         };
-        Ok(Self::assemble(None, writer, None, schema, checked))
+        let db = Self::assemble(None, writer, None, schema, checked);
+        db.load_offline_status().await?;
+        Ok(db)
     }
 
     fn assemble(
@@ -226,8 +225,39 @@ impl Database {
                 readers,
                 updates,
                 schema: Arc::new(RwLock::new((schema, checked))),
+                sync: crate::sync::SyncSlot::new(),
             }),
         }
+    }
+
+    /// The sync engine's status and tasks.
+    pub(crate) fn sync_slot(&self) -> &crate::sync::SyncSlot {
+        &self.inner.sync
+    }
+
+    /// The id the next recorded local write will get (changes with every local write).
+    pub(crate) async fn crud_counter(&self) -> Result<i64> {
+        self.on_writer(|state| Ok(state.tracker.next_crud_id()))
+            .await
+    }
+
+    /// [`transaction`](Self::transaction), also given [`crud_counter`](Self::crud_counter)
+    /// as of the start of the transaction.
+    pub(crate) async fn transaction_with_crud_counter<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<T> + Send + 'static,
+    {
+        self.on_writer(move |state| {
+            let counter = state.tracker.next_crud_id();
+            let tx = state
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = work(&tx, counter)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
     }
 
     /// The file path, or `None` for an in-memory database.
@@ -449,6 +479,7 @@ impl Database {
     /// Closes the database: waits for queued work, then closes every connection. Every
     /// handle (all clones) then fails with [`Error::Closed`] and watch streams end.
     pub async fn close(&self) {
+        self.disconnect().await;
         if let Some(readers) = &self.inner.readers {
             readers.close().await;
         }

@@ -1,7 +1,24 @@
-//! The PowerSync protocol client (in progress): wire types and stream framing so far.
-//! The download/upload loops, bucket storage and status build on these.
+//! The PowerSync protocol client (spec: `sync-protocol.md`).
+//!
+//! - `protocol` / `lines`: wire types and NDJSON framing;
+//! - `storage`: bucket storage, checksums, checkpoint apply and the write gate (SQL);
+//! - `iteration`: what each sync line does, for one connection;
+//! - `transport`: the HTTP requests;
+//! - `engine`: the download and upload loops and the `Database` methods driving them;
+//! - `status` / `options`: the public status value and connection settings.
 
-#![allow(dead_code)] // used by the sync engine, which is being built on top of these
-
+mod engine;
+mod iteration;
 pub(crate) mod lines;
+mod options;
 pub(crate) mod protocol;
+mod status;
+pub(crate) mod storage;
+mod transport;
+
+pub(crate) use engine::SyncSlot;
+pub use options::SyncOptions;
+pub use status::{DownloadProgress, FULL_SYNC, PriorityStatus, SyncError, SyncStatus};
+
+#[cfg(test)]
+mod tests;

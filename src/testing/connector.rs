@@ -103,20 +103,10 @@ impl TestConnector {
                 url: url.clone(),
                 source,
             })?;
-        let status = response.status();
-        if status.is_success() {
+        if response.status().is_success() {
             return Ok(());
         }
-        let text = response.text().await.unwrap_or_default();
-        let error: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Err(Error::HttpStatus {
-            url,
-            status: status.as_u16(),
-            code: error["error"]["code"].as_str().map(str::to_owned),
-            description: error["error"]["description"]
-                .as_str()
-                .map_or(text.clone(), str::to_owned),
-        })
+        Err(crate::http_client::error_from_response(url, response).await)
     }
 }
 

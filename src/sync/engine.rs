@@ -1,0 +1,447 @@
+//! The running sync engine: the download loop (one iteration per `/sync/stream`
+//! request, reconnecting with a fixed delay), the upload loop, cached credentials, and
+//! the `Database` methods that start, stop and observe them.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures::stream::BoxStream;
+use futures::{Future, StreamExt};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::iteration::{Iteration, Next};
+use super::lines::LineSplitter;
+use super::options::SyncOptions;
+use super::protocol::SyncLine;
+use super::status::{StatusCell, SyncStatus};
+use super::{storage, transport};
+use crate::{BackendConnector, Credentials, Database, Error, Result};
+
+/// A line longer than this is refused instead of buffered without bound.
+const MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The sync part of a [`Database`]: its status and, while connected, its tasks.
+#[derive(Debug)]
+pub(crate) struct SyncSlot {
+    pub(crate) status: StatusCell,
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+impl SyncSlot {
+    pub(crate) fn new() -> Self {
+        Self {
+            status: StatusCell::new(),
+            running: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Running {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Everything the loops share.
+struct Engine<C> {
+    db: Database,
+    connector: C,
+    options: SyncOptions,
+    client_id: String,
+    http: reqwest::Client,
+    credentials: Mutex<Option<Credentials>>,
+    /// Ask the upload loop for a round now (the stream just opened).
+    upload_now: Notify,
+    /// The upload queue drained (and a write checkpoint was requested if needed).
+    upload_finished: Notify,
+}
+
+impl<C: BackendConnector> Engine<C> {
+    fn status(&self) -> &StatusCell {
+        &self.db.sync_slot().status
+    }
+
+    async fn credentials(&self) -> Result<Credentials> {
+        if let Some(cached) = self.cached_credentials() {
+            return Ok(cached);
+        }
+        let fetched = self.connector.fetch_credentials().await?;
+        transport::service_url(&fetched.endpoint, "")?;
+        *self
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(fetched.clone());
+        Ok(fetched)
+    }
+
+    fn cached_credentials(&self) -> Option<Credentials> {
+        self.credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn invalidate_credentials(&self) {
+        self.credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.connector.invalidate_credentials();
+    }
+
+    /// Notes an error from a request: a refused token is dropped so the next attempt
+    /// fetches a new one.
+    fn check_auth(&self, error: Error) -> Error {
+        if transport::is_unauthorized(&error) {
+            self.invalidate_credentials();
+        }
+        error
+    }
+}
+
+/// How an iteration ended.
+enum End {
+    /// Reconnect at once, without showing a disconnect (new credentials).
+    Hidden,
+    /// Reconnect after the retry delay.
+    Delayed(Option<Error>),
+}
+
+async fn download_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
+    loop {
+        let end = iteration(&engine)
+            .instrument(tracing::debug_span!("sync_iteration"))
+            .await;
+        if let End::Delayed(error) = end {
+            if let Some(error) = &error {
+                tracing::warn!(%error, "sync iteration failed; retrying after the delay");
+            }
+            engine.status().update(|s| {
+                s.connected = false;
+                s.connecting = false;
+                s.downloading = None;
+                if let Some(error) = error {
+                    s.download_error = Some(error.into());
+                }
+            });
+            tokio::time::sleep(engine.options.retry_delay).await;
+        }
+    }
+}
+
+async fn iteration<C: BackendConnector>(engine: &Engine<C>) -> End {
+    engine.status().update(|s| {
+        s.connecting = true;
+        s.downloading = None;
+    });
+    match stream(engine).await {
+        Ok(end) => end,
+        Err(error) => End::Delayed(Some(engine.check_auth(error))),
+    }
+}
+
+type CredentialsFuture<'a> = Pin<Box<dyn Future<Output = Result<Credentials>> + Send + 'a>>;
+
+async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
+    let credentials = engine.credentials().await?;
+    let buckets = engine
+        .db
+        .read(|conn| storage::requested_buckets(conn))
+        .await?;
+    let request = transport::StreamRequest {
+        buckets: &buckets,
+        client_id: &engine.client_id,
+        parameters: &engine.options.params,
+        app_metadata: &engine.options.app_metadata,
+    };
+    tracing::debug!(buckets = buckets.len(), "opening sync stream");
+    let response = transport::open_stream(&engine.http, &credentials, &request).await?;
+    let url = response.url().to_string();
+    engine.status().update(|s| {
+        s.connected = true;
+        s.connecting = false;
+    });
+    // Writes made while offline go out as soon as the service is reachable.
+    engine.upload_now.notify_one();
+
+    let mut iteration = Iteration::new(buckets.into_iter().map(|(name, _)| name).collect());
+    let mut body = response.bytes_stream();
+    let mut splitter = LineSplitter::default();
+    let mut refresh: Option<CredentialsFuture<'_>> = None;
+    loop {
+        tokio::select! {
+            chunk = tokio::time::timeout(engine.options.idle_timeout, body.next()) => {
+                let chunk = match chunk {
+                    Err(_) => return Err(Error::StreamIdle(engine.options.idle_timeout)),
+                    Ok(None) => {
+                        if let Some(line) = splitter.finish() {
+                            let line = SyncLine::parse(line)?;
+                            handle(engine, &mut iteration, line, 0).await?;
+                        }
+                        tracing::debug!("sync stream ended");
+                        return Ok(End::Delayed(None));
+                    }
+                    Ok(Some(chunk)) => chunk.map_err(|source| Error::Transport { url: url.clone(), source })?,
+                };
+                splitter.push(&chunk);
+                while let Some(line) = splitter.next_line() {
+                    let bytes = line.len();
+                    let line = SyncLine::parse(line)?;
+                    match handle(engine, &mut iteration, line, bytes).await? {
+                        Next::Continue => {}
+                        Next::RefreshCredentials => {
+                            if refresh.is_none() {
+                                tracing::debug!("token expires soon; fetching new credentials");
+                                refresh = Some(Box::pin(engine.connector.fetch_credentials()));
+                            }
+                        }
+                        Next::TokenExpired => {
+                            engine.invalidate_credentials();
+                            return Ok(End::Delayed(None));
+                        }
+                        Next::Reconnect(error) => return Ok(End::Delayed(error)),
+                    }
+                }
+                if splitter.pending_len() > MAX_LINE_BYTES {
+                    return Err(Error::Protocol(format!("a sync line exceeded {MAX_LINE_BYTES} bytes")));
+                }
+            }
+            () = engine.upload_finished.notified() => {
+                iteration.upload_finished(&engine.db, engine.status()).await?;
+            }
+            fetched = async { refresh.as_mut().expect("guarded by the precondition").await }, if refresh.is_some() => {
+                refresh = None;
+                match fetched {
+                    Ok(fresh) => {
+                        transport::service_url(&fresh.endpoint, "")?;
+                        *engine.credentials.lock().unwrap_or_else(PoisonError::into_inner) = Some(fresh);
+                        tracing::debug!("reconnecting with refreshed credentials");
+                        return Ok(End::Hidden);
+                    }
+                    // Keep streaming with the current token; the next keepalive retries.
+                    Err(error) => tracing::warn!(%error, "could not refresh credentials"),
+                }
+            }
+        }
+    }
+}
+
+async fn handle<C: BackendConnector>(
+    engine: &Engine<C>,
+    iteration: &mut Iteration,
+    line: SyncLine,
+    bytes: usize,
+) -> Result<Next> {
+    iteration
+        .handle(&engine.db, engine.status(), line, bytes)
+        .await
+}
+
+async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
+    let mut changes = engine.db.watch_tables(["ps_crud"]).with_initial_event();
+    loop {
+        tokio::select! {
+            change = changes.next() => if change.is_none() { return },
+            () = engine.upload_now.notified() => {}
+        }
+        loop {
+            let round = upload_round(&engine)
+                .instrument(tracing::debug_span!("upload"))
+                .await;
+            match round {
+                Ok(()) => {
+                    engine.status().update(|s| {
+                        s.uploading = false;
+                        s.upload_error = None;
+                    });
+                    engine.upload_finished.notify_one();
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "upload failed; retrying after the delay");
+                    let error = engine.check_auth(error);
+                    engine.status().update(|s| {
+                        s.uploading = false;
+                        s.upload_error = Some(error.into());
+                    });
+                    tokio::time::sleep(engine.options.retry_delay).await;
+                }
+            }
+        }
+        tokio::time::sleep(engine.options.crud_upload_throttle).await;
+    }
+}
+
+/// Hands queued transactions to the connector until the queue is empty, then obtains
+/// the write checkpoint that opens the download gate (spec §5.2, §8.5).
+async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<()> {
+    let mut previous_first = None;
+    loop {
+        let first: Option<i64> = engine
+            .db
+            .read(|conn| Ok(conn.query_row("SELECT min(id) FROM ps_crud", [], |r| r.get(0))?))
+            .await?;
+        let Some(first) = first else { break };
+        if previous_first == Some(first) {
+            return Err(Error::UploadStalled(first));
+        }
+        previous_first = Some(first);
+        engine.status().update(|s| s.uploading = true);
+        engine.connector.upload_data(&engine.db).await?;
+    }
+    let needs_checkpoint = engine
+        .db
+        .read(|conn| storage::needs_write_checkpoint(conn))
+        .await?;
+    if needs_checkpoint {
+        let before = engine.db.crud_counter().await?;
+        let credentials = engine.credentials().await?;
+        let checkpoint =
+            transport::write_checkpoint(&engine.http, &credentials, &engine.client_id).await?;
+        let set = engine
+            .db
+            .transaction_with_crud_counter(move |tx, now| {
+                let empty: bool =
+                    tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM ps_crud)", [], |r| {
+                        r.get(0)
+                    })?;
+                // A write that raced in needs its own round (and checkpoint).
+                let set = empty && now == before;
+                if set {
+                    storage::set_gate_target(tx, checkpoint)?;
+                }
+                Ok(set)
+            })
+            .await?;
+        tracing::debug!(checkpoint, set, "requested write checkpoint");
+    }
+    Ok(())
+}
+
+impl Database {
+    /// Starts syncing with the service `connector` points at: downloads run in a
+    /// background task that reconnects after failures, and local writes are uploaded
+    /// through `connector`. Connecting again first stops the previous connection. Needs
+    /// a tokio runtime; returns once the tasks are started (watch
+    /// [`status`](Self::status) or await [`wait_for_first_sync`](Self::wait_for_first_sync)).
+    ///
+    /// ```no_run
+    /// # async fn run(db: livesync::Database, connector: impl livesync::BackendConnector) -> livesync::Result<()> {
+    /// db.connect(connector, livesync::SyncOptions::default()).await?;
+    /// db.wait_for_first_sync().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect<C: BackendConnector>(
+        &self,
+        connector: C,
+        options: SyncOptions,
+    ) -> Result<()> {
+        let mut running = self.sync_slot().running.lock().await;
+        if let Some(previous) = running.take() {
+            previous.stop().await;
+        }
+        let engine = Arc::new(Engine {
+            db: self.clone(),
+            client_id: self.client_id().await?,
+            http: crate::http_client::http_client_with(options.user_agent.as_deref())?,
+            connector,
+            options,
+            credentials: Mutex::new(None),
+            upload_now: Notify::new(),
+            upload_finished: Notify::new(),
+        });
+        let span = tracing::info_span!("livesync_sync", client_id = %engine.client_id);
+        let tasks = vec![
+            tokio::spawn(download_loop(Arc::clone(&engine)).instrument(span.clone())),
+            tokio::spawn(upload_loop(engine).instrument(span)),
+        ];
+        *running = Some(Running { tasks });
+        tracing::info!("sync started");
+        Ok(())
+    }
+
+    /// Stops syncing: the stream is closed, uploads stop (an upload in progress is
+    /// abandoned and retried at the next connect; nothing is lost), and no task keeps
+    /// running. Local data stays.
+    pub async fn disconnect(&self) {
+        let running = self.sync_slot().running.lock().await.take();
+        if let Some(running) = running {
+            running.stop().await;
+            tracing::info!("sync stopped");
+        }
+        self.sync_slot().status.update(|s| {
+            s.connected = false;
+            s.connecting = false;
+            s.downloading = None;
+            s.uploading = false;
+        });
+    }
+
+    /// Disconnects, then deletes all synced data, sync state and queued uploads (for
+    /// signing out). With `clear_local`, local-only tables are emptied too.
+    pub async fn disconnect_and_clear(&self, clear_local: bool) -> Result<()> {
+        self.disconnect().await;
+        self.transaction(move |tx| storage::clear(tx, clear_local))
+            .await?;
+        self.sync_slot().status.update(|s| {
+            *s = SyncStatus::default();
+        });
+        Ok(())
+    }
+
+    /// The current sync status.
+    pub fn status(&self) -> SyncStatus {
+        self.sync_slot().status.get()
+    }
+
+    /// The current sync status, then every change of it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// use futures::StreamExt;
+    /// let db = livesync::Database::in_memory(livesync::Schema::default()).await?;
+    /// let mut statuses = db.watch_status();
+    /// assert!(!statuses.next().await.unwrap().connected);
+    /// # Ok(()) }
+    /// ```
+    pub fn watch_status(&self) -> BoxStream<'static, SyncStatus> {
+        let mut receiver = self.sync_slot().status.subscribe();
+        receiver.mark_changed();
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.changed().await.ok()?;
+            let status = receiver.borrow_and_update().clone();
+            Some((status, receiver))
+        })
+        .boxed()
+    }
+
+    /// Waits until a complete checkpoint has been applied (at once if that happened in
+    /// an earlier session).
+    pub async fn wait_for_first_sync(&self) -> Result<()> {
+        let mut receiver = self.sync_slot().status.subscribe();
+        receiver
+            .wait_for(|s| s.has_synced)
+            .await
+            .map(drop)
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Loads the persisted part of the status (last sync times).
+    pub(crate) async fn load_offline_status(&self) -> Result<()> {
+        let synced = self.read(|conn| storage::sync_state(conn)).await?;
+        self.sync_slot().status.set_synced(&synced);
+        Ok(())
+    }
+}

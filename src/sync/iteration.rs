@@ -1,0 +1,302 @@
+//! One sync iteration's state machine (spec §2, §5, §8.1): what each sync line does to
+//! the local store and the status, independent of how the lines arrive.
+//!
+//! Each line is handled in one write transaction, and the in-memory state only advances
+//! after it committed, so a failed line leaves memory and storage in agreement.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::protocol::{BucketChecksum, SyncLine};
+use super::status::{self, DownloadProgress, StatusCell};
+use super::storage::{self, ApplyOutcome, StoredCounts, TargetCheckpoint};
+use crate::{Database, Error, Result};
+
+/// What the connection should do after a line.
+#[derive(Debug)]
+pub(crate) enum Next {
+    Continue,
+    /// The token expires soon: fetch new credentials, then reconnect without a gap.
+    RefreshCredentials,
+    /// End the iteration and reconnect after the retry delay; the error (if any) is
+    /// reported as the download error.
+    Reconnect(Option<Error>),
+    /// The token has expired: drop it, then reconnect after the retry delay.
+    TokenExpired,
+}
+
+/// Per-bucket download counters (spec §7.3).
+#[derive(Debug, Clone, Copy)]
+struct BucketProgress {
+    priority: u8,
+    target: u64,
+    stored: StoredCounts,
+}
+
+#[derive(Debug)]
+pub(crate) struct Iteration {
+    /// Buckets listed in the request: "known locally" until the first checkpoint.
+    requested: Vec<String>,
+    target: Option<TargetCheckpoint>,
+    /// A validated full checkpoint held back by local writes (spec §5.2).
+    blocked: Option<TargetCheckpoint>,
+    progress: BTreeMap<String, BucketProgress>,
+}
+
+impl Iteration {
+    pub(crate) fn new(requested: Vec<String>) -> Self {
+        Self {
+            requested,
+            target: None,
+            blocked: None,
+            progress: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) async fn handle(
+        &mut self,
+        db: &Database,
+        status: &StatusCell,
+        line: SyncLine,
+        line_bytes: usize,
+    ) -> Result<Next> {
+        match line {
+            SyncLine::Checkpoint(checkpoint) => {
+                let known: Vec<String> = match &self.target {
+                    Some(target) => target.buckets.keys().cloned().collect(),
+                    None => self.requested.clone(),
+                };
+                let target = TargetCheckpoint {
+                    last_op_id: checkpoint.last_op_id.0,
+                    write_checkpoint: checkpoint.write_checkpoint.map(|w| w.0),
+                    buckets: by_name(checkpoint.buckets),
+                };
+                let removed = known
+                    .into_iter()
+                    .filter(|name| !target.buckets.contains_key(name))
+                    .collect();
+                self.track(db, status, target, removed).await?;
+            }
+            SyncLine::CheckpointDiff(diff) => {
+                let Some(mut target) = self.target.clone() else {
+                    return Err(Error::Protocol(
+                        "checkpoint_diff without previous checkpoint".into(),
+                    ));
+                };
+                for name in &diff.removed_buckets {
+                    target.buckets.remove(name);
+                }
+                target.buckets.extend(by_name(diff.updated_buckets));
+                target.last_op_id = diff.last_op_id.0;
+                target.write_checkpoint = diff.write_checkpoint.map(|w| w.0);
+                self.track(db, status, target, diff.removed_buckets).await?;
+            }
+            SyncLine::Data(data) => {
+                let bucket = data.bucket.clone();
+                let count = db
+                    .transaction(move |tx| storage::store_data(tx, &data, line_bytes))
+                    .await?;
+                if let Some(progress) = self.progress.get_mut(&bucket) {
+                    progress.stored.since_last += count;
+                    let progress = self.download_progress();
+                    status.update(|s| s.downloading = Some(progress));
+                }
+            }
+            SyncLine::CheckpointComplete { .. } => return self.complete(db, status, None).await,
+            SyncLine::PartialCheckpointComplete { priority, .. } => {
+                return self.complete(db, status, Some(priority)).await;
+            }
+            SyncLine::TokenExpiresIn(seconds) => {
+                connected(status);
+                return Ok(match seconds {
+                    ..=0 => Next::TokenExpired,
+                    1..=30 => Next::RefreshCredentials,
+                    _ => Next::Continue,
+                });
+            }
+            SyncLine::Unknown(kind) => {
+                tracing::debug!(kind, "ignoring unknown sync line");
+                connected(status);
+            }
+        }
+        Ok(Next::Continue)
+    }
+
+    /// The upload queue drained: a checkpoint held back by it may apply now.
+    pub(crate) async fn upload_finished(
+        &mut self,
+        db: &Database,
+        status: &StatusCell,
+    ) -> Result<()> {
+        let Some(blocked) = self.blocked.clone() else {
+            return Ok(());
+        };
+        let now = status::now_micros();
+        let (outcome, synced) = db
+            .transaction(move |tx| {
+                let outcome = storage::apply(tx, &blocked, None, now)?;
+                Ok((outcome, storage::sync_state(tx)?))
+            })
+            .await?;
+        if outcome == ApplyOutcome::Applied {
+            tracing::debug!("applied pending checkpoint after completed upload");
+            self.blocked = None;
+            applied_fully(status, &synced);
+        }
+        Ok(())
+    }
+
+    /// Makes `target` the tracked checkpoint, deleting buckets it no longer lists.
+    async fn track(
+        &mut self,
+        db: &Database,
+        status: &StatusCell,
+        target: TargetCheckpoint,
+        removed: Vec<String>,
+    ) -> Result<()> {
+        let for_counts = target.clone();
+        let counts = db
+            .transaction(move |tx| {
+                storage::delete_buckets(tx, removed.iter().map(String::as_str))?;
+                storage::progress_counts(tx, &for_counts)
+            })
+            .await?;
+        self.progress = progress_of(&target, &counts);
+        self.target = Some(target);
+        // A newer checkpoint supersedes one held back by local writes.
+        self.blocked = None;
+        let progress = self.download_progress();
+        status.update(|s| {
+            s.connected = true;
+            s.connecting = false;
+            s.downloading = Some(progress);
+        });
+        Ok(())
+    }
+
+    async fn complete(
+        &mut self,
+        db: &Database,
+        status: &StatusCell,
+        priority: Option<u8>,
+    ) -> Result<Next> {
+        let Some(target) = self.target.clone() else {
+            return Err(Error::Protocol(
+                "checkpoint complete without previous checkpoint".into(),
+            ));
+        };
+        let now = status::now_micros();
+        let for_apply = target.clone();
+        let (mismatches, outcome, synced) = db
+            .transaction(move |tx| {
+                let mismatches = storage::validate(tx, &for_apply, priority)?;
+                if !mismatches.is_empty() {
+                    let names = mismatches.iter().map(|m| m.bucket.as_str());
+                    storage::delete_buckets(tx, names)?;
+                    return Ok((mismatches, None, Vec::new()));
+                }
+                let mut outcome = storage::apply(tx, &for_apply, priority, now)?;
+                let all_urgent = for_apply.buckets.values().all(|b| b.priority == 0);
+                if outcome == ApplyOutcome::Blocked && priority.is_none() && all_urgent {
+                    // Priority 0 data is shown despite pending writes; the service sends
+                    // no partial line when every bucket has priority 0.
+                    storage::apply(tx, &for_apply, Some(0), now)?;
+                    outcome = ApplyOutcome::Blocked;
+                }
+                Ok((mismatches, Some(outcome), storage::sync_state(tx)?))
+            })
+            .await?;
+        if !mismatches.is_empty() {
+            let described: Vec<String> = mismatches.iter().map(ToString::to_string).collect();
+            tracing::warn!(
+                "could not apply checkpoint, checksums didn't match, failed for: {}",
+                described.join(", ")
+            );
+            let names: Vec<&str> = mismatches.iter().map(|m| m.bucket.as_str()).collect();
+            return Ok(Next::Reconnect(Some(Error::ChecksumMismatch(
+                names.join(", "),
+            ))));
+        }
+        match (outcome, priority) {
+            (Some(ApplyOutcome::Applied), None) => {
+                tracing::debug!(checkpoint = target.last_op_id, "applied checkpoint");
+                self.blocked = None;
+                applied_fully(status, &synced);
+            }
+            (Some(ApplyOutcome::Applied), Some(priority)) => {
+                tracing::debug!(
+                    checkpoint = target.last_op_id,
+                    priority,
+                    "applied partial checkpoint"
+                );
+                status.set_synced(&synced);
+            }
+            (_, None) => {
+                tracing::info!(
+                    checkpoint = target.last_op_id,
+                    "could not apply checkpoint due to local data; will retry after the upload"
+                );
+                status.set_synced(&synced);
+                self.blocked = Some(target);
+            }
+            (_, Some(_)) => {}
+        }
+        Ok(Next::Continue)
+    }
+
+    fn download_progress(&self) -> DownloadProgress {
+        let mut per_priority: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
+        for bucket in self.progress.values() {
+            let total = bucket.target.saturating_sub(bucket.stored.at_last);
+            let entry = per_priority.entry(bucket.priority).or_default();
+            entry.0 += bucket.stored.since_last;
+            entry.1 += total;
+        }
+        let per_priority: Vec<(u8, u64, u64)> = per_priority
+            .into_iter()
+            .map(|(p, (d, t))| (p, d, t))
+            .collect();
+        DownloadProgress {
+            downloaded: per_priority.iter().map(|p| p.1).sum(),
+            total: per_priority.iter().map(|p| p.2).sum(),
+            per_priority,
+        }
+    }
+}
+
+fn by_name(buckets: Vec<BucketChecksum>) -> BTreeMap<String, BucketChecksum> {
+    buckets.into_iter().map(|b| (b.bucket.clone(), b)).collect()
+}
+
+fn progress_of(
+    target: &TargetCheckpoint,
+    counts: &HashMap<String, StoredCounts>,
+) -> BTreeMap<String, BucketProgress> {
+    target
+        .buckets
+        .values()
+        .map(|b| {
+            let progress = BucketProgress {
+                priority: b.priority,
+                target: b.count.unwrap_or(0),
+                stored: counts.get(&b.bucket).copied().unwrap_or_default(),
+            };
+            (b.bucket.clone(), progress)
+        })
+        .collect()
+}
+
+fn connected(status: &StatusCell) {
+    status.update(|s| {
+        s.connected = true;
+        s.connecting = false;
+    });
+}
+
+fn applied_fully(status: &StatusCell, synced: &[(i64, i64)]) {
+    let priority_status = status::priority_status(synced);
+    status.update(|s| {
+        s.downloading = None;
+        s.download_error = None;
+        status::apply_synced(s, priority_status);
+    });
+}

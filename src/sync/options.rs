@@ -1,0 +1,90 @@
+//! [`SyncOptions`]: how [`Database::connect`](crate::Database::connect) syncs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+/// Settings for [`Database::connect`](crate::Database::connect). The defaults match the
+/// official SDKs (5 s fixed retry delay) with a 1 s upload throttle.
+///
+/// ```
+/// use std::time::Duration;
+/// use livesync::SyncOptions;
+///
+/// let options = SyncOptions::default()
+///     .retry_delay(Duration::from_secs(2))
+///     .param("region", "eu")
+///     .app_metadata("app_version", "1.4.0")
+///     .user_agent("todo-app/1.4.0");
+/// assert_eq!(options.retry_delay_value(), Duration::from_secs(2));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub(crate) retry_delay: Duration,
+    pub(crate) params: Map<String, Value>,
+    pub(crate) crud_upload_throttle: Duration,
+    pub(crate) app_metadata: BTreeMap<String, String>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) idle_timeout: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            retry_delay: Duration::from_secs(5),
+            params: Map::new(),
+            crud_upload_throttle: Duration::from_secs(1),
+            app_metadata: BTreeMap::new(),
+            user_agent: None,
+            idle_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+impl SyncOptions {
+    /// Wait this long after a failed (or ended) connection, or a failed upload, before
+    /// trying again (default 5 s). `disconnect()` interrupts the wait.
+    pub fn retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = delay;
+        self
+    }
+
+    /// The configured retry delay.
+    pub fn retry_delay_value(&self) -> Duration {
+        self.retry_delay
+    }
+
+    /// A client parameter for the service's sync rules (`request.parameters()` /
+    /// `connection.parameters()`).
+    pub fn param(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.params.insert(name.into(), value.into());
+        self
+    }
+
+    /// Uploads start at most once per `throttle` (default 1 s); the first write after a
+    /// quiet period uploads at once.
+    pub fn crud_upload_throttle(mut self, throttle: Duration) -> Self {
+        self.crud_upload_throttle = throttle;
+        self
+    }
+
+    /// Free-form metadata the service logs with the connection.
+    pub fn app_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.app_metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Appended to livesync's `User-Agent` (for example `todo-app/1.4.0`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// Reconnect when the stream sends nothing for this long (default 90 s; the service
+    /// sends a keepalive about every 20 s), to notice dead connections.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+}

@@ -1,0 +1,248 @@
+//! [`SyncStatus`]: what the sync engine is doing, as a value the UI can render, and the
+//! cell that publishes changes of it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+
+use crate::Error;
+
+/// The priority number of a complete sync in [`PriorityStatus`] (every priority synced).
+pub const FULL_SYNC: i32 = i32::MAX;
+
+/// A snapshot of the sync engine's state, from [`Database::status`](crate::Database::status)
+/// or [`Database::watch_status`](crate::Database::watch_status).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+/// let db = livesync::Database::in_memory(livesync::Schema::default()).await?;
+/// let status = db.status();
+/// assert!(!status.connected && !status.has_synced);
+/// assert_eq!(status.last_synced_at, None);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct SyncStatus {
+    /// A sync stream is open (the service answered).
+    pub connected: bool,
+    /// A connection attempt is under way.
+    pub connecting: bool,
+    /// Progress towards the checkpoint being downloaded; `None` when idle.
+    pub downloading: Option<DownloadProgress>,
+    /// Local writes are being handed to the connector.
+    pub uploading: bool,
+    /// A complete checkpoint has been applied at least once (persisted across restarts).
+    pub has_synced: bool,
+    /// When the last complete checkpoint was applied.
+    pub last_synced_at: Option<SystemTime>,
+    /// Last sync per priority, highest priority (lowest number) first; an entry with
+    /// priority [`FULL_SYNC`] means everything was synced at that time.
+    pub priority_status: Vec<PriorityStatus>,
+    /// Why the last download attempt failed; cleared when a checkpoint is applied.
+    pub download_error: Option<SyncError>,
+    /// Why the last upload failed; cleared by the next successful upload.
+    pub upload_error: Option<SyncError>,
+}
+
+impl SyncStatus {
+    /// Whether a checkpoint is being downloaded.
+    pub fn is_downloading(&self) -> bool {
+        self.downloading.is_some()
+    }
+
+    /// When data of priority `priority` (0 = highest) was last synced: by a partial sync
+    /// of that or a higher-numbered priority, or by a complete sync.
+    pub fn last_synced_for_priority(&self, priority: u8) -> Option<SystemTime> {
+        self.priority_status
+            .iter()
+            .find(|p| p.priority >= i32::from(priority))
+            .map(|p| p.last_synced_at)
+    }
+
+    /// The download or upload error, if any.
+    pub fn any_error(&self) -> Option<&SyncError> {
+        self.download_error.as_ref().or(self.upload_error.as_ref())
+    }
+}
+
+/// When data up to one priority was last synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriorityStatus {
+    /// The priority number (0 highest), or [`FULL_SYNC`].
+    pub priority: i32,
+    /// When it was synced.
+    pub last_synced_at: SystemTime,
+}
+
+/// How much of the current checkpoint has been downloaded, counted in operations.
+///
+/// ```
+/// # let progress = livesync::DownloadProgress::default();
+/// println!("{}/{} ({:.0} %)", progress.downloaded, progress.total, progress.fraction() * 100.0);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DownloadProgress {
+    /// Operations received since the last applied checkpoint.
+    pub downloaded: u64,
+    /// Operations the current checkpoint adds over the last applied one.
+    pub total: u64,
+    /// `(priority, downloaded, total)` per bucket priority present, highest first.
+    pub per_priority: Vec<(u8, u64, u64)>,
+}
+
+impl DownloadProgress {
+    /// `downloaded / total` between 0 and 1 (0 when there is nothing to download).
+    pub fn fraction(&self) -> f64 {
+        fraction(self.downloaded, self.total)
+    }
+
+    /// `(downloaded, total)` over buckets of priority number ≤ `priority`.
+    pub fn until_priority(&self, priority: u8) -> (u64, u64) {
+        self.per_priority
+            .iter()
+            .filter(|(p, _, _)| *p <= priority)
+            .fold((0, 0), |(d, t), (_, pd, pt)| (d + pd, t + pt))
+    }
+}
+
+fn fraction(done: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        (done as f64 / total as f64).min(1.0)
+    }
+}
+
+/// A sync error kept in the status: cheap to clone, displays the underlying [`Error`].
+#[derive(Debug, Clone)]
+pub struct SyncError(Arc<Error>);
+
+impl SyncError {
+    /// The error.
+    pub fn error(&self) -> &Error {
+        &self.0
+    }
+}
+
+impl From<Error> for SyncError {
+    fn from(error: Error) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+impl PartialEq for SyncError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl std::fmt::Display for SyncError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Publishes status changes; only real changes wake watchers.
+#[derive(Debug)]
+pub(crate) struct StatusCell {
+    sender: watch::Sender<SyncStatus>,
+}
+
+impl StatusCell {
+    pub(crate) fn new() -> Self {
+        Self {
+            sender: watch::Sender::new(SyncStatus::default()),
+        }
+    }
+
+    pub(crate) fn get(&self) -> SyncStatus {
+        self.sender.borrow().clone()
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<SyncStatus> {
+        self.sender.subscribe()
+    }
+
+    pub(crate) fn update(&self, change: impl FnOnce(&mut SyncStatus)) {
+        self.sender.send_if_modified(|status| {
+            let before = status.clone();
+            change(status);
+            *status != before
+        });
+    }
+
+    /// Sets the persisted part (`priority_status`, `has_synced`, `last_synced_at`) from
+    /// stored `(priority, µs)` pairs.
+    pub(crate) fn set_synced(&self, stored: &[(i64, i64)]) {
+        let priority_status = priority_status(stored);
+        self.update(|status| apply_synced(status, priority_status));
+    }
+}
+
+pub(crate) fn apply_synced(status: &mut SyncStatus, priority_status: Vec<PriorityStatus>) {
+    let full = priority_status.iter().find(|p| p.priority == FULL_SYNC);
+    status.has_synced = full.is_some();
+    status.last_synced_at = full.map(|p| p.last_synced_at);
+    status.priority_status = priority_status;
+}
+
+pub(crate) fn priority_status(stored: &[(i64, i64)]) -> Vec<PriorityStatus> {
+    stored
+        .iter()
+        .map(|&(priority, micros)| PriorityStatus {
+            priority: i32::try_from(priority).unwrap_or(FULL_SYNC),
+            last_synced_at: from_micros(micros),
+        })
+        .collect()
+}
+
+pub(crate) fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn from_micros(micros: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(micros.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priority_lookup_follows_partial_and_full_syncs() {
+        let status = SyncStatus {
+            priority_status: priority_status(&[(1, 10), (i64::from(FULL_SYNC), 5)]),
+            ..Default::default()
+        };
+        assert_eq!(status.last_synced_for_priority(0), Some(from_micros(10)));
+        assert_eq!(status.last_synced_for_priority(1), Some(from_micros(10)));
+        assert_eq!(status.last_synced_for_priority(3), Some(from_micros(5)));
+    }
+
+    #[test]
+    fn progress_sums_per_priority() {
+        let progress = DownloadProgress {
+            downloaded: 3,
+            total: 12,
+            per_priority: vec![(0, 1, 1), (2, 2, 11)],
+        };
+        assert_eq!(progress.until_priority(0), (1, 1));
+        assert_eq!(progress.until_priority(3), (3, 12));
+        assert!((progress.fraction() - 0.25).abs() < 1e-9);
+        assert_eq!(DownloadProgress::default().fraction(), 0.0);
+    }
+
+    #[test]
+    fn only_real_changes_notify() {
+        let cell = StatusCell::new();
+        let watcher = cell.subscribe();
+        cell.update(|s| s.connected = false);
+        assert!(!watcher.has_changed().unwrap());
+        cell.update(|s| s.connected = true);
+        assert!(watcher.has_changed().unwrap());
+    }
+}

@@ -1,0 +1,498 @@
+//! Bucket storage (spec §3–4): storing ops, checksum bookkeeping, validation, applying a
+//! checkpoint to the data tables, the write-checkpoint gate, and clearing.
+//!
+//! Every function here runs inside a write transaction the caller opened, so one sync
+//! line (or one apply) is all-or-nothing and readers never see half of it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::protocol::{BucketChecksum, DataLine, OpType};
+use crate::schema::GATE_PENDING;
+use crate::{Error, Result};
+
+/// The priority recorded in `ps_sync_state` for a complete (all-priority) sync.
+pub(crate) const FULL_SYNC_PRIORITY: i64 = i32::MAX as i64;
+
+/// The checkpoint the client is downloading towards (spec §2.1–2.2), held in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TargetCheckpoint {
+    pub(crate) last_op_id: i64,
+    pub(crate) write_checkpoint: Option<i64>,
+    pub(crate) buckets: BTreeMap<String, BucketChecksum>,
+}
+
+impl TargetCheckpoint {
+    /// Buckets with priority number ≤ `priority` (all when `None`).
+    pub(crate) fn buckets_in_scope(&self, priority: Option<u8>) -> Vec<&BucketChecksum> {
+        self.buckets
+            .values()
+            .filter(|b| priority.is_none_or(|p| b.priority <= p))
+            .collect()
+    }
+}
+
+/// A bucket whose local checksum disagreed with the checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChecksumMismatch {
+    pub(crate) bucket: String,
+    pub(crate) expected: u32,
+    pub(crate) op_checksum: u32,
+    pub(crate) add_checksum: u32,
+}
+
+impl std::fmt::Display for ChecksumMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let actual = self.op_checksum.wrapping_add(self.add_checksum);
+        write!(
+            f,
+            "{} (expected {:#010x}, got {actual:#010x} = {:#010x} (op) + {:#010x} (add))",
+            self.bucket, self.expected, self.op_checksum, self.add_checksum
+        )
+    }
+}
+
+/// Whether an apply reached the data tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApplyOutcome {
+    Applied,
+    /// Local writes are pending (or not yet confirmed by a write checkpoint).
+    Blocked,
+}
+
+/// Per-bucket download counters as stored (spec §7.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StoredCounts {
+    pub(crate) at_last: u64,
+    pub(crate) since_last: u64,
+}
+
+/// Buckets to list in the next request, with the op id to resume after.
+pub(crate) fn requested_buckets(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, last_op FROM ps_buckets WHERE pending_delete = 0 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Stores one `data` line (spec §4.5). Returns how many ops it held.
+pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) -> Result<u64> {
+    if line.data.is_empty() {
+        return Ok(0);
+    }
+    conn.prepare_cached("INSERT INTO ps_buckets(name) VALUES (?1) ON CONFLICT(name) DO NOTHING")?
+        .execute([&line.bucket])?;
+    let (bucket_id, last_applied): (i64, i64) = conn
+        .prepare_cached("SELECT id, last_applied_op FROM ps_buckets WHERE name = ?1")?
+        .query_row([&line.bucket], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    // A bucket never applied has no visible rows, so its removals need no re-derive marks.
+    let mut empty = last_applied == 0;
+    let mut cleared = false;
+    let (mut add, mut opsum) = (0u32, 0u32);
+    let mut supersede =
+        conn.prepare_cached("DELETE FROM ps_oplog WHERE bucket = ?1 AND key = ?2 RETURNING hash")?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO ps_oplog(bucket, op_id, row_type, row_id, key, data, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut mark = conn.prepare_cached(
+        "INSERT OR IGNORE INTO ps_updated_rows(row_type, row_id) VALUES (?1, ?2)",
+    )?;
+    let mut key = String::new();
+    for op in &line.data {
+        let checksum = op.checksum.0;
+        match op.op {
+            OpType::Put | OpType::Remove => {
+                let has_key = match (&op.object_type, &op.object_id) {
+                    (Some(kind), Some(id)) => {
+                        key.clear();
+                        let subkey = op.subkey.as_deref().unwrap_or("null");
+                        key.extend([kind.as_str(), "/", id.as_str(), "/", subkey]);
+                        true
+                    }
+                    _ => false,
+                };
+                let mut superseded = false;
+                if has_key {
+                    let mut rows = supersede.query(params![bucket_id, key])?;
+                    while let Some(row) = rows.next()? {
+                        let hash = row.get::<_, i64>(0)? as u32;
+                        add = add.wrapping_add(hash);
+                        opsum = opsum.wrapping_sub(hash);
+                        superseded |= !empty;
+                    }
+                }
+                if op.op == OpType::Remove {
+                    add = add.wrapping_add(checksum);
+                    if superseded {
+                        mark.execute(params![op.object_type, op.object_id])?;
+                    }
+                } else {
+                    insert.execute(params![
+                        bucket_id,
+                        op.op_id.0,
+                        op.object_type,
+                        op.object_id,
+                        has_key.then_some(key.as_str()),
+                        op.data,
+                        checksum as i32,
+                    ])?;
+                    opsum = opsum.wrapping_add(checksum);
+                }
+            }
+            OpType::Move => add = add.wrapping_add(checksum),
+            OpType::Clear => {
+                conn.prepare_cached(
+                    "INSERT OR IGNORE INTO ps_updated_rows(row_type, row_id) \
+                     SELECT row_type, row_id FROM ps_oplog WHERE bucket = ?1 AND row_type IS NOT NULL",
+                )?
+                .execute([bucket_id])?;
+                conn.prepare_cached("DELETE FROM ps_oplog WHERE bucket = ?1")?
+                    .execute([bucket_id])?;
+                // Everything before the CLEAR is replaced by its checksum.
+                add = checksum;
+                opsum = 0;
+                empty = true;
+                cleared = true;
+            }
+        }
+    }
+    let last = line.data.last().map_or(0, |op| op.op_id.0);
+    let count = line.data.len() as u64;
+    if cleared {
+        conn.prepare_cached(
+            "UPDATE ps_buckets SET last_applied_op = 0, add_checksum = 0, op_checksum = 0 WHERE id = ?1",
+        )?
+        .execute([bucket_id])?;
+    }
+    conn.prepare_cached(
+        "UPDATE ps_buckets SET last_op = ?2, \
+           add_checksum = (add_checksum + ?3) & 0xffffffff, \
+           op_checksum = (op_checksum + ?4) & 0xffffffff, \
+           count_since_last = count_since_last + ?5, downloaded_size = downloaded_size + ?6 \
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        bucket_id,
+        last,
+        i64::from(add),
+        i64::from(opsum),
+        count as i64,
+        line_bytes as i64
+    ])?;
+    Ok(count)
+}
+
+/// Deletes buckets locally (spec §4.8): their rows are marked for re-derivation at the
+/// next full apply, their ops and bookkeeping dropped.
+pub(crate) fn delete_buckets<'a>(
+    conn: &Connection,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
+    let mut find = conn.prepare_cached("SELECT id FROM ps_buckets WHERE name = ?1")?;
+    for name in names {
+        let Some(id) = find.query_row([name], |r| r.get::<_, i64>(0)).optional()? else {
+            continue;
+        };
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO ps_updated_rows(row_type, row_id) \
+             SELECT row_type, row_id FROM ps_oplog WHERE bucket = ?1 AND row_type IS NOT NULL",
+        )?
+        .execute([id])?;
+        conn.prepare_cached("DELETE FROM ps_oplog WHERE bucket = ?1")?
+            .execute([id])?;
+        conn.prepare_cached("DELETE FROM ps_buckets WHERE id = ?1")?
+            .execute([id])?;
+        tracing::debug!(bucket = name, "deleted bucket");
+    }
+    Ok(())
+}
+
+/// Compares the local checksums of the buckets in scope with the checkpoint's (spec §3.4).
+pub(crate) fn validate(
+    conn: &Connection,
+    checkpoint: &TargetCheckpoint,
+    priority: Option<u8>,
+) -> Result<Vec<ChecksumMismatch>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT add_checksum, op_checksum FROM ps_buckets WHERE name = ?1")?;
+    let mut mismatches = Vec::new();
+    for bucket in checkpoint.buckets_in_scope(priority) {
+        let (add, op): (i64, i64) = stmt
+            .query_row([&bucket.bucket], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, 0));
+        let (add, op) = (add as u32, op as u32);
+        if add.wrapping_add(op) != bucket.checksum.0 {
+            mismatches.push(ChecksumMismatch {
+                bucket: bucket.bucket.clone(),
+                expected: bucket.checksum.0,
+                op_checksum: op,
+                add_checksum: add,
+            });
+        }
+    }
+    Ok(mismatches)
+}
+
+/// Reads the stored download counters of the checkpoint's buckets and resets those of
+/// buckets that shrank (compaction, redeploy), so progress never runs past 100 %.
+pub(crate) fn progress_counts(
+    conn: &Connection,
+    checkpoint: &TargetCheckpoint,
+) -> Result<HashMap<String, StoredCounts>> {
+    let mut read = conn
+        .prepare_cached("SELECT count_at_last, count_since_last FROM ps_buckets WHERE name = ?1")?;
+    let mut counts = HashMap::new();
+    for bucket in checkpoint.buckets.values() {
+        let stored = read
+            .query_row([&bucket.bucket], |r| {
+                Ok(StoredCounts {
+                    at_last: r.get::<_, i64>(0)?.max(0) as u64,
+                    since_last: r.get::<_, i64>(1)?.max(0) as u64,
+                })
+            })
+            .optional()?
+            .unwrap_or_default();
+        let target = bucket.count.unwrap_or(0);
+        let stored = if target < stored.at_last + stored.since_last {
+            conn.prepare_cached(
+                "UPDATE ps_buckets SET count_at_last = 0, count_since_last = 0 WHERE name = ?1",
+            )?
+            .execute([&bucket.bucket])?;
+            StoredCounts::default()
+        } else {
+            stored
+        };
+        counts.insert(bucket.bucket.clone(), stored);
+    }
+    Ok(counts)
+}
+
+/// Applies a validated checkpoint (spec §4.6): everything when `priority` is `None`,
+/// else only buckets with priority ≤ `priority`. `now_us` is the sync time to record.
+pub(crate) fn apply(
+    conn: &Connection,
+    checkpoint: &TargetCheckpoint,
+    priority: Option<u8>,
+    now_us: i64,
+) -> Result<ApplyOutcome> {
+    let scope: Vec<&str> = checkpoint
+        .buckets_in_scope(priority)
+        .into_iter()
+        .map(|b| b.bucket.as_str())
+        .collect();
+    let scope_json = serde_json::Value::from(scope).to_string();
+    conn.prepare_cached(
+        "UPDATE ps_buckets SET last_op = ?1 WHERE name IN (SELECT value FROM json_each(?2))",
+    )?
+    .execute(params![checkpoint.last_op_id, scope_json])?;
+    let full = priority.is_none();
+    if full && let Some(write_checkpoint) = checkpoint.write_checkpoint {
+        set_kv(conn, "last_seen_checkpoint_request_id", write_checkpoint)?;
+    }
+    if priority != Some(0) && gate_blocked(conn)? {
+        return Ok(ApplyOutcome::Blocked);
+    }
+    write_rows(conn, if full { None } else { Some(&scope_json) })?;
+    if full {
+        conn.execute_batch(
+            "UPDATE ps_buckets SET last_applied_op = last_op; DELETE FROM ps_updated_rows;",
+        )?;
+        let mut reset = conn.prepare_cached(
+            "UPDATE ps_buckets SET count_at_last = ?2, count_since_last = 0 WHERE name = ?1",
+        )?;
+        for bucket in checkpoint.buckets.values() {
+            if let Some(count) = bucket.count {
+                reset.execute(params![bucket.bucket, count as i64])?;
+            }
+        }
+        conn.prepare_cached("DELETE FROM ps_sync_state WHERE priority < ?1")?
+            .execute([FULL_SYNC_PRIORITY])?;
+        record_sync(conn, FULL_SYNC_PRIORITY, now_us)?;
+        if let Some(write_checkpoint) = checkpoint.write_checkpoint {
+            set_kv(conn, "last_applied_checkpoint_request_id", write_checkpoint)?;
+        }
+    } else {
+        conn.prepare_cached(
+            "UPDATE ps_buckets SET last_applied_op = last_op WHERE name IN (SELECT value FROM json_each(?1))",
+        )?
+        .execute([&scope_json])?;
+        let priority = i64::from(priority.unwrap_or_default());
+        conn.prepare_cached("DELETE FROM ps_sync_state WHERE priority < ?1")?
+            .execute([priority])?;
+        record_sync(conn, priority, now_us)?;
+    }
+    Ok(ApplyOutcome::Applied)
+}
+
+fn record_sync(conn: &Connection, priority: i64, now_us: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO ps_sync_state(priority, last_synced_at) VALUES (?1, ?2)",
+    )?
+    .execute([priority, now_us])?;
+    Ok(())
+}
+
+/// Re-derives every row touched since the last apply: the newest stored op for the row
+/// (across all buckets, or the in-scope ones) wins; no op means the row is deleted.
+fn write_rows(conn: &Connection, scope_json: Option<&str>) -> Result<()> {
+    let tables = synced_tables(conn)?;
+    let (candidates, newest) = match scope_json {
+        None => (
+            "SELECT o.row_type, o.row_id FROM ps_oplog o JOIN ps_buckets b ON b.id = o.bucket \
+               WHERE o.op_id > b.last_applied_op AND o.row_type IS NOT NULL AND o.row_id IS NOT NULL \
+             UNION SELECT row_type, row_id FROM ps_updated_rows",
+            "",
+        ),
+        Some(_) => (
+            "SELECT o.row_type, o.row_id FROM ps_oplog o JOIN ps_buckets b ON b.id = o.bucket \
+               WHERE o.op_id > b.last_applied_op AND o.row_type IS NOT NULL AND o.row_id IS NOT NULL \
+               AND b.name IN (SELECT value FROM json_each(?1)) \
+             GROUP BY o.row_type, o.row_id",
+            "AND n.bucket IN (SELECT id FROM ps_buckets WHERE name IN (SELECT value FROM json_each(?1)))",
+        ),
+    };
+    let sql = format!(
+        "SELECT c.row_type, c.row_id, \
+           (SELECT n.data FROM ps_oplog n WHERE n.row_type = c.row_type AND n.row_id = c.row_id {newest} \
+            ORDER BY n.op_id DESC LIMIT 1) \
+         FROM ({candidates}) c"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = match scope_json {
+        None => stmt.query([])?,
+        Some(scope) => stmt.query([scope])?,
+    };
+    let mut writers: HashMap<String, (String, String)> = HashMap::new();
+    while let Some(row) = rows.next()? {
+        let text = |index: usize| -> Result<Option<&str>> {
+            row.get_ref(index)?
+                .as_str_or_null()
+                .map_err(|e| Error::UnexpectedData(format!("ps_oplog holds a non-text value: {e}")))
+        };
+        let (Some(row_type), Some(row_id)) = (text(0)?, text(1)?) else {
+            continue;
+        };
+        let data = text(2)?;
+        let Some(table) = tables.get(row_type) else {
+            match data {
+                Some(data) => conn
+                    .prepare_cached("REPLACE INTO ps_untyped(type, id, data) VALUES (?1, ?2, ?3)")?
+                    .execute(params![row_type, row_id, data])?,
+                None => conn
+                    .prepare_cached("DELETE FROM ps_untyped WHERE type = ?1 AND id = ?2")?
+                    .execute(params![row_type, row_id])?,
+            };
+            continue;
+        };
+        let (put, delete) = writers.entry(table.clone()).or_insert_with(|| {
+            let quoted = table.replace('"', "\"\"");
+            (
+                format!("REPLACE INTO \"{quoted}\"(id, data) VALUES (?1, ?2)"),
+                format!("DELETE FROM \"{quoted}\" WHERE id = ?1"),
+            )
+        });
+        match data {
+            Some(data) => conn.prepare_cached(put)?.execute(params![row_id, data])?,
+            None => conn.prepare_cached(delete)?.execute([row_id])?,
+        };
+    }
+    Ok(())
+}
+
+/// Synced object type → its data table, as present in the database right now (the
+/// schema may have changed since the download started).
+fn synced_tables(conn: &Connection) -> Result<HashMap<String, String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB 'ps_data__*'",
+    )?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut tables = HashMap::new();
+    for name in names {
+        let name = name?;
+        tables.insert(name["ps_data__".len()..].to_owned(), name);
+    }
+    Ok(tables)
+}
+
+/// Whether downloaded data must wait (spec §5.1): local writes are queued, or the
+/// service has not yet confirmed the last upload with a write checkpoint.
+pub(crate) fn gate_blocked(conn: &Connection) -> Result<bool> {
+    let pending: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM ps_crud)")?
+        .query_row([], |r| r.get(0))?;
+    if pending {
+        return Ok(true);
+    }
+    let target = get_kv(conn, "target_checkpoint_request_id")?;
+    let seen = get_kv(conn, "last_seen_checkpoint_request_id")?.unwrap_or(0);
+    Ok(target.is_some_and(|target| target > seen))
+}
+
+/// The gate's target: `Some(GATE_PENDING)` while an upload awaits its write checkpoint.
+pub(crate) fn gate_target(conn: &Connection) -> Result<Option<i64>> {
+    get_kv(conn, "target_checkpoint_request_id")
+}
+
+/// Records the write checkpoint the service issued for our uploads.
+pub(crate) fn set_gate_target(conn: &Connection, target: i64) -> Result<()> {
+    set_kv(conn, "target_checkpoint_request_id", target)
+}
+
+/// Whether the gate waits for a write checkpoint that has not been requested yet.
+pub(crate) fn needs_write_checkpoint(conn: &Connection) -> Result<bool> {
+    Ok(gate_target(conn)? == Some(GATE_PENDING))
+}
+
+fn get_kv(conn: &Connection, key: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT CAST(value AS INTEGER) FROM ps_kv WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+fn set_kv(conn: &Connection, key: &str, value: i64) -> Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO ps_kv(key, value) VALUES (?1, ?2)")?
+        .execute(params![key, value])?;
+    Ok(())
+}
+
+/// Last successful sync per priority, as stored: `(priority, µs since the epoch)`,
+/// highest priority (lowest number) first.
+pub(crate) fn sync_state(conn: &Connection) -> Result<Vec<(i64, i64)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT priority, last_synced_at FROM ps_sync_state ORDER BY priority")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Deletes all synced state and data (spec §4.9): buckets, ops, the upload queue, the
+/// gate, sync times and every synced table's rows; with `clear_local`, local-only tables
+/// too. The client id stays.
+pub(crate) fn clear(conn: &Connection, clear_local: bool) -> Result<()> {
+    conn.execute_batch(
+        "DELETE FROM ps_oplog; DELETE FROM ps_buckets; DELETE FROM ps_crud; DELETE FROM ps_untyped; \
+         DELETE FROM ps_updated_rows; DELETE FROM ps_kv WHERE key != 'client_id'; DELETE FROM ps_sync_state;",
+    )?;
+    let pattern = if clear_local {
+        "ps_data*__*"
+    } else {
+        "ps_data__*"
+    };
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB ?1")?
+        .query_map([pattern], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for table in tables {
+        // One row first, then the rest: a bare `DELETE FROM t` truncates without running
+        // the update hook, and watchers would not hear that the table changed.
+        let quoted = table.replace('"', "\"\"");
+        conn.execute_batch(&format!(
+            "DELETE FROM \"{quoted}\" WHERE rowid IN (SELECT rowid FROM \"{quoted}\" LIMIT 1); DELETE FROM \"{quoted}\";"
+        ))?;
+    }
+    Ok(())
+}

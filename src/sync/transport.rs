@@ -1,0 +1,180 @@
+//! HTTP requests to the sync service (spec §1): the `/sync/stream` request and the
+//! legacy write checkpoint, with the service's error bodies turned into [`Error`]s.
+
+use serde_json::{Map, Value, json};
+
+use crate::http_client::error_from_response;
+use crate::{Credentials, Error, Result};
+
+/// `endpoint` + `path`, keeping a path prefix (`http://h/powersync` →
+/// `http://h/powersync/sync/stream`) and ignoring trailing slashes.
+pub(crate) fn service_url(endpoint: &str, path: &str) -> Result<String> {
+    let base = endpoint.trim().trim_end_matches('/');
+    let has_scheme = base
+        .split_once("://")
+        .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && !rest.is_empty());
+    if !has_scheme {
+        return Err(Error::InvalidCredentials(format!(
+            "endpoint {endpoint:?} must be an http:// or https:// URL"
+        )));
+    }
+    Ok(format!("{base}{path}"))
+}
+
+fn authorization(credentials: &Credentials) -> Result<String> {
+    if credentials.token.trim().is_empty() {
+        return Err(Error::InvalidCredentials(
+            "the connector returned an empty token (is the user signed in?)".into(),
+        ));
+    }
+    Ok(format!("Token {}", credentials.token))
+}
+
+/// What the client sends to open a sync stream (spec §1.3).
+pub(crate) struct StreamRequest<'a> {
+    pub(crate) buckets: &'a [(String, i64)],
+    pub(crate) client_id: &'a str,
+    pub(crate) parameters: &'a Map<String, Value>,
+    pub(crate) app_metadata: &'a std::collections::BTreeMap<String, String>,
+}
+
+impl StreamRequest<'_> {
+    pub(crate) fn to_json(&self) -> Value {
+        let buckets: Vec<Value> = self
+            .buckets
+            .iter()
+            .map(|(name, after)| json!({"name": name, "after": after.to_string()}))
+            .collect();
+        let mut body = json!({
+            "buckets": buckets,
+            "include_checksum": true,
+            "raw_data": true,
+            "binary_data": true,
+            "client_id": self.client_id,
+            "parameters": self.parameters,
+            "streams": {"include_defaults": true, "subscriptions": []},
+        });
+        if !self.app_metadata.is_empty() {
+            body["app_metadata"] = json!(self.app_metadata);
+        }
+        body
+    }
+}
+
+/// Opens the sync stream. `Ok` means HTTP 200; its body is the NDJSON stream.
+pub(crate) async fn open_stream(
+    http: &reqwest::Client,
+    credentials: &Credentials,
+    request: &StreamRequest<'_>,
+) -> Result<reqwest::Response> {
+    let url = service_url(&credentials.endpoint, "/sync/stream")?;
+    let response = http
+        .post(&url)
+        .header("Authorization", authorization(credentials)?)
+        .header("Accept", "application/x-ndjson")
+        .json(&request.to_json())
+        .send()
+        .await
+        .map_err(|source| Error::Transport {
+            url: url.clone(),
+            source,
+        })?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(error_from_response(url, response).await);
+    }
+    Ok(response)
+}
+
+/// Asks the service for a write checkpoint covering everything uploaded so far (spec §1.4).
+pub(crate) async fn write_checkpoint(
+    http: &reqwest::Client,
+    credentials: &Credentials,
+    client_id: &str,
+) -> Result<i64> {
+    let url = service_url(&credentials.endpoint, "/write-checkpoint2.json")?;
+    let query: String = client_id
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let response = http
+        .get(format!("{url}?client_id={query}"))
+        .header("Authorization", authorization(credentials)?)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|source| Error::Transport {
+            url: url.clone(),
+            source,
+        })?;
+    if !response.status().is_success() {
+        return Err(error_from_response(url, response).await);
+    }
+    let body: Value = response.json().await.map_err(|source| Error::Transport {
+        url: url.clone(),
+        source,
+    })?;
+    body["data"]["write_checkpoint"]
+        .as_str()
+        .and_then(|text| text.parse::<i64>().ok())
+        .ok_or_else(|| {
+            Error::Protocol(format!(
+                "{url} answered without a decimal data.write_checkpoint: {body}"
+            ))
+        })
+}
+
+/// Whether an error means the token was refused.
+pub(crate) fn is_unauthorized(error: &Error) -> bool {
+    matches!(error, Error::HttpStatus { status: 401, .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_keep_path_prefixes_and_drop_trailing_slashes() {
+        let url = |e: &str| service_url(e, "/sync/stream");
+        assert_eq!(url("http://h:8080").unwrap(), "http://h:8080/sync/stream");
+        assert_eq!(url("http://h:8080/").unwrap(), "http://h:8080/sync/stream");
+        assert_eq!(
+            url("https://h/powersync//").unwrap(),
+            "https://h/powersync/sync/stream"
+        );
+        assert!(url("localhost:8080").is_err());
+        assert!(url("ftp://h").is_err());
+        assert!(url("http://").is_err());
+    }
+
+    #[test]
+    fn empty_tokens_are_refused_before_any_request() {
+        let error = authorization(&Credentials::new("http://h", " ")).unwrap_err();
+        assert!(error.to_string().contains("signed in"), "{error}");
+    }
+
+    #[test]
+    fn request_body_has_the_official_shape() {
+        let buckets = vec![("b1".to_owned(), 4)];
+        let mut metadata = std::collections::BTreeMap::new();
+        metadata.insert("app_version".to_owned(), "1.2.3".to_owned());
+        let body = StreamRequest {
+            buckets: &buckets,
+            client_id: "c",
+            parameters: &Map::new(),
+            app_metadata: &metadata,
+        }
+        .to_json();
+        assert_eq!(
+            body,
+            json!({"buckets":[{"name":"b1","after":"4"}],"include_checksum":true,"raw_data":true,
+                   "binary_data":true,"client_id":"c","parameters":{},
+                   "streams":{"include_defaults":true,"subscriptions":[]},
+                   "app_metadata":{"app_version":"1.2.3"}})
+        );
+    }
+}
