@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::stream::BoxStream;
 use futures::{Future, StreamExt};
 use tokio::sync::Notify;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -406,7 +407,8 @@ impl Database {
         self.sync_slot().status.get()
     }
 
-    /// The current sync status, then every change of it.
+    /// The current sync status, then every change of it, in order. A consumer that
+    /// falls more than 64 changes behind skips to the current status.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
@@ -417,14 +419,30 @@ impl Database {
     /// # Ok(()) }
     /// ```
     pub fn watch_status(&self) -> BoxStream<'static, SyncStatus> {
-        let mut receiver = self.sync_slot().status.subscribe();
-        receiver.mark_changed();
-        futures::stream::unfold(receiver, |mut receiver| async move {
-            receiver.changed().await.ok()?;
-            let status = receiver.borrow_and_update().clone();
-            Some((status, receiver))
-        })
-        .boxed()
+        let cell = &self.sync_slot().status;
+        let changes = cell.changes();
+        let current = cell.subscribe();
+        let first = current.borrow().clone();
+        let rest = futures::stream::unfold(
+            (changes, current, first.clone()),
+            |(mut changes, current, mut last)| async move {
+                loop {
+                    let next = match changes.recv().await {
+                        Ok(status) => status,
+                        Err(RecvError::Lagged(_)) => current.borrow().clone(),
+                        Err(RecvError::Closed) => return None,
+                    };
+                    // The first item may already include the oldest buffered change.
+                    if next != last {
+                        last = next.clone();
+                        return Some((next, (changes, current, last)));
+                    }
+                }
+            },
+        );
+        futures::stream::once(async move { first })
+            .chain(rest)
+            .boxed()
     }
 
     /// Waits until a complete checkpoint has been applied (at once if that happened in

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use crate::Error;
 
@@ -144,17 +144,32 @@ impl std::fmt::Display for SyncError {
     }
 }
 
+/// How many status changes a slow [`StatusCell::changes`] subscriber may fall behind
+/// before it skips to the current status.
+const CHANGE_BUFFER: usize = 64;
+
 /// Publishes status changes; only real changes wake watchers.
+///
+/// The current value lives in a watch channel (for `status()` and waiting on a
+/// condition); every change is also broadcast, so a status stream sees transient states
+/// (an error that a quick retry clears) instead of only the latest value.
 #[derive(Debug)]
 pub(crate) struct StatusCell {
     sender: watch::Sender<SyncStatus>,
+    changes: broadcast::Sender<SyncStatus>,
 }
 
 impl StatusCell {
     pub(crate) fn new() -> Self {
         Self {
             sender: watch::Sender::new(SyncStatus::default()),
+            changes: broadcast::Sender::new(CHANGE_BUFFER),
         }
+    }
+
+    /// Every change from now on (subscribe before reading the current value).
+    pub(crate) fn changes(&self) -> broadcast::Receiver<SyncStatus> {
+        self.changes.subscribe()
     }
 
     pub(crate) fn get(&self) -> SyncStatus {
@@ -169,7 +184,13 @@ impl StatusCell {
         self.sender.send_if_modified(|status| {
             let before = status.clone();
             change(status);
-            *status != before
+            let changed = *status != before;
+            if changed && self.changes.receiver_count() > 0 {
+                // Sent while the watch value is locked, so changes are broadcast in the
+                // order they were made.
+                let _ = self.changes.send(status.clone());
+            }
+            changed
         });
     }
 

@@ -1,0 +1,703 @@
+//! The sync engine against the in-process `TestSyncService`, through the public API only.
+#![cfg(feature = "testing")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use livesync::testing::{BucketRule, ParameterSource, TestConnector, TestSyncService};
+use livesync::{
+    BackendConnector, Column, Credentials, Database, Error, Row, Schema, SyncOptions, Table,
+};
+use serde_json::json;
+
+/// Upper bound for anything the tests wait for (bounded loops, never a hang).
+const WAIT: Duration = Duration::from_secs(10);
+
+fn schema() -> Schema {
+    Schema::new([
+        Table::new("lists", [Column::text("name")]),
+        Table::new(
+            "todos",
+            [
+                Column::text("description"),
+                Column::integer("done"),
+                Column::text("owner_id"),
+            ],
+        ),
+    ])
+}
+
+/// `lists` go to everyone (bucket `lists[]`), `todos` to their owner (`by_owner["<user>"]`).
+async fn service() -> TestSyncService {
+    TestSyncService::builder()
+        .rule(BucketRule::global("lists", ["lists"]))
+        .rule(BucketRule::per_value(
+            "by_owner",
+            "todos",
+            "owner_id",
+            ParameterSource::UserId,
+        ))
+        .keepalive_interval(Duration::from_millis(200))
+        .start()
+        .await
+        .expect("service starts")
+}
+
+fn fast() -> SyncOptions {
+    SyncOptions::default()
+        .retry_delay(Duration::from_millis(50))
+        .crud_upload_throttle(Duration::from_millis(5))
+}
+
+async fn client(service: &TestSyncService, user: &str) -> Database {
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(service.connector(user), fast()).await.unwrap();
+    db
+}
+
+async fn strings(db: &Database, sql: &str) -> Vec<String> {
+    let sql = sql.to_owned();
+    db.read(move |conn| {
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok(match r.get::<_, rusqlite::types::Value>(0)? {
+                rusqlite::types::Value::Text(text) => text,
+                rusqlite::types::Value::Integer(n) => n.to_string(),
+                rusqlite::types::Value::Null => "NULL".to_owned(),
+                other => format!("{other:?}"),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    })
+    .await
+    .unwrap()
+}
+
+/// Polls `sql` until it returns `expected` (bounded by `WAIT`).
+async fn eventually(db: &Database, sql: &str, expected: &[&str]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let rows = strings(db, sql).await;
+        if rows == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sql}: still {rows:?}, expected {expected:?}; status {:?}",
+            db.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `check` holds for the service (bounded by `WAIT`).
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn synced(db: &Database) {
+    tokio::time::timeout(WAIT, db.wait_for_first_sync())
+        .await
+        .expect("first sync in time")
+        .unwrap();
+}
+
+const TODOS: &str = "SELECT id || ':' || ifnull(description, 'NULL') FROM todos ORDER BY id";
+const LISTS: &str = "SELECT id || ':' || name FROM lists ORDER BY id";
+
+fn seed(service: &TestSyncService) {
+    service.upsert_row("lists", "l1", json!({"name": "groceries"}));
+    service.upsert_row("lists", "l2", json!({"name": "chores"}));
+    service.upsert_row(
+        "todos",
+        "t1",
+        json!({"description": "milk", "owner_id": "u1"}),
+    );
+    service.upsert_row(
+        "todos",
+        "t2",
+        json!({"description": "bread", "owner_id": "u1"}),
+    );
+    service.upsert_row(
+        "todos",
+        "t3",
+        json!({"description": "not yours", "owner_id": "u2"}),
+    );
+    service.commit();
+}
+
+#[tokio::test]
+async fn initial_sync_brings_every_table_and_bucket_of_the_user() {
+    let service = service().await;
+    seed(&service);
+    let db = Database::in_memory(schema()).await.unwrap();
+    let mut statuses = db.watch_status();
+    db.connect(service.connector("u1"), fast().app_metadata("app", "tests"))
+        .await
+        .unwrap();
+    synced(&db).await;
+    assert_eq!(strings(&db, LISTS).await, ["l1:groceries", "l2:chores"]);
+    assert_eq!(strings(&db, TODOS).await, ["t1:milk", "t2:bread"]);
+
+    let status = db.status();
+    assert!(status.connected && status.has_synced && status.last_synced_at.is_some());
+    assert!(status.download_error.is_none() && status.downloading.is_none());
+    // The status went through connecting → downloading (with progress) → synced.
+    let mut seen_connecting = false;
+    let mut seen_progress = None;
+    while let Ok(Some(status)) =
+        tokio::time::timeout(Duration::from_millis(50), statuses.next()).await
+    {
+        seen_connecting |= status.connecting;
+        if let Some(progress) = status.downloading {
+            seen_progress = Some(progress);
+        }
+    }
+    assert!(seen_connecting);
+    let progress = seen_progress.expect("a progress report");
+    assert_eq!(progress.total, 4, "2 lists + 2 todos of u1");
+
+    let request = &service.sync_requests()[0];
+    assert_eq!(request["buckets"], json!([]));
+    assert_eq!(request["client_id"], db.client_id().await.unwrap());
+    assert_eq!(request["raw_data"], true);
+    assert_eq!(request["app_metadata"], json!({"app": "tests"}));
+    db.close().await;
+}
+
+#[tokio::test]
+async fn live_changes_removals_clears_and_compaction_arrive() {
+    let service = service().await;
+    seed(&service);
+    let db = client(&service, "u1").await;
+    synced(&db).await;
+    let mut todo_changes = db.watch_tables(["todos"]);
+
+    service.upsert_row(
+        "todos",
+        "t4",
+        json!({"description": "eggs", "owner_id": "u1"}),
+    );
+    service.upsert_row(
+        "todos",
+        "t1",
+        json!({"description": "oat milk", "owner_id": "u1"}),
+    );
+    service.commit();
+    eventually(&db, TODOS, &["t1:oat milk", "t2:bread", "t4:eggs"]).await;
+    let event = tokio::time::timeout(WAIT, todo_changes.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(event.contains("todos"));
+
+    // A row moving to another user's bucket is REMOVEd from ours.
+    service.upsert_row(
+        "todos",
+        "t2",
+        json!({"description": "bread", "owner_id": "u2"}),
+    );
+    service.delete_row("todos", "t4");
+    service.commit();
+    eventually(&db, TODOS, &["t1:oat milk"]).await;
+
+    // Compaction turns superseded ops into MOVEs: a fresh client still validates.
+    service.compact("by_owner[\"u1\"]");
+    let fresh = client(&service, "u1").await;
+    synced(&fresh).await;
+    assert_eq!(strings(&fresh, TODOS).await, ["t1:oat milk"]);
+
+    service.clear_bucket("lists[]");
+    service.commit();
+    eventually(&db, LISTS, &[]).await;
+    eventually(&fresh, LISTS, &[]).await;
+    assert!(db.status().download_error.is_none(), "{:?}", db.status());
+    db.close().await;
+    fresh.close().await;
+}
+
+#[tokio::test]
+async fn a_local_write_is_uploaded_and_replaced_by_the_server_version() {
+    let service = service().await;
+    seed(&service);
+    let db = client(&service, "u1").await;
+    synced(&db).await;
+
+    db.execute(
+        "INSERT INTO todos(id, description, owner_id) VALUES ('mine', 'local', 'u1')",
+        (),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        strings(&db, TODOS).await,
+        ["mine:local", "t1:milk", "t2:bread"]
+    );
+    until("the upload reached the backend", || {
+        service.rows("todos").iter().any(|r| r["id"] == "mine")
+    })
+    .await;
+    until("the queue drained", || true).await;
+    let upload = &service.uploads()[0];
+    assert_eq!(upload["batch"][0]["op"], "PUT");
+    assert_eq!(upload["batch"][0]["data"]["description"], "local");
+
+    // The backend changes the row afterwards; the server's version replaces ours.
+    service.upsert_row(
+        "todos",
+        "mine",
+        json!({"description": "edited on server", "owner_id": "u1"}),
+    );
+    service.commit();
+    eventually(
+        &db,
+        TODOS,
+        &["mine:edited on server", "t1:milk", "t2:bread"],
+    )
+    .await;
+    assert!(db.get_next_crud_transaction().await.unwrap().is_none());
+    let status = db.status();
+    assert!(!status.uploading && status.upload_error.is_none());
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_write_the_backend_rejects_reverts_after_the_round_trip() {
+    let service = service().await;
+    seed(&service);
+    service.reject_uploads_to("lists");
+    let db = client(&service, "u1").await;
+    synced(&db).await;
+    db.execute("UPDATE lists SET name = 'renamed' WHERE id = 'l1'", ())
+        .await
+        .unwrap();
+    db.execute("INSERT INTO lists(id, name) VALUES ('l9', 'new')", ())
+        .await
+        .unwrap();
+    assert_eq!(
+        strings(&db, LISTS).await,
+        ["l1:renamed", "l2:chores", "l9:new"]
+    );
+    eventually(&db, LISTS, &["l1:groceries", "l2:chores"]).await;
+    db.close().await;
+}
+
+/// A connector whose uploads wait until the test opens its gate.
+struct HeldUploads {
+    inner: TestConnector,
+    open: Arc<AtomicBool>,
+}
+
+impl BackendConnector for HeldUploads {
+    async fn fetch_credentials(&self) -> livesync::Result<Credentials> {
+        self.inner.fetch_credentials().await
+    }
+
+    async fn upload_data(&self, db: &Database) -> livesync::Result<()> {
+        if !self.open.load(Ordering::SeqCst) {
+            return Err(Error::connector("backend unreachable"));
+        }
+        self.inner.upload_data(db).await
+    }
+}
+
+#[tokio::test]
+async fn downloaded_data_waits_while_local_writes_are_pending() {
+    let service = service().await;
+    seed(&service);
+    let open = Arc::new(AtomicBool::new(false));
+    let db = Database::in_memory(schema()).await.unwrap();
+    let connector = HeldUploads {
+        inner: service.connector("u1"),
+        open: Arc::clone(&open),
+    };
+    db.connect(connector, fast()).await.unwrap();
+    synced(&db).await;
+
+    db.execute("UPDATE todos SET description = 'mine' WHERE id = 't1'", ())
+        .await
+        .unwrap();
+    service.upsert_row(
+        "todos",
+        "t5",
+        json!({"description": "from server", "owner_id": "u1"}),
+    );
+    let checkpoint = service.commit();
+    until("the upload failed at least once", || {
+        db.status().upload_error.is_some()
+    })
+    .await;
+    // The service's checkpoint is downloaded and validated, but not applied.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let requested = db
+            .read(|c| {
+                Ok(c.query_row("SELECT max(last_op) FROM ps_buckets", [], |r| {
+                    r.get::<_, i64>(0)
+                })?)
+            })
+            .await
+            .unwrap();
+        if requested >= checkpoint {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "checkpoint never downloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(strings(&db, TODOS).await, ["t1:mine", "t2:bread"]);
+    let error = db.status().upload_error.unwrap();
+    assert!(error.to_string().contains("backend unreachable"), "{error}");
+
+    open.store(true, Ordering::SeqCst);
+    eventually(&db, TODOS, &["t1:mine", "t2:bread", "t5:from server"]).await;
+    until("the upload error cleared", || {
+        db.status().upload_error.is_none()
+    })
+    .await;
+    assert_eq!(service.rows("todos")[0]["description"], "mine");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_checksum_mismatch_is_reported_and_the_bucket_downloaded_again() {
+    let service = service().await;
+    seed(&service);
+    service.corrupt_next_checksum("lists[]");
+    let db = Database::in_memory(schema()).await.unwrap();
+    let mut statuses = db.watch_status();
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    synced(&db).await;
+    assert_eq!(strings(&db, LISTS).await, ["l1:groceries", "l2:chores"]);
+    let mut reported = false;
+    while let Ok(Some(status)) =
+        tokio::time::timeout(Duration::from_millis(50), statuses.next()).await
+    {
+        if let Some(error) = status.download_error {
+            reported |= matches!(error.error(), Error::ChecksumMismatch(b) if b == "lists[]");
+        }
+    }
+    assert!(reported, "the mismatch shows up as the download error");
+    let requests = service.sync_requests();
+    assert!(requests.len() >= 2);
+    // The retry no longer lists the bad bucket, so it is downloaded from scratch.
+    let names: Vec<&str> = requests[1]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["by_owner[\"u1\"]"]);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_dropped_connection_resumes_after_the_last_stored_op() {
+    let service = TestSyncService::builder()
+        .rule(BucketRule::global("lists", ["lists"]))
+        .ops_per_line(10)
+        .start()
+        .await
+        .unwrap();
+    for i in 0..100 {
+        service.upsert_row(
+            "lists",
+            &format!("l{i:03}"),
+            json!({"name": format!("list {i}")}),
+        );
+    }
+    service.commit();
+    // checkpoint + 3 data lines, then the connection is reset.
+    service.drop_next_connection_after(4);
+    let db = client(&service, "u1").await;
+    synced(&db).await;
+    assert_eq!(strings(&db, "SELECT count(*) FROM lists").await, ["100"]);
+    let requests = service.sync_requests();
+    assert!(requests.len() >= 2, "{requests:?}");
+    assert_eq!(requests[0]["buckets"], json!([]));
+    assert_eq!(
+        requests[1]["buckets"],
+        json!([{"name": "lists[]", "after": "30"}])
+    );
+    assert_eq!(service.ops_sent(), 100, "no op is downloaded twice");
+    let error = db.status();
+    assert!(
+        error.download_error.is_none(),
+        "cleared by the applied checkpoint"
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn expired_and_refused_tokens_are_fetched_again() {
+    let service = service().await;
+    seed(&service);
+    let connector = service.connector("u1");
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(connector.clone(), fast()).await.unwrap();
+    synced(&db).await;
+    assert_eq!(connector.credentials_fetched(), 1, "credentials are cached");
+
+    service.expire_tokens();
+    until("reconnected with a new token", || {
+        connector.credentials_fetched() >= 2 && service.open_streams() == 1
+    })
+    .await;
+    assert!(connector.credentials_invalidated() >= 1);
+
+    // A change arriving proves the new stream is live (and hears the next expiry).
+    service.upsert_row("lists", "l3", json!({"name": "after expiry"}));
+    service.commit();
+    eventually(
+        &db,
+        LISTS,
+        &["l1:groceries", "l2:chores", "l3:after expiry"],
+    )
+    .await;
+
+    service.fail_next_requests(1, 401);
+    service.expire_tokens();
+    service.upsert_row("lists", "l4", json!({"name": "after 401"}));
+    service.commit();
+    eventually(
+        &db,
+        LISTS,
+        &[
+            "l1:groceries",
+            "l2:chores",
+            "l3:after expiry",
+            "l4:after 401",
+        ],
+    )
+    .await;
+    // Expiry, then the refused request: each drops the token and fetches a new one.
+    until("credentials fetched after the expiry and the 401", || {
+        connector.credentials_fetched() >= 4 && connector.credentials_invalidated() >= 3
+    })
+    .await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_token_about_to_expire_is_refreshed_without_a_visible_disconnect() {
+    let service = service().await;
+    seed(&service);
+    // Every keepalive reports < 30 s left, so each one triggers a refresh.
+    let connector = service
+        .connector("u1")
+        .with_token_lifetime(Duration::from_secs(20));
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(connector.clone(), fast()).await.unwrap();
+    synced(&db).await;
+    let mut statuses = db.watch_status();
+    until("refreshed twice", || connector.credentials_fetched() >= 3).await;
+    while let Ok(Some(status)) =
+        tokio::time::timeout(Duration::from_millis(20), statuses.next()).await
+    {
+        assert!(
+            status.connected || status.connecting,
+            "no disconnect shown: {status:?}"
+        );
+        assert!(status.download_error.is_none());
+    }
+    db.close().await;
+}
+
+#[tokio::test]
+async fn server_errors_and_malformed_lines_are_reported_then_retried() {
+    let service = service().await;
+    seed(&service);
+    service.fail_next_requests(2, 500);
+    let db = Database::in_memory(schema()).await.unwrap();
+    let mut statuses = db.watch_status();
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    synced(&db).await;
+    let mut saw_500 = false;
+    while let Ok(Some(status)) =
+        tokio::time::timeout(Duration::from_millis(50), statuses.next()).await
+    {
+        if let Some(error) = &status.download_error {
+            saw_500 |= matches!(error.error(), Error::HttpStatus { status: 500, .. });
+        }
+    }
+    assert!(saw_500, "the 500 shows up as the download error");
+
+    let mut statuses = db.watch_status();
+    let before = service.sync_requests().len();
+    service.send_malformed_line();
+    until("reconnected after the bad line", || {
+        service.sync_requests().len() > before
+    })
+    .await;
+    let mut saw_protocol_error = false;
+    while let Ok(Some(status)) =
+        tokio::time::timeout(Duration::from_millis(50), statuses.next()).await
+    {
+        if let Some(error) = &status.download_error {
+            saw_protocol_error |= matches!(error.error(), Error::Protocol(_));
+        }
+    }
+    assert!(
+        saw_protocol_error,
+        "the bad line shows up as the download error"
+    );
+    service.upsert_row("lists", "l3", json!({"name": "later"}));
+    service.commit();
+    eventually(&db, LISTS, &["l1:groceries", "l2:chores", "l3:later"]).await;
+    assert!(db.status().download_error.is_none());
+    db.close().await;
+}
+
+#[tokio::test]
+async fn disconnect_stops_everything_and_clear_forgets_the_user() {
+    let service = service().await;
+    seed(&service);
+    let db = client(&service, "u1").await;
+    synced(&db).await;
+    until("stream open", || service.open_streams() == 1).await;
+    db.disconnect().await;
+    until("stream closed", || service.open_streams() == 0).await;
+    let status = db.status();
+    assert!(!status.connected && !status.connecting && status.has_synced);
+
+    // Offline writes queue up and go out at the next connect.
+    db.execute(
+        "INSERT INTO lists(id, name) VALUES ('offline', 'made offline')",
+        (),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        service.uploads().is_empty(),
+        "nothing uploads while disconnected"
+    );
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    until("offline write uploaded", || !service.uploads().is_empty()).await;
+    eventually(
+        &db,
+        LISTS,
+        &["l1:groceries", "l2:chores", "offline:made offline"],
+    )
+    .await;
+
+    db.disconnect_and_clear(false).await.unwrap();
+    assert!(strings(&db, LISTS).await.is_empty());
+    assert!(strings(&db, "SELECT name FROM ps_buckets").await.is_empty());
+    assert!(!db.status().has_synced);
+    until("stream closed", || service.open_streams() == 0).await;
+
+    // Signing in again downloads everything from scratch.
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    synced(&db).await;
+    assert_eq!(strings(&db, LISTS).await.len(), 3);
+    let last = service.sync_requests().pop().unwrap();
+    assert_eq!(last["buckets"], json!([]));
+    db.close().await;
+}
+
+#[tokio::test]
+async fn two_clients_writing_concurrently_converge() {
+    let service = service().await;
+    seed(&service);
+    let a = client(&service, "u1").await;
+    let b = client(&service, "u1").await;
+    synced(&a).await;
+    synced(&b).await;
+    let write = |db: Database, prefix: &'static str| async move {
+        for i in 0..20 {
+            db.execute(
+                "INSERT INTO todos(id, description, owner_id) VALUES (?1, ?2, 'u1')",
+                (format!("{prefix}{i:02}"), format!("by {prefix}")),
+            )
+            .await
+            .unwrap();
+            db.execute(
+                "UPDATE lists SET name = ?1 WHERE id = 'l1'",
+                [format!("{prefix} {i}")],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    tokio::join!(write(a.clone(), "a"), write(b.clone(), "b"));
+    until("both queues uploaded", || service.uploads().len() >= 80).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (rows_a, rows_b) = (
+            strings(&a, "SELECT id || description FROM todos UNION ALL SELECT id || name FROM lists ORDER BY 1").await,
+            strings(&b, "SELECT id || description FROM todos UNION ALL SELECT id || name FROM lists ORDER BY 1").await,
+        );
+        if rows_a == rows_b && rows_a.len() == 2 + 40 + 2 {
+            let server_l1 = service.rows("lists")[0]["name"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                rows_a.contains(&format!("l1{server_l1}")),
+                "the backend's last write wins"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{rows_a:?} vs {rows_b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.close().await;
+    b.close().await;
+}
+
+#[derive(Row, Debug, PartialEq)]
+struct Todo {
+    id: String,
+    description: String,
+}
+
+#[tokio::test]
+async fn a_live_query_on_one_client_shows_what_another_client_wrote() {
+    let service = service().await;
+    seed(&service);
+    let a = client(&service, "u1").await;
+    let b = client(&service, "u1").await;
+    synced(&b).await;
+    let mut live = b
+        .query::<Todo>("SELECT id, description FROM todos ORDER BY id")
+        .watch();
+    let first = tokio::time::timeout(WAIT, live.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.len(), 2);
+
+    a.execute(
+        "INSERT INTO todos(id, description, owner_id) VALUES ('from-a', 'written on A', 'u1')",
+        (),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let rows = tokio::time::timeout_at(deadline, live.next())
+            .await
+            .expect("B's live query emits A's row")
+            .unwrap()
+            .unwrap();
+        if rows.iter().any(|t| t.id == "from-a") {
+            assert_eq!(rows[0].description, "written on A");
+            break;
+        }
+    }
+    a.close().await;
+    b.close().await;
+}
