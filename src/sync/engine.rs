@@ -159,7 +159,7 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     let credentials = engine.credentials().await?;
     let buckets = engine
         .db
-        .read(|conn| storage::requested_buckets(conn))
+        .read(storage::requested_buckets)
         .await?;
     let request = transport::StreamRequest {
         buckets: &buckets,
@@ -304,7 +304,7 @@ async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<()> {
     }
     let needs_checkpoint = engine
         .db
-        .read(|conn| storage::needs_write_checkpoint(conn))
+        .read(storage::needs_write_checkpoint)
         .await?;
     if needs_checkpoint {
         let before = engine.db.crud_counter().await?;
@@ -458,7 +458,7 @@ impl Database {
 
     /// Loads the persisted part of the status (last sync times).
     pub(crate) async fn load_offline_status(&self) -> Result<()> {
-        let synced = self.read(|conn| storage::sync_state(conn)).await?;
+        let synced = self.read(storage::sync_state).await?;
         self.sync_slot().status.set_synced(&synced);
         Ok(())
     }

@@ -54,7 +54,7 @@ impl Harness {
     async fn reconnect(&mut self) -> Vec<(String, i64)> {
         let buckets = self
             .db
-            .read(|c| storage::requested_buckets(c))
+            .read(storage::requested_buckets)
             .await
             .unwrap();
         self.iteration = Iteration::new(buckets.iter().map(|(n, _)| n.clone()).collect());
