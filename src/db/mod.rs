@@ -235,6 +235,34 @@ impl Database {
         &self.inner.sync
     }
 
+    /// [`transaction`](Self::transaction), queued on the writer right away: transactions
+    /// queued this way run in call order, and the caller may queue more before awaiting
+    /// the first (the sync engine parses the next line while the writer stores this one).
+    pub(crate) fn queue_transaction<T, F>(
+        &self,
+        work: F,
+    ) -> impl std::future::Future<Output = Result<T>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let path = self.inner.path.clone();
+        let answer = self.inner.writer.submit(move |state| {
+            let tx = state
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = work(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        });
+        async move {
+            answer.await.map_err(|e| match &path {
+                Some(path) => e.on_file(path),
+                None => e,
+            })
+        }
+    }
+
     /// The id the next recorded local write will get (changes with every local write).
     pub(crate) async fn crud_counter(&self) -> Result<i64> {
         self.on_writer(|state| Ok(state.tracker.next_crud_id()))

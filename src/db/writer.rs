@@ -78,6 +78,15 @@ impl Writer {
         &self,
         job: impl FnOnce(&mut WriterState) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.submit(job).await
+    }
+
+    /// Queues `job` now (jobs run in the order they were submitted) and returns a future
+    /// for its result, so a caller can queue more work before awaiting.
+    pub(super) fn submit<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut WriterState) -> Result<T> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
         let boxed: Job = Box::new(move |state: &mut WriterState| {
             // Another connection (a second `Database` on the file, another process) may
@@ -90,12 +99,16 @@ impl Writer {
             finish_job(state);
             let _ = reply.send(result);
         });
-        {
+        let queued = {
             let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-            let sender = jobs.as_ref().ok_or(Error::Closed)?;
-            sender.send(boxed).map_err(|_| Error::Closed)?;
+            jobs.as_ref()
+                .ok_or(Error::Closed)
+                .and_then(|sender| sender.send(boxed).map_err(|_| Error::Closed))
+        };
+        async move {
+            queued?;
+            answer.await.map_err(|_| Error::Closed)?
         }
-        answer.await.map_err(|_| Error::Closed)?
     }
 
     /// Stops accepting jobs and waits until the queued ones ran and the connection closed.

@@ -347,6 +347,21 @@ pub(crate) const INTERNAL_TABLES_V1: &str = concat!(
     "CREATE TABLE ps_sync_state(priority INTEGER NOT NULL PRIMARY KEY, last_synced_at INTEGER NOT NULL) STRICT;\n",
 );
 
+/// Layout 2: one unique index `(row_type, row_id, bucket, key)` replaces the `(bucket,
+/// key)` and `(row_type, row_id)` indexes: it finds every op of a row (its prefix) and
+/// makes an op's key unique within its bucket, so the sync engine's insert detects a
+/// superseded op by itself. One index fewer to maintain per stored op.
+pub(crate) const INTERNAL_TABLES_V2: &str = concat!(
+    "DROP INDEX ps_oplog_key;\n",
+    "DROP INDEX ps_oplog_row;\n",
+    "CREATE UNIQUE INDEX ps_oplog_row_key ON ps_oplog(row_type, row_id, bucket, key);\n",
+    "INSERT INTO ps_migration(id, down_migrations) VALUES (2, '[",
+    "{\"sql\":\"DROP INDEX ps_oplog_row_key\"},",
+    "{\"sql\":\"CREATE INDEX ps_oplog_row ON ps_oplog(row_type, row_id)\"},",
+    "{\"sql\":\"CREATE INDEX ps_oplog_key ON ps_oplog(bucket, key)\"},",
+    "{\"sql\":\"DELETE FROM ps_migration WHERE id >= 2\"}]');\n",
+);
+
 /// A random UUID v4 in SQL, for the persistent `client_id`.
 pub(crate) const NEW_CLIENT_ID: &str = "INSERT INTO ps_kv(key, value) VALUES ('client_id', \
      lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) \

@@ -157,10 +157,7 @@ type CredentialsFuture<'a> = Pin<Box<dyn Future<Output = Result<Credentials>> + 
 
 async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     let credentials = engine.credentials().await?;
-    let buckets = engine
-        .db
-        .read(storage::requested_buckets)
-        .await?;
+    let buckets = engine.db.read(storage::requested_buckets).await?;
     let request = transport::StreamRequest {
         buckets: &buckets,
         client_id: &engine.client_id,
@@ -302,10 +299,7 @@ async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<()> {
         engine.status().update(|s| s.uploading = true);
         engine.connector.upload_data(&engine.db).await?;
     }
-    let needs_checkpoint = engine
-        .db
-        .read(storage::needs_write_checkpoint)
-        .await?;
+    let needs_checkpoint = engine.db.read(storage::needs_write_checkpoint).await?;
     if needs_checkpoint {
         let before = engine.db.crud_counter().await?;
         let credentials = engine.credentials().await?;

@@ -4,7 +4,9 @@
 //! Each line is handled in one write transaction, and the in-memory state only advances
 //! after it committed, so a failed line leaves memory and storage in agreement.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 
 use super::protocol::{BucketChecksum, SyncLine};
 use super::status::{self, DownloadProgress, StatusCell};
@@ -32,7 +34,12 @@ struct BucketProgress {
     stored: StoredCounts,
 }
 
-#[derive(Debug)]
+/// How many data lines may be queued on the writer before the oldest is awaited.
+const MAX_LINES_IN_FLIGHT: usize = 4;
+
+/// A data line queued on the writer: its bucket and the eventual op count.
+type StoreAnswer = (String, Pin<Box<dyn Future<Output = Result<u64>> + Send>>);
+
 pub(crate) struct Iteration {
     /// Buckets listed in the request: "known locally" until the first checkpoint.
     requested: Vec<String>,
@@ -40,6 +47,19 @@ pub(crate) struct Iteration {
     /// A validated full checkpoint held back by local writes (spec §5.2).
     blocked: Option<TargetCheckpoint>,
     progress: BTreeMap<String, BucketProgress>,
+    /// Data lines being stored, oldest first. Parsing the next line overlaps with the
+    /// writer storing the previous ones; anything else waits until they are stored.
+    in_flight: VecDeque<StoreAnswer>,
+}
+
+impl std::fmt::Debug for Iteration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iteration")
+            .field("target", &self.target)
+            .field("blocked", &self.blocked)
+            .field("in_flight", &self.in_flight.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Iteration {
@@ -49,7 +69,33 @@ impl Iteration {
             target: None,
             blocked: None,
             progress: BTreeMap::new(),
+            in_flight: VecDeque::new(),
         }
+    }
+
+    /// Waits until every queued data line is stored.
+    pub(crate) async fn flush(&mut self, status: &StatusCell) -> Result<()> {
+        self.settle(status, 0).await
+    }
+
+    /// Waits for queued data lines until at most `keep` remain, counting their progress.
+    async fn settle(&mut self, status: &StatusCell, keep: usize) -> Result<()> {
+        let mut stored_any = false;
+        while self.in_flight.len() > keep {
+            let Some((bucket, answer)) = self.in_flight.pop_front() else {
+                break;
+            };
+            let count = answer.await?;
+            if let Some(progress) = self.progress.get_mut(&bucket) {
+                progress.stored.since_last += count;
+                stored_any = true;
+            }
+        }
+        if stored_any {
+            let progress = self.download_progress();
+            status.update(|s| s.downloading = Some(progress));
+        }
+        Ok(())
     }
 
     pub(crate) async fn handle(
@@ -59,6 +105,18 @@ impl Iteration {
         line: SyncLine,
         line_bytes: usize,
     ) -> Result<Next> {
+        let line = match line {
+            SyncLine::Data(data) => {
+                let bucket = data.bucket.clone();
+                let answer =
+                    db.queue_transaction(move |tx| storage::store_data(tx, &data, line_bytes));
+                self.in_flight.push_back((bucket, Box::pin(answer)));
+                self.settle(status, MAX_LINES_IN_FLIGHT).await?;
+                return Ok(Next::Continue);
+            }
+            other => other,
+        };
+        self.flush(status).await?;
         match line {
             SyncLine::Checkpoint(checkpoint) => {
                 let known: Vec<String> = match &self.target {
@@ -90,17 +148,7 @@ impl Iteration {
                 target.write_checkpoint = diff.write_checkpoint.map(|w| w.0);
                 self.track(db, status, target, diff.removed_buckets).await?;
             }
-            SyncLine::Data(data) => {
-                let bucket = data.bucket.clone();
-                let count = db
-                    .transaction(move |tx| storage::store_data(tx, &data, line_bytes))
-                    .await?;
-                if let Some(progress) = self.progress.get_mut(&bucket) {
-                    progress.stored.since_last += count;
-                    let progress = self.download_progress();
-                    status.update(|s| s.downloading = Some(progress));
-                }
-            }
+            SyncLine::Data(_) => {} // queued above
             SyncLine::CheckpointComplete { .. } => return self.complete(db, status, None).await,
             SyncLine::PartialCheckpointComplete { priority, .. } => {
                 return self.complete(db, status, Some(priority)).await;
@@ -127,6 +175,7 @@ impl Iteration {
         db: &Database,
         status: &StatusCell,
     ) -> Result<()> {
+        self.flush(status).await?;
         let Some(blocked) = self.blocked.clone() else {
             return Ok(());
         };

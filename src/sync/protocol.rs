@@ -16,12 +16,21 @@ pub(crate) struct OpId(pub(crate) i64);
 
 impl<'de> Deserialize<'de> for OpId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse::<i64>()
-            .ok()
-            .filter(|id| *id >= 0)
-            .map(OpId)
-            .ok_or_else(|| de::Error::custom(format!("op id {text:?} is not a decimal u63")))
+        struct OpIdVisitor;
+        impl de::Visitor<'_> for OpIdVisitor {
+            type Value = OpId;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an op id as a decimal string")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<OpId, E> {
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|id| *id >= 0)
+                    .map(OpId)
+                    .ok_or_else(|| E::custom(format!("op id {text:?} is not a decimal u63")))
+            }
+        }
+        deserializer.deserialize_str(OpIdVisitor)
     }
 }
 
@@ -32,10 +41,28 @@ pub(crate) struct Checksum(pub(crate) u32);
 
 impl<'de> Deserialize<'de> for Checksum {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        parse_checksum(&value)
-            .map(Checksum)
-            .ok_or_else(|| de::Error::custom(format!("invalid checksum {value}")))
+        struct ChecksumVisitor;
+        impl de::Visitor<'_> for ChecksumVisitor {
+            type Value = Checksum;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a 32-bit checksum (unsigned, signed or an integral float)")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Checksum, E> {
+                checksum_or_error(Value::from(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Checksum, E> {
+                checksum_or_error(Value::from(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Checksum, E> {
+                checksum_or_error(Value::from(v))
+            }
+        }
+        fn checksum_or_error<E: de::Error>(value: Value) -> Result<Checksum, E> {
+            parse_checksum(&value)
+                .map(Checksum)
+                .ok_or_else(|| E::custom(format!("invalid checksum {value}")))
+        }
+        deserializer.deserialize_any(ChecksumVisitor)
     }
 }
 
@@ -122,11 +149,31 @@ pub(crate) struct OplogEntry {
 }
 
 fn data_as_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(deserializer)? {
-        Value::Null => None,
-        Value::String(text) => Some(text),
-        other => Some(other.to_string()),
-    })
+    struct DataVisitor;
+    impl<'de> de::Visitor<'de> for DataVisitor {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("row data as JSON text, an object, or null")
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Some(text.to_owned()))
+        }
+        fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+            Ok(Some(text))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            // `raw_data: false` (or a service ignoring it): keep the object as JSON text.
+            let object = Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+            Ok(Some(object.to_string()))
+        }
+    }
+    deserializer.deserialize_any(DataVisitor)
 }
 
 /// `data`: ops for one bucket.
@@ -166,47 +213,107 @@ struct PartialComplete {
 }
 
 impl SyncLine {
-    /// Parses one NDJSON line.
+    /// Parses one NDJSON line, straight into the line's types (no intermediate
+    /// `serde_json::Value`: data lines are the bulk of a sync).
     pub(crate) fn parse(line: &[u8]) -> Result<Self> {
-        let value: Value = serde_json::from_slice(line)
-            .map_err(|e| Error::Protocol(format!("sync line is not JSON: {e}")))?;
-        let Value::Object(object) = value else {
-            return Err(Error::Protocol("sync line is not a JSON object".into()));
+        let mut deserializer = serde_json::Deserializer::from_slice(line);
+        let parsed = LineVisitor::parse(&mut deserializer).and_then(|line| {
+            deserializer.end()?;
+            Ok(line)
+        });
+        parsed.map_err(|e| {
+            let message = e.to_string();
+            if message.starts_with(NOT_AN_OBJECT) || message.starts_with(ONE_KEY) {
+                Error::Protocol(message)
+            } else if let Some(kind) = line_kind(line) {
+                Error::Protocol(format!("malformed {kind} line: {message}"))
+            } else {
+                Error::Protocol(format!("sync line is not JSON: {message}"))
+            }
+        })
+    }
+}
+
+const NOT_AN_OBJECT: &str = "sync line is not a JSON object";
+const ONE_KEY: &str = "sync line must have exactly one key (its type)";
+
+/// The key of a line that failed to parse, for the error message.
+fn line_kind(line: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(line).ok()?;
+    value.as_object()?.keys().next().cloned()
+}
+
+struct LineVisitor;
+
+impl LineVisitor {
+    fn parse(
+        deserializer: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
+    ) -> serde_json::Result<SyncLine> {
+        deserializer.deserialize_any(LineVisitor)
+    }
+}
+
+impl<'de> de::Visitor<'de> for LineVisitor {
+    type Value = SyncLine;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(NOT_AN_OBJECT)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<SyncLine, A::Error> {
+        let Some(kind) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
+            return Err(de::Error::custom(ONE_KEY));
         };
-        let mut entries = object.into_iter();
-        let (Some((kind, payload)), None) = (entries.next(), entries.next()) else {
-            return Err(Error::Protocol(
-                "sync line must have exactly one key (its type)".into(),
-            ));
-        };
-        fn payload_of<T: for<'de> Deserialize<'de>>(kind: &str, payload: Value) -> Result<T> {
-            serde_json::from_value(payload)
-                .map_err(|e| Error::Protocol(format!("malformed {kind} line: {e}")))
-        }
-        Ok(match kind.as_str() {
-            "checkpoint" => Self::Checkpoint(payload_of(&kind, payload)?),
-            "checkpoint_diff" => Self::CheckpointDiff(payload_of(&kind, payload)?),
-            "data" => Self::Data(payload_of(&kind, payload)?),
+        let line = match kind.as_ref() {
+            "checkpoint" => SyncLine::Checkpoint(map.next_value()?),
+            "checkpoint_diff" => SyncLine::CheckpointDiff(map.next_value()?),
+            "data" => SyncLine::Data(map.next_value()?),
             "checkpoint_complete" => {
-                let complete: Complete = payload_of(&kind, payload)?;
-                Self::CheckpointComplete {
+                let complete: Complete = map.next_value()?;
+                SyncLine::CheckpointComplete {
                     last_op_id: complete.last_op_id,
                 }
             }
             "partial_checkpoint_complete" => {
-                let partial: PartialComplete = payload_of(&kind, payload)?;
-                Self::PartialCheckpointComplete {
+                let partial: PartialComplete = map.next_value()?;
+                SyncLine::PartialCheckpointComplete {
                     last_op_id: partial.last_op_id,
                     priority: partial.priority,
                 }
             }
-            "token_expires_in" => Self::TokenExpiresIn(payload.as_i64().ok_or_else(|| {
-                Error::Protocol(format!(
-                    "token_expires_in must be an integer, got {payload}"
-                ))
-            })?),
-            _ => Self::Unknown(kind),
-        })
+            "token_expires_in" => SyncLine::TokenExpiresIn(map.next_value()?),
+            other => {
+                map.next_value::<de::IgnoredAny>()?;
+                SyncLine::Unknown(other.to_owned())
+            }
+        };
+        if map.next_key::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::custom(ONE_KEY));
+        }
+        Ok(line)
+    }
+
+    // Every other JSON value is not an object.
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<SyncLine, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<SyncLine, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<SyncLine, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<SyncLine, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<SyncLine, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<SyncLine, E> {
+        Err(E::custom(NOT_AN_OBJECT))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<SyncLine, A::Error> {
+        Err(de::Error::custom(NOT_AN_OBJECT))
     }
 }
 

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::protocol::{BucketChecksum, DataLine, OpType};
+use crate::Result;
 use crate::schema::GATE_PENDING;
-use crate::{Error, Result};
 
 /// The priority recorded in `ps_sync_state` for a complete (all-priority) sync.
 pub(crate) const FULL_SYNC_PRIORITY: i64 = i32::MAX as i64;
@@ -91,11 +91,14 @@ pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) 
     let mut empty = last_applied == 0;
     let mut cleared = false;
     let (mut add, mut opsum) = (0u32, 0u32);
-    let mut supersede =
-        conn.prepare_cached("DELETE FROM ps_oplog WHERE bucket = ?1 AND key = ?2 RETURNING hash")?;
+    let mut supersede = conn.prepare_cached(
+        "DELETE FROM ps_oplog WHERE row_type = ?1 AND row_id = ?2 AND bucket = ?3 AND key = ?4 RETURNING hash",
+    )?;
+    // The common case (a key not stored yet) costs one insert: the unique key index
+    // index detects a superseded op, which then takes the slower path.
     let mut insert = conn.prepare_cached(
         "INSERT INTO ps_oplog(bucket, op_id, row_type, row_id, key, data, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(row_type, row_id, bucket, key) DO NOTHING",
     )?;
     let mut mark = conn.prepare_cached(
         "INSERT OR IGNORE INTO ps_updated_rows(row_type, row_id) VALUES (?1, ?2)",
@@ -114,9 +117,26 @@ pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) 
                     }
                     _ => false,
                 };
+                let stored_key = has_key.then_some(key.as_str());
+                let insert_put = |insert: &mut rusqlite::CachedStatement<'_>| {
+                    insert.execute(params![
+                        bucket_id,
+                        op.op_id.0,
+                        op.object_type,
+                        op.object_id,
+                        stored_key,
+                        op.data,
+                        checksum as i32,
+                    ])
+                };
+                if op.op == OpType::Put && insert_put(&mut insert)? == 1 {
+                    opsum = opsum.wrapping_add(checksum);
+                    continue;
+                }
                 let mut superseded = false;
                 if has_key {
-                    let mut rows = supersede.query(params![bucket_id, key])?;
+                    let mut rows =
+                        supersede.query(params![op.object_type, op.object_id, bucket_id, key])?;
                     while let Some(row) = rows.next()? {
                         let hash = row.get::<_, i64>(0)? as u32;
                         add = add.wrapping_add(hash);
@@ -130,15 +150,7 @@ pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) 
                         mark.execute(params![op.object_type, op.object_id])?;
                     }
                 } else {
-                    insert.execute(params![
-                        bucket_id,
-                        op.op_id.0,
-                        op.object_type,
-                        op.object_id,
-                        has_key.then_some(key.as_str()),
-                        op.data,
-                        checksum as i32,
-                    ])?;
+                    insert_put(&mut insert)?;
                     opsum = opsum.wrapping_add(checksum);
                 }
             }
@@ -338,68 +350,102 @@ fn record_sync(conn: &Connection, priority: i64, now_us: i64) -> Result<()> {
 
 /// Re-derives every row touched since the last apply: the newest stored op for the row
 /// (across all buckets, or the in-scope ones) wins; no op means the row is deleted.
+///
+/// Runs as a few set-based statements per table inside SQLite rather than a Rust loop
+/// over rows. An initial download (no bucket applied yet) takes a faster route: every
+/// stored op is new, so the newest op per row comes from one ordered pass over the ops.
 fn write_rows(conn: &Connection, scope_json: Option<&str>) -> Result<()> {
     let tables = synced_tables(conn)?;
-    let (candidates, newest) = match scope_json {
-        None => (
-            "SELECT o.row_type, o.row_id FROM ps_oplog o JOIN ps_buckets b ON b.id = o.bucket \
-               WHERE o.op_id > b.last_applied_op AND o.row_type IS NOT NULL AND o.row_id IS NOT NULL \
-             UNION SELECT row_type, row_id FROM ps_updated_rows",
-            "",
-        ),
-        Some(_) => (
-            "SELECT o.row_type, o.row_id FROM ps_oplog o JOIN ps_buckets b ON b.id = o.bucket \
-               WHERE o.op_id > b.last_applied_op AND o.row_type IS NOT NULL AND o.row_id IS NOT NULL \
-               AND b.name IN (SELECT value FROM json_each(?1)) \
-             GROUP BY o.row_type, o.row_id",
-            "AND n.bucket IN (SELECT id FROM ps_buckets WHERE name IN (SELECT value FROM json_each(?1)))",
-        ),
-    };
-    let sql = format!(
-        "SELECT c.row_type, c.row_id, \
-           (SELECT n.data FROM ps_oplog n WHERE n.row_type = c.row_type AND n.row_id = c.row_id {newest} \
-            ORDER BY n.op_id DESC LIMIT 1) \
-         FROM ({candidates}) c"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = match scope_json {
-        None => stmt.query([])?,
-        Some(scope) => stmt.query([scope])?,
-    };
-    let mut writers: HashMap<String, (String, String)> = HashMap::new();
-    while let Some(row) = rows.next()? {
-        let text = |index: usize| -> Result<Option<&str>> {
-            row.get_ref(index)?
-                .as_str_or_null()
-                .map_err(|e| Error::UnexpectedData(format!("ps_oplog holds a non-text value: {e}")))
-        };
-        let (Some(row_type), Some(row_id)) = (text(0)?, text(1)?) else {
-            continue;
-        };
-        let data = text(2)?;
-        let Some(table) = tables.get(row_type) else {
-            match data {
-                Some(data) => conn
-                    .prepare_cached("REPLACE INTO ps_untyped(type, id, data) VALUES (?1, ?2, ?3)")?
-                    .execute(params![row_type, row_id, data])?,
-                None => conn
-                    .prepare_cached("DELETE FROM ps_untyped WHERE type = ?1 AND id = ?2")?
-                    .execute(params![row_type, row_id])?,
-            };
-            continue;
-        };
-        let (put, delete) = writers.entry(table.clone()).or_insert_with(|| {
+    let known =
+        serde_json::Value::from(tables.keys().map(String::as_str).collect::<Vec<_>>()).to_string();
+    let initial: bool = scope_json.is_none()
+        && conn
+            .prepare_cached(
+                "SELECT NOT EXISTS (SELECT 1 FROM ps_buckets WHERE last_applied_op > 0)",
+            )?
+            .query_row([], |r| r.get(0))?;
+    if initial {
+        for (row_type, table) in &tables {
             let quoted = table.replace('"', "\"\"");
-            (
-                format!("REPLACE INTO \"{quoted}\"(id, data) VALUES (?1, ?2)"),
-                format!("DELETE FROM \"{quoted}\" WHERE id = ?1"),
-            )
-        });
-        match data {
-            Some(data) => conn.prepare_cached(put)?.execute(params![row_id, data])?,
-            None => conn.prepare_cached(delete)?.execute([row_id])?,
-        };
+            // `max(op_id)` makes SQLite take `data` from the newest op of each group.
+            conn.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO \"{quoted}\"(id, data) \
+                 SELECT row_id, data FROM (SELECT row_id, data, max(op_id) FROM ps_oplog \
+                   WHERE row_type = ?1 AND row_id IS NOT NULL GROUP BY row_id) WHERE data IS NOT NULL"
+            ))?
+            .execute([row_type])?;
+        }
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO ps_untyped(type, id, data) \
+             SELECT row_type, row_id, data FROM (SELECT row_type, row_id, data, max(op_id) FROM ps_oplog \
+               WHERE row_type NOT IN (SELECT value FROM json_each(?1)) AND row_id IS NOT NULL \
+               GROUP BY row_type, row_id) WHERE data IS NOT NULL",
+        )?
+        .execute([&known])?;
     }
+    // The rows to re-derive, with the newest op's data (NULL: delete the row). After an
+    // initial download only the rows marked in ps_updated_rows remain to be done.
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS ps_apply_rows(row_type TEXT NOT NULL, row_id TEXT NOT NULL, data TEXT, \
+           PRIMARY KEY(row_type, row_id)) WITHOUT ROWID; DELETE FROM temp.ps_apply_rows;",
+    )?;
+    let newest = |scope: &str| {
+        format!(
+            "(SELECT n.data FROM ps_oplog n WHERE n.row_type = c.row_type AND n.row_id = c.row_id {scope} \
+              ORDER BY n.op_id DESC LIMIT 1)"
+        )
+    };
+    match scope_json {
+        None => {
+            let from_ops = if initial {
+                ""
+            } else {
+                "SELECT o.row_type, o.row_id FROM ps_oplog o JOIN ps_buckets b ON b.id = o.bucket \
+                   WHERE o.op_id > b.last_applied_op AND o.row_type IS NOT NULL AND o.row_id IS NOT NULL UNION "
+            };
+            conn.prepare_cached(&format!(
+                "INSERT INTO temp.ps_apply_rows(row_type, row_id, data) \
+                 SELECT c.row_type, c.row_id, {} FROM ({from_ops}SELECT row_type, row_id FROM ps_updated_rows) c",
+                newest("")
+            ))?
+            .execute([])?;
+        }
+        Some(scope) => {
+            conn.prepare_cached(&format!(
+                "INSERT INTO temp.ps_apply_rows(row_type, row_id, data) \
+                 SELECT c.row_type, c.row_id, {} FROM (SELECT DISTINCT o.row_type, o.row_id \
+                   FROM ps_oplog o JOIN ps_buckets b ON b.id = o.bucket \
+                   WHERE o.op_id > b.last_applied_op AND o.row_type IS NOT NULL AND o.row_id IS NOT NULL \
+                     AND b.name IN (SELECT value FROM json_each(?1))) c",
+                newest("AND n.bucket IN (SELECT id FROM ps_buckets WHERE name IN (SELECT value FROM json_each(?1)))")
+            ))?
+            .execute([scope])?;
+        }
+    }
+    for (row_type, table) in &tables {
+        let quoted = table.replace('"', "\"\"");
+        conn.prepare_cached(&format!(
+            "INSERT OR REPLACE INTO \"{quoted}\"(id, data) \
+             SELECT row_id, data FROM temp.ps_apply_rows WHERE row_type = ?1 AND data IS NOT NULL"
+        ))?
+        .execute([row_type])?;
+        conn.prepare_cached(&format!(
+            "DELETE FROM \"{quoted}\" WHERE id IN \
+             (SELECT row_id FROM temp.ps_apply_rows WHERE row_type = ?1 AND data IS NULL)"
+        ))?
+        .execute([row_type])?;
+    }
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO ps_untyped(type, id, data) SELECT row_type, row_id, data FROM temp.ps_apply_rows \
+         WHERE data IS NOT NULL AND row_type NOT IN (SELECT value FROM json_each(?1))",
+    )?
+    .execute([&known])?;
+    conn.prepare_cached(
+        "DELETE FROM ps_untyped WHERE (type, id) IN (SELECT row_type, row_id FROM temp.ps_apply_rows \
+         WHERE data IS NULL AND row_type NOT IN (SELECT value FROM json_each(?1)))",
+    )?
+    .execute([&known])?;
+    conn.execute_batch("DELETE FROM temp.ps_apply_rows")?;
     Ok(())
 }
 

@@ -52,20 +52,20 @@ impl Harness {
 
     /// Starts a new iteration, as after a reconnect, with the buckets a request would list.
     async fn reconnect(&mut self) -> Vec<(String, i64)> {
-        let buckets = self
-            .db
-            .read(storage::requested_buckets)
-            .await
-            .unwrap();
+        let buckets = self.db.read(storage::requested_buckets).await.unwrap();
         self.iteration = Iteration::new(buckets.iter().map(|(n, _)| n.clone()).collect());
         buckets
     }
 
     async fn line(&mut self, line: &str) -> crate::Result<Next> {
         let parsed = SyncLine::parse(line.as_bytes())?;
-        self.iteration
+        let next = self
+            .iteration
             .handle(&self.db, &self.status, parsed, line.len())
-            .await
+            .await?;
+        // Data lines are stored in the background; the checks below read the database.
+        self.iteration.flush(&self.status).await?;
+        Ok(next)
     }
 
     async fn lines(&mut self, lines: &[&str]) {
@@ -554,4 +554,57 @@ async fn clearing_removes_synced_state_but_keeps_the_client_id() {
     assert!(h.db.get_next_crud_transaction().await.unwrap().is_none());
     assert!(h.kv().await.is_empty());
     assert_eq!(h.db.client_id().await.unwrap(), client_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zz_timing() {
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Schema::new([Table::new(
+        "todos",
+        [
+            Column::text("description"),
+            Column::integer("done"),
+            Column::real("score"),
+        ],
+    )]);
+    let db = Database::open(dir.path().join("t.db"), schema)
+        .await
+        .unwrap();
+    let n = 100_000usize;
+    let mut lines = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let ops: Vec<serde_json::Value> = chunk.iter().map(|&i| serde_json::json!({"op_id": (i+1).to_string(), "op":"PUT","object_type":"todos","object_id": format!("row-{i:08}"),"checksum": i as u32,"subkey":"s","data": serde_json::json!({"description": format!("todo number {i}"), "done": i%2, "score": i as f64*0.5}).to_string()})).collect();
+        lines.push(serde_json::json!({"data":{"bucket":"b","data":ops}}).to_string());
+    }
+    let t = Instant::now();
+    let parsed: Vec<SyncLine> = lines
+        .iter()
+        .map(|l| SyncLine::parse(l.as_bytes()).unwrap())
+        .collect();
+    eprintln!("parse {:?}", t.elapsed());
+    let mut it = Iteration::new(vec![]);
+    let status = StatusCell::new();
+    let sum: u32 = (0..n as u32).fold(0u32, |a, b| a.wrapping_add(b));
+    it.handle(&db, &status, SyncLine::parse(format!(r#"{{"checkpoint":{{"last_op_id":"{n}","buckets":[{{"bucket":"b","checksum":{sum},"count":{n}}}]}}}}"#).as_bytes()).unwrap(), 0).await.unwrap();
+    let t = Instant::now();
+    for line in parsed {
+        it.handle(&db, &status, line, 0).await.unwrap();
+    }
+    eprintln!("store {:?}", t.elapsed());
+    let t = Instant::now();
+    let next = it
+        .handle(
+            &db,
+            &status,
+            SyncLine::parse(
+                format!(r#"{{"checkpoint_complete":{{"last_op_id":"{n}"}}}}"#).as_bytes(),
+            )
+            .unwrap(),
+            0,
+        )
+        .await
+        .unwrap();
+    eprintln!("apply {:?} {next:?}", t.elapsed());
+    assert!(status.get().has_synced);
 }

@@ -329,11 +329,23 @@ impl Store {
     }
 
     /// Ops of `bucket` after `after`, in order.
-    pub(crate) fn ops_after(&self, bucket: &str, after: i64) -> Vec<Op> {
-        self.buckets.get(bucket).map_or_else(Vec::new, |log| {
-            let start = log.ops.partition_point(|op| op.op_id <= after);
-            log.ops[start..].to_vec()
-        })
+    /// Up to `limit` ops of `bucket` with `after < op_id <= up_to`, and whether more
+    /// follow in that range.
+    pub(crate) fn ops_between(
+        &self,
+        bucket: &str,
+        after: i64,
+        up_to: i64,
+        limit: usize,
+    ) -> (Vec<Op>, bool) {
+        self.buckets
+            .get(bucket)
+            .map_or_else(Default::default, |log| {
+                let start = log.ops.partition_point(|op| op.op_id <= after);
+                let end = log.ops.partition_point(|op| op.op_id <= up_to).max(start);
+                let stop = end.min(start.saturating_add(limit));
+                (log.ops[start..stop].to_vec(), stop < end)
+            })
     }
 
     /// A new write checkpoint for (user, client). Uploads are applied as they arrive, so
@@ -377,6 +389,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Store {
+        fn ops_after(&self, bucket: &str, after: i64) -> Vec<Op> {
+            self.ops_between(bucket, after, i64::MAX, usize::MAX).0
+        }
+    }
     use crate::testing::rules::ParameterSource;
 
     fn object(value: Value) -> Map<String, Value> {

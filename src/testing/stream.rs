@@ -17,7 +17,7 @@ use super::checksum::as_signed;
 use super::faults::StreamEvent;
 use super::jwt::VerifiedToken;
 use super::rules::UserContext;
-use super::store::{BucketSummary, CheckpointView, Op};
+use super::store::{BucketSummary, CheckpointView};
 use super::{Shared, stopped, unix_now};
 
 /// Who is syncing and what they asked for.
@@ -207,20 +207,9 @@ async fn send_changes(
     sent: &mut Option<CheckpointView>,
     lines: &mut LineWriter,
 ) -> Result<(), Ended> {
-    let (mut view, data) = {
-        let store = shared.store();
-        let view = store.checkpoint_for(&session.user(), &session.client_id);
-        let data: Vec<(String, Vec<Op>)> = view
-            .buckets
-            .keys()
-            .map(|bucket| {
-                let after = session.after.get(bucket).copied().unwrap_or(0);
-                (bucket.clone(), store.ops_after(bucket, after))
-            })
-            .filter(|(_, ops)| !ops.is_empty())
-            .collect();
-        (view, data)
-    };
+    let mut view = shared
+        .store()
+        .checkpoint_for(&session.user(), &session.client_id);
     if let Some(previous) = sent.as_ref()
         && previous.buckets == view.buckets
         && previous.write_checkpoint == view.write_checkpoint
@@ -267,15 +256,22 @@ async fn send_changes(
     session
         .after
         .retain(|bucket, _| view.buckets.contains_key(bucket));
-    for (bucket, ops) in data {
-        let chunks: Vec<&[Op]> = ops.chunks(shared.ops_per_line).collect();
-        for (index, chunk) in chunks.iter().enumerate() {
+    // Data is read from the store one line at a time (never the whole checkpoint at
+    // once), so a large download streams in bounded memory.
+    let buckets: Vec<String> = view.buckets.keys().cloned().collect();
+    for bucket in buckets {
+        loop {
             let after = session.after.get(&bucket).copied().unwrap_or(0);
-            let next_after = chunk.last().map_or(after, |op| op.op_id);
+            let (chunk, has_more) =
+                shared
+                    .store()
+                    .ops_between(&bucket, after, view.last_op_id, shared.ops_per_line);
+            let Some(last) = chunk.last() else { break };
+            let next_after = last.op_id;
             let line = json!({"data": {
                 "bucket": bucket,
                 "data": chunk.iter().map(|op| op.to_wire(session.raw_data)).collect::<Vec<_>>(),
-                "has_more": index + 1 < chunks.len(),
+                "has_more": has_more,
                 "after": after.to_string(),
                 "next_after": next_after.to_string(),
             }});
@@ -284,6 +280,9 @@ async fn send_changes(
                 .ops_sent
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             session.after.insert(bucket.clone(), next_after);
+            if !has_more {
+                break;
+            }
         }
     }
     lines
