@@ -347,17 +347,29 @@ pub(crate) const INTERNAL_TABLES_V1: &str = concat!(
     "CREATE TABLE ps_sync_state(priority INTEGER NOT NULL PRIMARY KEY, last_synced_at INTEGER NOT NULL) STRICT;\n",
 );
 
-/// Layout 2: one unique index `(row_type, row_id, bucket, key)` replaces the `(bucket,
-/// key)` and `(row_type, row_id)` indexes: it finds every op of a row (its prefix) and
-/// makes an op's key unique within its bucket, so the sync engine's insert detects a
-/// superseded op by itself. One index fewer to maintain per stored op.
+/// Layout 2: `ps_oplog` becomes a `WITHOUT ROWID` table keyed by
+/// `(row_type, row_id, bucket, subkey)` (`subkey` is the text `null` when the service
+/// sent none; the spec's `key` column is `row_type/row_id/subkey`). The key finds every
+/// op of a row (its prefix) and makes an op unique within its bucket, so storing an op
+/// is one b-tree insert plus the `(bucket, op_id)` index, and a superseded op is detected
+/// by the insert itself. Ops naming no row are not stored (they cannot be applied).
 pub(crate) const INTERNAL_TABLES_V2: &str = concat!(
-    "DROP INDEX ps_oplog_key;\n",
-    "DROP INDEX ps_oplog_row;\n",
-    "CREATE UNIQUE INDEX ps_oplog_row_key ON ps_oplog(row_type, row_id, bucket, key);\n",
+    "CREATE TABLE ps_oplog_v2(row_type TEXT NOT NULL, row_id TEXT NOT NULL, bucket INTEGER NOT NULL, \
+     subkey TEXT NOT NULL, op_id INTEGER NOT NULL, data TEXT, hash INTEGER NOT NULL, \
+     PRIMARY KEY(row_type, row_id, bucket, subkey)) STRICT, WITHOUT ROWID;\n",
+    "INSERT OR REPLACE INTO ps_oplog_v2(row_type, row_id, bucket, subkey, op_id, data, hash) \
+     SELECT row_type, row_id, bucket, substr(key, length(row_type) + length(row_id) + 3), op_id, data, hash \
+     FROM ps_oplog WHERE row_type IS NOT NULL AND row_id IS NOT NULL ORDER BY op_id;\n",
+    "DROP TABLE ps_oplog;\n",
+    "ALTER TABLE ps_oplog_v2 RENAME TO ps_oplog;\n",
+    "CREATE INDEX ps_oplog_opid ON ps_oplog(bucket, op_id);\n",
     "INSERT INTO ps_migration(id, down_migrations) VALUES (2, '[",
-    "{\"sql\":\"DROP INDEX ps_oplog_row_key\"},",
+    "{\"sql\":\"CREATE TABLE ps_oplog_v1(bucket INTEGER NOT NULL, op_id INTEGER NOT NULL, row_type TEXT, row_id TEXT, key TEXT, data TEXT, hash INTEGER NOT NULL) STRICT\"},",
+    "{\"sql\":\"INSERT INTO ps_oplog_v1 SELECT bucket, op_id, row_type, row_id, row_type || ''/'' || row_id || ''/'' || subkey, data, hash FROM ps_oplog\"},",
+    "{\"sql\":\"DROP TABLE ps_oplog\"},",
+    "{\"sql\":\"ALTER TABLE ps_oplog_v1 RENAME TO ps_oplog\"},",
     "{\"sql\":\"CREATE INDEX ps_oplog_row ON ps_oplog(row_type, row_id)\"},",
+    "{\"sql\":\"CREATE INDEX ps_oplog_opid ON ps_oplog(bucket, op_id)\"},",
     "{\"sql\":\"CREATE INDEX ps_oplog_key ON ps_oplog(bucket, key)\"},",
     "{\"sql\":\"DELETE FROM ps_migration WHERE id >= 2\"}]');\n",
 );

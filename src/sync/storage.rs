@@ -92,73 +92,67 @@ pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) 
     let mut cleared = false;
     let (mut add, mut opsum) = (0u32, 0u32);
     let mut supersede = conn.prepare_cached(
-        "DELETE FROM ps_oplog WHERE row_type = ?1 AND row_id = ?2 AND bucket = ?3 AND key = ?4 RETURNING hash",
+        "DELETE FROM ps_oplog WHERE row_type = ?1 AND row_id = ?2 AND bucket = ?3 AND subkey = ?4 \
+         RETURNING hash",
     )?;
-    // The common case (a key not stored yet) costs one insert: the unique key index
-    // index detects a superseded op, which then takes the slower path.
+    // The common case (a row not stored in this bucket yet) costs one insert: the primary
+    // key detects a superseded op, which then takes the slower path.
     let mut insert = conn.prepare_cached(
-        "INSERT INTO ps_oplog(bucket, op_id, row_type, row_id, key, data, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(row_type, row_id, bucket, key) DO NOTHING",
+        "INSERT INTO ps_oplog(row_type, row_id, bucket, subkey, op_id, data, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
     )?;
     let mut mark = conn.prepare_cached(
         "INSERT OR IGNORE INTO ps_updated_rows(row_type, row_id) VALUES (?1, ?2)",
     )?;
-    let mut key = String::new();
     for op in &line.data {
         let checksum = op.checksum.0;
-        match op.op {
-            OpType::Put | OpType::Remove => {
-                let has_key = match (&op.object_type, &op.object_id) {
-                    (Some(kind), Some(id)) => {
-                        key.clear();
-                        let subkey = op.subkey.as_deref().unwrap_or("null");
-                        key.extend([kind.as_str(), "/", id.as_str(), "/", subkey]);
-                        true
-                    }
-                    _ => false,
-                };
-                let stored_key = has_key.then_some(key.as_str());
-                let insert_put = |insert: &mut rusqlite::CachedStatement<'_>| {
-                    insert.execute(params![
+        match (op.op, &op.object_type, &op.object_id) {
+            (OpType::Put | OpType::Remove, Some(row_type), Some(row_id)) => {
+                let subkey = op.subkey.as_deref().unwrap_or("null");
+                let key = params![row_type, row_id, bucket_id, subkey];
+                let stored = |insert: &mut rusqlite::CachedStatement<'_>| {
+                    let values = params![
+                        row_type,
+                        row_id,
                         bucket_id,
+                        subkey,
                         op.op_id.0,
-                        op.object_type,
-                        op.object_id,
-                        stored_key,
                         op.data,
-                        checksum as i32,
-                    ])
+                        checksum as i32
+                    ];
+                    insert.execute(values)
                 };
-                if op.op == OpType::Put && insert_put(&mut insert)? == 1 {
+                if op.op == OpType::Put && stored(&mut insert)? == 1 {
                     opsum = opsum.wrapping_add(checksum);
                     continue;
                 }
                 let mut superseded = false;
-                if has_key {
-                    let mut rows =
-                        supersede.query(params![op.object_type, op.object_id, bucket_id, key])?;
-                    while let Some(row) = rows.next()? {
-                        let hash = row.get::<_, i64>(0)? as u32;
-                        add = add.wrapping_add(hash);
-                        opsum = opsum.wrapping_sub(hash);
-                        superseded |= !empty;
-                    }
+                let mut rows = supersede.query(key)?;
+                while let Some(row) = rows.next()? {
+                    let hash = row.get::<_, i64>(0)? as u32;
+                    add = add.wrapping_add(hash);
+                    opsum = opsum.wrapping_sub(hash);
+                    superseded |= !empty;
                 }
+                drop(rows);
                 if op.op == OpType::Remove {
                     add = add.wrapping_add(checksum);
                     if superseded {
-                        mark.execute(params![op.object_type, op.object_id])?;
+                        mark.execute(params![row_type, row_id])?;
                     }
                 } else {
-                    insert_put(&mut insert)?;
+                    stored(&mut insert)?;
                     opsum = opsum.wrapping_add(checksum);
                 }
             }
-            OpType::Move => add = add.wrapping_add(checksum),
-            OpType::Clear => {
+            // A PUT or REMOVE naming no row cannot be stored or applied; its checksum
+            // still counts.
+            (OpType::Put | OpType::Remove, _, _) => add = add.wrapping_add(checksum),
+            (OpType::Move, _, _) => add = add.wrapping_add(checksum),
+            (OpType::Clear, _, _) => {
                 conn.prepare_cached(
                     "INSERT OR IGNORE INTO ps_updated_rows(row_type, row_id) \
-                     SELECT row_type, row_id FROM ps_oplog WHERE bucket = ?1 AND row_type IS NOT NULL",
+                     SELECT row_type, row_id FROM ps_oplog WHERE bucket = ?1",
                 )?
                 .execute([bucket_id])?;
                 conn.prepare_cached("DELETE FROM ps_oplog WHERE bucket = ?1")?
@@ -210,7 +204,7 @@ pub(crate) fn delete_buckets<'a>(
         };
         conn.prepare_cached(
             "INSERT OR IGNORE INTO ps_updated_rows(row_type, row_id) \
-             SELECT row_type, row_id FROM ps_oplog WHERE bucket = ?1 AND row_type IS NOT NULL",
+             SELECT row_type, row_id FROM ps_oplog WHERE bucket = ?1",
         )?
         .execute([id])?;
         conn.prepare_cached("DELETE FROM ps_oplog WHERE bucket = ?1")?
@@ -371,14 +365,14 @@ fn write_rows(conn: &Connection, scope_json: Option<&str>) -> Result<()> {
             conn.prepare_cached(&format!(
                 "INSERT OR REPLACE INTO \"{quoted}\"(id, data) \
                  SELECT row_id, data FROM (SELECT row_id, data, max(op_id) FROM ps_oplog \
-                   WHERE row_type = ?1 AND row_id IS NOT NULL GROUP BY row_id) WHERE data IS NOT NULL"
+                   WHERE row_type = ?1 GROUP BY row_id) WHERE data IS NOT NULL"
             ))?
             .execute([row_type])?;
         }
         conn.prepare_cached(
             "INSERT OR REPLACE INTO ps_untyped(type, id, data) \
              SELECT row_type, row_id, data FROM (SELECT row_type, row_id, data, max(op_id) FROM ps_oplog \
-               WHERE row_type NOT IN (SELECT value FROM json_each(?1)) AND row_id IS NOT NULL \
+               WHERE row_type NOT IN (SELECT value FROM json_each(?1)) \
                GROUP BY row_type, row_id) WHERE data IS NOT NULL",
         )?
         .execute([&known])?;
@@ -401,7 +395,7 @@ fn write_rows(conn: &Connection, scope_json: Option<&str>) -> Result<()> {
                 ""
             } else {
                 "SELECT o.row_type, o.row_id FROM ps_oplog o JOIN ps_buckets b ON b.id = o.bucket \
-                   WHERE o.op_id > b.last_applied_op AND o.row_type IS NOT NULL AND o.row_id IS NOT NULL UNION "
+                   WHERE o.op_id > b.last_applied_op UNION "
             };
             conn.prepare_cached(&format!(
                 "INSERT INTO temp.ps_apply_rows(row_type, row_id, data) \
@@ -415,7 +409,7 @@ fn write_rows(conn: &Connection, scope_json: Option<&str>) -> Result<()> {
                 "INSERT INTO temp.ps_apply_rows(row_type, row_id, data) \
                  SELECT c.row_type, c.row_id, {} FROM (SELECT DISTINCT o.row_type, o.row_id \
                    FROM ps_oplog o JOIN ps_buckets b ON b.id = o.bucket \
-                   WHERE o.op_id > b.last_applied_op AND o.row_type IS NOT NULL AND o.row_id IS NOT NULL \
+                   WHERE o.op_id > b.last_applied_op \
                      AND b.name IN (SELECT value FROM json_each(?1))) c",
                 newest("AND n.bucket IN (SELECT id FROM ps_buckets WHERE name IN (SELECT value FROM json_each(?1)))")
             ))?

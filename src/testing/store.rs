@@ -48,27 +48,44 @@ pub(crate) struct Op {
 }
 
 impl Op {
-    /// The op as an element of a `data` line. `raw_data` sends `data` as JSON text (what
-    /// clients ask for) rather than as a nested object.
-    pub(crate) fn to_wire(&self, raw_data: bool) -> Value {
-        let mut op = Map::new();
-        op.insert("op_id".into(), self.op_id.to_string().into());
-        op.insert("op".into(), self.kind.wire_name().into());
+    /// Appends the op as an element of a `data` line to `out`. `raw_data` sends `data`
+    /// as JSON text (what clients ask for) rather than as a nested object. Written
+    /// directly as text: streaming a large bucket should cost the service little CPU,
+    /// since it shares the machine with the client under test.
+    pub(crate) fn write_wire(&self, raw_data: bool, out: &mut String) {
+        let quoted = |text: &str| serde_json::to_string(text).unwrap_or_else(|_| "null".into());
+        out.push_str("{\"op_id\":\"");
+        out.push_str(&self.op_id.to_string());
+        out.push_str("\",\"op\":\"");
+        out.push_str(self.kind.wire_name());
+        out.push('"');
         if let Some(row) = &self.row {
-            op.insert("object_type".into(), row.table.clone().into());
-            op.insert("object_id".into(), row.id.clone().into());
-            op.insert("subkey".into(), row.subkey.clone().into());
+            out.push_str(",\"object_type\":");
+            out.push_str(&quoted(&row.table));
+            out.push_str(",\"object_id\":");
+            out.push_str(&quoted(&row.id));
+            out.push_str(",\"subkey\":");
+            out.push_str(&quoted(&row.subkey));
         }
-        op.insert("checksum".into(), self.checksum.into());
+        out.push_str(",\"checksum\":");
+        out.push_str(&self.checksum.to_string());
         if matches!(self.kind, OpKind::Put | OpKind::Remove) {
-            let data = match (&self.data, raw_data) {
-                (None, _) => Value::Null,
-                (Some(text), true) => Value::String(text.clone()),
-                (Some(text), false) => serde_json::from_str(text).unwrap_or(Value::Null),
-            };
-            op.insert("data".into(), data);
+            out.push_str(",\"data\":");
+            match (&self.data, raw_data) {
+                (None, _) => out.push_str("null"),
+                (Some(text), true) => out.push_str(&quoted(text)),
+                (Some(text), false) => out.push_str(text),
+            }
         }
-        Value::Object(op)
+        out.push('}');
+    }
+
+    /// The op as JSON (tests).
+    #[cfg(test)]
+    pub(crate) fn to_wire(&self, raw_data: bool) -> Value {
+        let mut text = String::new();
+        self.write_wire(raw_data, &mut text);
+        serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 }
 
@@ -337,15 +354,13 @@ impl Store {
         after: i64,
         up_to: i64,
         limit: usize,
-    ) -> (Vec<Op>, bool) {
-        self.buckets
-            .get(bucket)
-            .map_or_else(Default::default, |log| {
-                let start = log.ops.partition_point(|op| op.op_id <= after);
-                let end = log.ops.partition_point(|op| op.op_id <= up_to).max(start);
-                let stop = end.min(start.saturating_add(limit));
-                (log.ops[start..stop].to_vec(), stop < end)
-            })
+    ) -> (&[Op], bool) {
+        self.buckets.get(bucket).map_or((&[], false), |log| {
+            let start = log.ops.partition_point(|op| op.op_id <= after);
+            let end = log.ops.partition_point(|op| op.op_id <= up_to).max(start);
+            let stop = end.min(start.saturating_add(limit));
+            (&log.ops[start..stop], stop < end)
+        })
     }
 
     /// A new write checkpoint for (user, client). Uploads are applied as they arrive, so
@@ -392,7 +407,9 @@ mod tests {
 
     impl Store {
         fn ops_after(&self, bucket: &str, after: i64) -> Vec<Op> {
-            self.ops_between(bucket, after, i64::MAX, usize::MAX).0
+            self.ops_between(bucket, after, i64::MAX, usize::MAX)
+                .0
+                .to_vec()
         }
     }
     use crate::testing::rules::ParameterSource;

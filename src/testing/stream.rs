@@ -262,23 +262,29 @@ async fn send_changes(
     for bucket in buckets {
         loop {
             let after = session.after.get(&bucket).copied().unwrap_or(0);
-            let (chunk, has_more) =
-                shared
-                    .store()
-                    .ops_between(&bucket, after, view.last_op_id, shared.ops_per_line);
-            let Some(last) = chunk.last() else { break };
-            let next_after = last.op_id;
-            let line = json!({"data": {
-                "bucket": bucket,
-                "data": chunk.iter().map(|op| op.to_wire(session.raw_data)).collect::<Vec<_>>(),
-                "has_more": has_more,
-                "after": after.to_string(),
-                "next_after": next_after.to_string(),
-            }});
-            lines.send(&line).await?;
-            shared
-                .ops_sent
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            let (line, count, next_after, has_more) = {
+                let store = shared.store();
+                let (chunk, has_more) =
+                    store.ops_between(&bucket, after, view.last_op_id, shared.ops_per_line);
+                let Some(last) = chunk.last() else { break };
+                let mut line = String::with_capacity(chunk.len() * 160 + 128);
+                line.push_str("{\"data\":{\"bucket\":");
+                line.push_str(&json!(bucket).to_string());
+                line.push_str(",\"data\":[");
+                for (index, op) in chunk.iter().enumerate() {
+                    if index > 0 {
+                        line.push(',');
+                    }
+                    op.write_wire(session.raw_data, &mut line);
+                }
+                line.push_str(&format!(
+                    "],\"has_more\":{has_more},\"after\":\"{after}\",\"next_after\":\"{}\"}}}}",
+                    last.op_id
+                ));
+                (line, chunk.len(), last.op_id, has_more)
+            };
+            lines.send_raw(line).await?;
+            shared.ops_sent.fetch_add(count as u64, Ordering::Relaxed);
             session.after.insert(bucket.clone(), next_after);
             if !has_more {
                 break;
