@@ -281,3 +281,56 @@ async fn renaming_a_table_by_case_only_keeps_its_rows() {
         vec![vec!["1", "x"]]
     );
 }
+
+/// Internal layout 2 (the op log keyed by row) migrates layout-1 op logs: downgrade a
+/// database with its recorded down-migrations, store an op the layout-1 way, reopen.
+#[tokio::test]
+async fn the_op_log_layout_migrates_and_its_down_migration_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layout.db");
+    Database::open(&path, todo_schema())
+        .await
+        .unwrap()
+        .close()
+        .await;
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let down: String = conn
+        .query_row(
+            "SELECT down_migrations FROM ps_migration WHERE id = 2",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let steps: Vec<serde_json::Value> = serde_json::from_str(&down).unwrap();
+    for step in steps {
+        conn.execute_batch(step["sql"].as_str().unwrap()).unwrap();
+    }
+    conn.execute_batch(
+        "INSERT INTO ps_buckets(id, name) VALUES (1, 'b');
+         INSERT INTO ps_oplog(bucket, op_id, row_type, row_id, key, data, hash)
+           VALUES (1, 7, 'todos', 't1', 'todos/t1/s', '{\"description\":\"kept\"}', -6);",
+    )
+    .unwrap();
+    drop(conn);
+
+    let db = Database::open(&path, todo_schema()).await.unwrap();
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT row_type, row_id, bucket, subkey, op_id, data, hash FROM ps_oplog"
+        )
+        .await,
+        [[
+            "todos",
+            "t1",
+            "1",
+            "s",
+            "7",
+            "{\"description\":\"kept\"}",
+            "-6"
+        ]]
+    );
+    assert_eq!(rows(&db, "SELECT max(id) FROM ps_migration").await, [["2"]]);
+    db.close().await;
+}

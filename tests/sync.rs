@@ -701,3 +701,82 @@ async fn a_live_query_on_one_client_shows_what_another_client_wrote() {
     a.close().await;
     b.close().await;
 }
+
+/// A connector that counts how many handles to it are alive.
+struct Tracked {
+    inner: TestConnector,
+    /// Never read: only its reference count matters.
+    _alive: Arc<()>,
+}
+
+impl BackendConnector for Tracked {
+    async fn fetch_credentials(&self) -> livesync::Result<Credentials> {
+        self.inner.fetch_credentials().await
+    }
+
+    async fn upload_data(&self, db: &Database) -> livesync::Result<()> {
+        self.inner.upload_data(db).await
+    }
+}
+
+#[tokio::test]
+async fn disconnect_leaves_no_task_behind() {
+    let service = service().await;
+    seed(&service);
+    let alive = Arc::new(());
+    let db = Database::in_memory(schema()).await.unwrap();
+    let connector = Tracked {
+        inner: service.connector("u1"),
+        _alive: Arc::clone(&alive),
+    };
+    db.connect(connector, fast()).await.unwrap();
+    synced(&db).await;
+    assert_eq!(
+        Arc::strong_count(&alive),
+        2,
+        "the running tasks hold the connector"
+    );
+    db.disconnect().await;
+    // Both loops ended (and dropped the connector) before disconnect returned.
+    assert_eq!(Arc::strong_count(&alive), 1);
+    assert_eq!(
+        db.active_watchers(),
+        0,
+        "the upload loop's queue watcher is gone"
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_silent_stream_is_reopened_after_the_idle_timeout() {
+    let service = TestSyncService::builder()
+        .rule(BucketRule::global("lists", ["lists"]))
+        .keepalive_interval(Duration::from_secs(600))
+        .start()
+        .await
+        .unwrap();
+    seed(&service);
+    let db = Database::in_memory(schema()).await.unwrap();
+    let mut statuses = db.watch_status();
+    db.connect(
+        service.connector("u1"),
+        fast().idle_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    synced(&db).await;
+    until("reconnected after silence", || {
+        service.sync_requests().len() >= 2
+    })
+    .await;
+    let mut idle = false;
+    while let Ok(Some(status)) =
+        tokio::time::timeout(Duration::from_millis(50), statuses.next()).await
+    {
+        if let Some(error) = status.download_error {
+            idle |= matches!(error.error(), Error::StreamIdle(_));
+        }
+    }
+    assert!(idle, "the silence is reported");
+    db.close().await;
+}

@@ -87,11 +87,17 @@ impl<C: BackendConnector> Engine<C> {
         Ok(fetched)
     }
 
+    /// The cached credentials, unless their token expires within 30 s (then the next
+    /// request fetches new ones instead of being refused).
     fn cached_credentials(&self) -> Option<Credentials> {
-        self.credentials
+        let cached = self
+            .credentials
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone()?;
+        let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(30);
+        let expiring = cached.expires_at.is_some_and(|expires| expires <= soon);
+        (!expiring).then_some(cached)
     }
 
     fn invalidate_credentials(&self) {

@@ -79,14 +79,6 @@ impl Op {
         }
         out.push('}');
     }
-
-    /// The op as JSON (tests).
-    #[cfg(test)]
-    pub(crate) fn to_wire(&self, raw_data: bool) -> Value {
-        let mut text = String::new();
-        self.write_wire(raw_data, &mut text);
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
 }
 
 /// A bucket's op log with its running checksum (wrapping sum of every op checksum,
