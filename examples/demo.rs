@@ -1,113 +1,183 @@
-//! livesync demo: open a local database, write through the schema's views, watch the
-//! changes arrive, and look at the upload queue a backend connector would drain.
+//! livesync demo: two "devices" (two local SQLite databases) syncing through the
+//! in-process PowerSync-protocol test service.
 //!
-//! Run with `cargo run --example demo`.
+//! Device A writes a todo, the upload goes to the service's backend, and device B's live
+//! query shows it; then A goes offline, keeps writing (the writes wait in its upload
+//! queue), and comes back online. Along the way it prints each device's sync status.
+//!
+//! Run with `cargo run --features testing --example demo`.
+
+use std::time::Duration;
 
 use futures::StreamExt;
-use livesync::{Column, Database, Schema, Table, TrackPreviousValues};
+use livesync::testing::{BucketRule, ParameterSource, TestSyncService};
+use livesync::{Column, Database, Row, Schema, SyncOptions, SyncStatus, Table};
+
+/// Upper bound for every wait in the demo (it never hangs).
+const WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Row, Debug, Clone, PartialEq)]
+#[row(table = "todos")]
+struct Todo {
+    id: String,
+    list_id: String,
+    description: String,
+    done: bool,
+    owner_id: String,
+}
+
+fn schema() -> Schema {
+    Schema::new([
+        Table::new("lists", [Column::text("name")]),
+        Todo::table(),
+        // Local-only state is never uploaded or overwritten by sync.
+        Table::new("ui_state", [Column::text("value")]).local_only(),
+    ])
+}
+
+fn describe(status: &SyncStatus) -> String {
+    let mut parts = vec![if status.connected {
+        "online".to_owned()
+    } else if status.connecting {
+        "connecting".to_owned()
+    } else {
+        "offline".to_owned()
+    }];
+    if let Some(progress) = &status.downloading {
+        parts.push(format!(
+            "downloading {}/{}",
+            progress.downloaded, progress.total
+        ));
+    }
+    if status.uploading {
+        parts.push("uploading".to_owned());
+    }
+    if status.has_synced {
+        parts.push("synced".to_owned());
+    }
+    if let Some(error) = status.any_error() {
+        parts.push(format!("error: {error}"));
+    }
+    parts.join(", ")
+}
+
+async fn todo_count(db: &Database) -> livesync::Result<i64> {
+    db.read(|conn| Ok(conn.query_row("SELECT count(*) FROM todos", [], |r| r.get(0))?))
+        .await
+}
+
+/// Waits (bounded) until `db` holds `count` todos.
+async fn until_todos(db: &Database, count: i64) -> livesync::Result<()> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while todo_count(db).await? != count {
+        if tokio::time::Instant::now() > deadline {
+            return Err(livesync::Error::connector(
+                "the demo timed out waiting for sync",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() -> livesync::Result<()> {
-    let schema = Schema::new([
-        Table::new("lists", [Column::text("name")]),
-        Table::new(
+    // The service: lists go to everyone, todos to their owner.
+    let service = TestSyncService::builder()
+        .rule(BucketRule::global("lists", ["lists"]))
+        .rule(BucketRule::per_value(
+            "todos_by_owner",
             "todos",
-            [
-                Column::text("list_id"),
-                Column::text("description"),
-                Column::integer("done"),
-            ],
-        )
-        .track_previous_values(TrackPreviousValues::columns(["done"]).only_when_changed()),
-        Table::new("ui_state", [Column::text("value")]).local_only(),
-    ]);
+            "owner_id",
+            ParameterSource::UserId,
+        ))
+        .start()
+        .await?;
+    service.upsert_row("lists", "l1", serde_json::json!({"name": "Groceries"}));
+    for (id, description) in [("t1", "milk"), ("t2", "bread")] {
+        service.upsert_row(
+            "todos",
+            id,
+            serde_json::json!({"list_id": "l1", "description": description, "done": 0, "owner_id": "ada"}),
+        );
+    }
+    service.commit();
+    println!("test sync service on {}", service.url());
 
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join("demo.db");
-    let db = Database::open(&path, schema).await?;
-    println!(
-        "opened {} (client id {})",
-        path.display(),
-        db.client_id().await?
-    );
+    let options = SyncOptions::default()
+        .retry_delay(Duration::from_millis(500))
+        .crud_upload_throttle(Duration::from_millis(50));
+    let a = Database::open(dir.path().join("device-a.db"), schema()).await?;
+    let b = Database::open(dir.path().join("device-b.db"), schema()).await?;
+    for (name, db) in [("A", &a), ("B", &b)] {
+        db.connect(service.connector("ada"), options.clone())
+            .await?;
+        tokio::time::timeout(WAIT, db.wait_for_first_sync())
+            .await
+            .map_err(|_| livesync::Error::connector("first sync timed out"))??;
+        println!(
+            "device {name}: {} ({} todos)",
+            describe(&db.status()),
+            todo_count(db).await?
+        );
+    }
 
-    // Every committed transaction that touches these tables is announced once.
-    let mut changes = db.watch_tables(["lists", "todos", "ui_state"]);
-    let watcher = tokio::spawn(async move {
-        while let Some(update) = changes.next().await {
-            println!(
-                "  changed: {}",
-                update.tables().collect::<Vec<_>>().join(", ")
-            );
+    // Device B renders a live query: it re-runs whenever synced data changes.
+    let mut live = b.query::<Todo>("SELECT * FROM todos ORDER BY id").watch();
+    let renderer = tokio::spawn(async move {
+        while let Some(Ok(todos)) = live.next().await {
+            let shown: Vec<String> = todos
+                .iter()
+                .map(|t| format!("{}{}", if t.done { "[x] " } else { "[ ] " }, t.description))
+                .collect();
+            println!("  device B renders: {}", shown.join(" | "));
         }
     });
+    tokio::time::sleep(Duration::from_millis(100)).await;
 
-    println!("\nwriting a list with three todos in one transaction");
-    db.transaction(|tx| {
-        tx.execute("INSERT INTO lists(id, name) VALUES ('l1', 'Groceries')", [])?;
-        for (id, description) in [("t1", "milk"), ("t2", "bread"), ("t3", "coffee")] {
-            tx.execute(
-                "INSERT INTO todos(id, list_id, description, done) VALUES (?1, 'l1', ?2, 0)",
-                [id, description],
-            )?;
-        }
-        Ok(())
-    })
+    println!("\ndevice A adds a todo and completes another");
+    a.execute(
+        "INSERT INTO todos(id, list_id, description, done, owner_id) VALUES ('t3', 'l1', 'coffee', 0, 'ada')",
+        (),
+    )
     .await?;
-    println!("completing one todo, deleting another, saving local-only UI state");
-    db.execute("UPDATE todos SET done = 1 WHERE id = 't1'", ())
+    a.execute("UPDATE todos SET done = 1 WHERE id = 't1'", ())
         .await?;
-    db.execute("DELETE FROM todos WHERE id = 't2'", ()).await?;
-    db.execute(
+    until_todos(&b, 3).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    println!("backend received {} upload(s)", service.uploads().len());
+
+    println!("\ndevice A goes offline and keeps working");
+    a.disconnect().await;
+    a.execute(
+        "INSERT INTO todos(id, list_id, description, done, owner_id) VALUES ('t4', 'l1', 'tea (written offline)', 0, 'ada')",
+        (),
+    )
+    .await?;
+    a.execute(
         "INSERT INTO ui_state(id, value) VALUES ('selected_list', 'l1')",
         (),
     )
     .await?;
+    let (queued, bytes) = a.upload_queue_stats().await?;
+    println!(
+        "device A: {}; {queued} write(s) ({bytes} bytes) wait for upload",
+        describe(&a.status())
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    println!("device B still shows {} todos", todo_count(&b).await?);
 
-    let todos = db
-        .read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT l.name, t.id, t.description, t.done FROM todos t JOIN lists l ON l.id = t.list_id ORDER BY t.id",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(format!(
-                    "{} / {}: {} [{}]",
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    if r.get::<_, i64>(3)? == 1 { "x" } else { " " }
-                ))
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await?;
-    println!("\nrows:");
-    for todo in todos {
-        println!("  {todo}");
-    }
+    println!("\ndevice A comes back online");
+    a.connect(service.connector("ada"), options).await?;
+    until_todos(&b, 4).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    println!("device A: {}", describe(&a.status()));
+    println!("device B: {}", describe(&b.status()));
 
-    println!("\nupload queue (local-only tables are never queued):");
-    let (count, bytes) = db.upload_queue_stats().await?;
-    println!("  {count} entries, {bytes} bytes");
-    while let Some(transaction) = db.get_next_crud_transaction().await? {
-        println!("  transaction {:?}:", transaction.transaction_id);
-        for entry in &transaction.crud {
-            println!(
-                "    #{} {:?} {}/{} data={} old={}",
-                entry.client_id,
-                entry.op,
-                entry.table,
-                entry.id,
-                serde_json::to_string(&entry.data).unwrap_or_default(),
-                serde_json::to_string(&entry.previous_values).unwrap_or_default(),
-            );
-        }
-        // A BackendConnector would send these to the app's backend first.
-        transaction.complete().await?;
-    }
-    println!("  queue drained: {:?}", db.upload_queue_stats().await?);
-
-    db.close().await;
-    watcher.await.expect("watcher task");
+    a.close().await;
+    b.close().await;
+    renderer.abort();
+    service.shutdown().await;
     Ok(())
 }
