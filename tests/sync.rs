@@ -780,3 +780,103 @@ async fn a_silent_stream_is_reopened_after_the_idle_timeout() {
     assert!(idle, "the silence is reported");
     db.close().await;
 }
+
+/// A backend that creates its own write checkpoints (as with PowerSync's custom write
+/// checkpoints): it uploads, obtains a checkpoint id, and completes with it.
+struct CustomCheckpoints {
+    inner: TestConnector,
+    url: String,
+    token: String,
+    used: Arc<std::sync::Mutex<Vec<i64>>>,
+}
+
+impl BackendConnector for CustomCheckpoints {
+    async fn fetch_credentials(&self) -> livesync::Result<Credentials> {
+        self.inner.fetch_credentials().await
+    }
+
+    async fn upload_data(&self, db: &Database) -> livesync::Result<()> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        let client_id = db.client_id().await?;
+        while let Some(tx) = db.get_next_crud_transaction().await? {
+            let batch: Vec<_> = tx.crud.iter().map(|e| e.to_json()).collect();
+            let auth = format!("Token {}", self.token);
+            let sent = http
+                .post(format!("{}/upload", self.url))
+                .header("Authorization", &auth)
+                .json(&json!({"client_id": client_id, "batch": batch}))
+                .send()
+                .await;
+            assert!(sent.unwrap().status().is_success());
+            let body: serde_json::Value = http
+                .get(format!(
+                    "{}/write-checkpoint2.json?client_id={client_id}",
+                    self.url
+                ))
+                .header("Authorization", &auth)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let checkpoint: i64 = body["data"]["write_checkpoint"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            self.used.lock().unwrap().push(checkpoint);
+            tx.complete_with_checkpoint(checkpoint).await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_custom_write_checkpoint_opens_the_gate_once_it_is_synced() {
+    let service = service().await;
+    seed(&service);
+    let used = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let db = Database::in_memory(schema()).await.unwrap();
+    let connector = CustomCheckpoints {
+        inner: service.connector("u1"),
+        url: service.url(),
+        token: service.token("u1"),
+        used: Arc::clone(&used),
+    };
+    db.connect(connector, fast()).await.unwrap();
+    synced(&db).await;
+    db.execute("INSERT INTO lists(id, name) VALUES ('l7', 'custom')", ())
+        .await
+        .unwrap();
+    until("the backend created a checkpoint", || {
+        !used.lock().unwrap().is_empty()
+    })
+    .await;
+    let expected = used.lock().unwrap()[0].to_string();
+    eventually(
+        &db,
+        "SELECT value FROM ps_kv WHERE key = 'last_applied_checkpoint_request_id'",
+        &[&expected],
+    )
+    .await;
+    assert_eq!(used.lock().unwrap().len(), 1);
+    let kv = strings(
+        &db,
+        "SELECT key || '=' || value FROM ps_kv WHERE key LIKE '%checkpoint%' ORDER BY key",
+    )
+    .await;
+    let cp = used.lock().unwrap()[0];
+    assert_eq!(
+        kv,
+        [
+            format!("last_applied_checkpoint_request_id={cp}"),
+            format!("last_seen_checkpoint_request_id={cp}"),
+            format!("target_checkpoint_request_id={cp}"),
+        ],
+        "the client used the backend's checkpoint, not one of its own"
+    );
+    eventually(&db, LISTS, &["l1:groceries", "l2:chores", "l7:custom"]).await;
+    db.close().await;
+}
