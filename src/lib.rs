@@ -2,8 +2,8 @@
 //!
 //! An embedded reactive store for async Rust UIs. The app keeps its data in a local SQLite
 //! database; livesync records every local write for upload, announces every committed
-//! change, and (in later layers) keeps the database in step with a backend speaking the
-//! PowerSync sync protocol and turns queries into live, typed streams.
+//! change, keeps the database in step with a backend speaking the PowerSync sync protocol,
+//! and turns queries into live, typed streams.
 //!
 //! ## Guide
 //! 1. Describe the tables with a [`Schema`] (or load PowerSync schema JSON with
@@ -14,6 +14,10 @@
 //! 4. React to changes with [`Database::watch_tables`].
 //! 5. Upload local writes: [`Database::get_next_crud_transaction`], then
 //!    [`CrudTransaction::complete`].
+//! 6. Sync: implement [`BackendConnector`] (credentials, and step 5 inside
+//!    `upload_data`), then [`Database::connect`]; observe [`Database::status`] /
+//!    [`Database::watch_status`]. Tests and demos can use the in-process
+//!    `testing::TestSyncService` (feature `testing`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {

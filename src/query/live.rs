@@ -1,20 +1,6 @@
 //! [`LiveQuery`]: a query kept up to date as the tables it reads change.
 //!
-//! # Contract
-//! - It subscribes to table changes *before* taking the first snapshot, so a write that
-//!   lands in between is never missed.
-//! - The first item is the current result. Afterwards it re-runs only when a table the
-//!   query reads changes (found once with `EXPLAIN`: the tables whose B-trees the plan
-//!   opens, so joins, subqueries, CTEs and views count; `ps_data__x` is reported as `x`),
-//!   or the tables given to [`Query::triggered_by`](super::Query::triggered_by).
-//! - A run starts no sooner than the throttle after the previous run ended (so results
-//!   are at least the throttle apart), and a burst of changes is always followed by one
-//!   run after its last change (trailing edge), so the final state is delivered.
-//! - A result equal to the previous one (compared on raw column values, so `T` needs no
-//!   `PartialEq`) is not emitted.
-//! - A failing run is an `Err` item; the stream goes on and runs again on the next change.
-//! - It owns everything it uses (no spawned task): dropping it stops all its work and
-//!   releases its subscription.
+//! The contract is documented on [`LiveQuery`] itself (it is public API).
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -31,8 +17,24 @@ use tokio::time::Instant;
 use super::{FromRow, Query};
 use crate::{Error, Result, TableUpdateStream, TableUpdates};
 
-/// A stream of query results that stays current; see the [module docs](self) for its
-/// contract. Built by [`Query::watch`](super::Query::watch).
+/// A stream of query results that stays current. Built by
+/// [`Query::watch`](super::Query::watch).
+///
+/// # Contract
+/// - It subscribes to table changes *before* taking the first snapshot, so a write that
+///   lands in between is never missed.
+/// - The first item is the current result. Afterwards it re-runs only when a table the
+///   query reads changes (found once with `EXPLAIN`: the tables whose B-trees the plan
+///   opens, so joins, subqueries, CTEs and views count; `ps_data__x` is reported as `x`),
+///   or the tables given to [`Query::triggered_by`](crate::Query::triggered_by).
+/// - A run starts no sooner than the throttle after the previous run ended (so results
+///   are at least the throttle apart), and a burst of changes is always followed by one
+///   run after its last change (trailing edge), so the final state is delivered.
+/// - A result equal to the previous one (compared on raw column values, so `T` needs no
+///   `PartialEq`) is not emitted.
+/// - A failing run is an `Err` item; the stream goes on and runs again on the next change.
+/// - It owns everything it uses (no spawned task): dropping it stops all its work and
+///   releases its subscription.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {

@@ -375,7 +375,15 @@ impl Database {
 
     /// Stops syncing: the stream is closed, uploads stop (an upload in progress is
     /// abandoned and retried at the next connect; nothing is lost), and no task keeps
-    /// running. Local data stays.
+    /// running. Local data stays. Does nothing when not connected.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// let db = livesync::Database::in_memory(livesync::Schema::default()).await?;
+    /// db.disconnect().await;
+    /// assert!(!db.status().connected && !db.status().connecting);
+    /// # Ok(()) }
+    /// ```
     pub async fn disconnect(&self) {
         let running = self.sync_slot().running.lock().await.take();
         if let Some(running) = running {
@@ -391,7 +399,21 @@ impl Database {
     }
 
     /// Disconnects, then deletes all synced data, sync state and queued uploads (for
-    /// signing out). With `clear_local`, local-only tables are emptied too.
+    /// signing out). With `clear_local`, local-only tables are emptied too. The client id
+    /// stays.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// use livesync::{Column, Database, Schema, Table};
+    /// let schema = Schema::new([Table::new("todos", [Column::text("title")])]);
+    /// let db = Database::in_memory(schema).await?;
+    /// db.execute("INSERT INTO todos(id, title) VALUES ('1', 'queued for upload')", ()).await?;
+    /// db.disconnect_and_clear(false).await?;
+    /// assert!(db.get_next_crud_transaction().await?.is_none());
+    /// let left: i64 = db.read(|c| Ok(c.query_row("SELECT count(*) FROM todos", [], |r| r.get(0))?)).await?;
+    /// assert_eq!(left, 0);
+    /// # Ok(()) }
+    /// ```
     pub async fn disconnect_and_clear(&self, clear_local: bool) -> Result<()> {
         self.disconnect().await;
         self.transaction(move |tx| storage::clear(tx, clear_local))
@@ -402,7 +424,16 @@ impl Database {
         Ok(())
     }
 
-    /// The current sync status.
+    /// The current sync status (the persisted part, such as `has_synced`, is loaded when
+    /// the database opens).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// let db = livesync::Database::in_memory(livesync::Schema::default()).await?;
+    /// let status = db.status();
+    /// assert!(!status.has_synced && status.any_error().is_none());
+    /// # Ok(()) }
+    /// ```
     pub fn status(&self) -> SyncStatus {
         self.sync_slot().status.get()
     }
@@ -446,7 +477,16 @@ impl Database {
     }
 
     /// Waits until a complete checkpoint has been applied (at once if that happened in
-    /// an earlier session).
+    /// an earlier session). Combine with a timeout when offline start-up must not wait.
+    ///
+    /// ```no_run
+    /// # async fn run(db: livesync::Database) -> livesync::Result<()> {
+    /// use std::time::Duration;
+    /// if tokio::time::timeout(Duration::from_secs(5), db.wait_for_first_sync()).await.is_err() {
+    ///     println!("still downloading; showing what is local");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn wait_for_first_sync(&self) -> Result<()> {
         let mut receiver = self.sync_slot().status.subscribe();
         receiver

@@ -9,6 +9,10 @@ use tokio::sync::{broadcast, watch};
 use crate::Error;
 
 /// The priority number of a complete sync in [`PriorityStatus`] (every priority synced).
+///
+/// ```
+/// assert_eq!(livesync::FULL_SYNC, i32::MAX);
+/// ```
 pub const FULL_SYNC: i32 = i32::MAX;
 
 /// A snapshot of the sync engine's state, from [`Database::status`](crate::Database::status)
@@ -68,6 +72,15 @@ impl SyncStatus {
 }
 
 /// When data up to one priority was last synced.
+///
+/// ```
+/// # let status = livesync::SyncStatus::default();
+/// for entry in &status.priority_status {
+///     if entry.priority == livesync::FULL_SYNC {
+///         println!("everything synced at {:?}", entry.last_synced_at);
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PriorityStatus {
     /// The priority number (0 highest), or [`FULL_SYNC`].
@@ -116,6 +129,15 @@ fn fraction(done: u64, total: u64) -> f64 {
 }
 
 /// A sync error kept in the status: cheap to clone, displays the underlying [`Error`].
+///
+/// ```
+/// # let status = livesync::SyncStatus::default();
+/// if let Some(error) = &status.download_error {
+///     if let livesync::Error::HttpStatus { status: 401, .. } = error.error() {
+///         println!("signed out? {error}");
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct SyncError(Arc<Error>);
 
