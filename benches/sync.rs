@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use livesync::rusqlite::Connection;
 use livesync::testing::TestSyncService;
 use livesync::{Column, Database, Schema, SyncOptions, Table};
