@@ -17,6 +17,11 @@ pub(crate) fn http_client_with(extra: Option<&str>) -> Result<reqwest::Client> {
     };
     reqwest::Client::builder()
         .user_agent(user_agent)
+        // A dead peer must not hold a request forever: bounded connects, and TCP
+        // keepalives to notice half-open connections (the sync stream also has its own
+        // idle timeout).
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .tcp_keepalive(std::time::Duration::from_secs(30))
         .build()
         .map_err(|source| Error::Transport {
             url: String::new(),

@@ -20,6 +20,10 @@ use super::status::{StatusCell, SyncStatus};
 use super::{storage, transport};
 use crate::{BackendConnector, Credentials, Database, Error, Result};
 
+/// How long a write-checkpoint request may take before the upload round fails (and is
+/// retried); a hung request would otherwise hold every later upload.
+const WRITE_CHECKPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A line longer than this is refused instead of buffered without bound.
 const MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
 
@@ -163,7 +167,9 @@ type CredentialsFuture<'a> = Pin<Box<dyn Future<Output = Result<Credentials>> + 
 
 async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     let credentials = engine.credentials().await?;
-    let buckets = engine.db.read(storage::requested_buckets).await?;
+    // Read on the writer, behind any data line still being stored by a previous
+    // connection, so the `after` positions include it (never re-download an op).
+    let buckets = engine.db.write(storage::requested_buckets).await?;
     let request = transport::StreamRequest {
         buckets: &buckets,
         client_id: &engine.client_id,
@@ -171,7 +177,13 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
         app_metadata: &engine.options.app_metadata,
     };
     tracing::debug!(buckets = buckets.len(), "opening sync stream");
-    let response = transport::open_stream(&engine.http, &credentials, &request).await?;
+    let idle = engine.options.idle_timeout;
+    let response = tokio::time::timeout(
+        idle,
+        transport::open_stream(&engine.http, &credentials, &request),
+    )
+    .await
+    .map_err(|_| Error::StreamIdle(idle))??;
     let url = response.url().to_string();
     engine.status().update(|s| {
         s.connected = true;
@@ -184,38 +196,33 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     let mut body = response.bytes_stream();
     let mut splitter = LineSplitter::default();
     let mut refresh: Option<CredentialsFuture<'_>> = None;
+    // Only bytes from the service move the idle deadline (not uploads or refreshes).
+    let mut deadline = tokio::time::Instant::now() + idle;
     loop {
         tokio::select! {
-            chunk = tokio::time::timeout(engine.options.idle_timeout, body.next()) => {
+            chunk = tokio::time::timeout_at(deadline, body.next()) => {
                 let chunk = match chunk {
-                    Err(_) => return Err(Error::StreamIdle(engine.options.idle_timeout)),
+                    Err(_) => return Err(Error::StreamIdle(idle)),
                     Ok(None) => {
                         if let Some(line) = splitter.finish() {
+                            let bytes = line.len();
                             let line = SyncLine::parse(line)?;
-                            handle(engine, &mut iteration, line, 0).await?;
+                            if let Some(end) = on_line(engine, &mut iteration, &mut refresh, line, bytes).await? {
+                                return Ok(end);
+                            }
                         }
                         tracing::debug!("sync stream ended");
                         return Ok(End::Delayed(None));
                     }
                     Ok(Some(chunk)) => chunk.map_err(|source| Error::Transport { url: url.clone(), source })?,
                 };
+                deadline = tokio::time::Instant::now() + idle;
                 splitter.push(&chunk);
                 while let Some(line) = splitter.next_line() {
                     let bytes = line.len();
                     let line = SyncLine::parse(line)?;
-                    match handle(engine, &mut iteration, line, bytes).await? {
-                        Next::Continue => {}
-                        Next::RefreshCredentials => {
-                            if refresh.is_none() {
-                                tracing::debug!("token expires soon; fetching new credentials");
-                                refresh = Some(Box::pin(engine.connector.fetch_credentials()));
-                            }
-                        }
-                        Next::TokenExpired => {
-                            engine.invalidate_credentials();
-                            return Ok(End::Delayed(None));
-                        }
-                        Next::Reconnect(error) => return Ok(End::Delayed(error)),
+                    if let Some(end) = on_line(engine, &mut iteration, &mut refresh, line, bytes).await? {
+                        return Ok(end);
                     }
                 }
                 if splitter.pending_len() > MAX_LINE_BYTES {
@@ -225,12 +232,23 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
             () = engine.upload_finished.notified() => {
                 iteration.upload_finished(&engine.db, engine.status()).await?;
             }
-            fetched = async { refresh.as_mut().expect("guarded by the precondition").await }, if refresh.is_some() => {
+            fetched = async {
+                match refresh.as_mut() {
+                    Some(fetching) => fetching.await,
+                    None => std::future::pending().await,
+                }
+            }, if refresh.is_some() => {
                 refresh = None;
                 match fetched {
+                    Ok(fresh) if fresh.token == credentials.token => {
+                        // The connector had nothing newer; keep streaming until expiry.
+                        tracing::debug!("the connector returned the same token");
+                    }
                     Ok(fresh) => {
                         transport::service_url(&fresh.endpoint, "")?;
                         *engine.credentials.lock().unwrap_or_else(PoisonError::into_inner) = Some(fresh);
+                        // Stored data lines must be counted in the next request's positions.
+                        iteration.flush(engine.status()).await?;
                         tracing::debug!("reconnecting with refreshed credentials");
                         return Ok(End::Hidden);
                     }
@@ -242,15 +260,35 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     }
 }
 
-async fn handle<C: BackendConnector>(
-    engine: &Engine<C>,
+/// Handles one line; `Some` ends the iteration.
+async fn on_line<'a, C: BackendConnector>(
+    engine: &'a Engine<C>,
     iteration: &mut Iteration,
+    refresh: &mut Option<CredentialsFuture<'a>>,
     line: SyncLine,
     bytes: usize,
-) -> Result<Next> {
-    iteration
+) -> Result<Option<End>> {
+    match iteration
         .handle(&engine.db, engine.status(), line, bytes)
-        .await
+        .await?
+    {
+        Next::Continue => Ok(None),
+        Next::RefreshCredentials => {
+            if refresh.is_none() {
+                tracing::debug!("token expires soon; fetching new credentials");
+                // The connector drops its cached token first (spec §8.4), so it fetches
+                // a new one rather than handing back the expiring one.
+                engine.connector.invalidate_credentials();
+                *refresh = Some(Box::pin(engine.connector.fetch_credentials()));
+            }
+            Ok(None)
+        }
+        Next::TokenExpired => {
+            engine.invalidate_credentials();
+            Ok(Some(End::Delayed(None)))
+        }
+        Next::Reconnect(error) => Ok(Some(End::Delayed(error))),
+    }
 }
 
 async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
@@ -309,8 +347,10 @@ async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<()> {
     if needs_checkpoint {
         let before = engine.db.crud_counter().await?;
         let credentials = engine.credentials().await?;
-        let checkpoint =
-            transport::write_checkpoint(&engine.http, &credentials, &engine.client_id).await?;
+        let request = transport::write_checkpoint(&engine.http, &credentials, &engine.client_id);
+        let checkpoint = tokio::time::timeout(WRITE_CHECKPOINT_TIMEOUT, request)
+            .await
+            .map_err(|_| Error::StreamIdle(WRITE_CHECKPOINT_TIMEOUT))??;
         let set = engine
             .db
             .transaction_with_crud_counter(move |tx, now| {
@@ -337,6 +377,10 @@ impl Database {
     /// through `connector`. Connecting again first stops the previous connection. Needs
     /// a tokio runtime; returns once the tasks are started (watch
     /// [`status`](Self::status) or await [`wait_for_first_sync`](Self::wait_for_first_sync)).
+    ///
+    /// The background tasks hold a handle to the database, so syncing continues after
+    /// the app drops its own handles: call [`disconnect`](Self::disconnect) or
+    /// [`close`](Self::close) to stop it.
     ///
     /// ```no_run
     /// # async fn run(db: livesync::Database, connector: impl livesync::BackendConnector) -> livesync::Result<()> {

@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::protocol::{BucketChecksum, SyncLine};
 use super::status::{self, DownloadProgress, StatusCell};
@@ -50,6 +52,8 @@ pub(crate) struct Iteration {
     /// Data lines being stored, oldest first. Parsing the next line overlaps with the
     /// writer storing the previous ones; anything else waits until they are stored.
     in_flight: VecDeque<StoreAnswer>,
+    /// Set (on the writer) when a queued data line failed to store.
+    store_failed: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Iteration {
@@ -70,6 +74,7 @@ impl Iteration {
             blocked: None,
             progress: BTreeMap::new(),
             in_flight: VecDeque::new(),
+            store_failed: Arc::default(),
         }
     }
 
@@ -87,7 +92,7 @@ impl Iteration {
             };
             let count = answer.await?;
             if let Some(progress) = self.progress.get_mut(&bucket) {
-                progress.stored.since_last += count;
+                progress.stored.since_last = progress.stored.since_last.saturating_add(count);
                 stored_any = true;
             }
         }
@@ -108,10 +113,21 @@ impl Iteration {
         let line = match line {
             SyncLine::Data(data) => {
                 let bucket = data.bucket.clone();
+                let failed = Arc::clone(&self.store_failed);
                 let stored = db.queue_transaction(move |tx| {
+                    // Lines queued behind a failed one must not be stored either: a gap
+                    // would move the bucket's resume position past ops never stored.
+                    if failed.load(Ordering::SeqCst) {
+                        return Err(Error::Protocol(
+                            "data line skipped after an earlier one could not be stored".into(),
+                        ));
+                    }
+                    let count = storage::store_data(tx, &data, line_bytes).inspect_err(|_| {
+                        failed.store(true, Ordering::SeqCst);
+                    })?;
                     // The parsed line goes back to be freed here, off the writer thread
                     // (thousands of small strings: freeing them is measurable).
-                    Ok((storage::store_data(tx, &data, line_bytes)?, data))
+                    Ok((count, data))
                 });
                 let answer = async move { stored.await.map(|(count, _line)| count) };
                 self.in_flight.push_back((bucket, Box::pin(answer)));
@@ -301,16 +317,20 @@ impl Iteration {
         for bucket in self.progress.values() {
             let total = bucket.target.saturating_sub(bucket.stored.at_last);
             let entry = per_priority.entry(bucket.priority).or_default();
-            entry.0 += bucket.stored.since_last;
-            entry.1 += total;
+            entry.0 = entry.0.saturating_add(bucket.stored.since_last);
+            entry.1 = entry.1.saturating_add(total);
         }
         let per_priority: Vec<(u8, u64, u64)> = per_priority
             .into_iter()
             .map(|(p, (d, t))| (p, d, t))
             .collect();
         DownloadProgress {
-            downloaded: per_priority.iter().map(|p| p.1).sum(),
-            total: per_priority.iter().map(|p| p.2).sum(),
+            downloaded: per_priority
+                .iter()
+                .fold(0, |sum, p| sum.saturating_add(p.1)),
+            total: per_priority
+                .iter()
+                .fold(0, |sum, p| sum.saturating_add(p.2)),
             per_priority,
         }
     }

@@ -84,9 +84,19 @@ pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) 
     }
     conn.prepare_cached("INSERT INTO ps_buckets(name) VALUES (?1) ON CONFLICT(name) DO NOTHING")?
         .execute([&line.bucket])?;
-    let (bucket_id, last_applied): (i64, i64) = conn
-        .prepare_cached("SELECT id, last_applied_op FROM ps_buckets WHERE name = ?1")?
-        .query_row([&line.bucket], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (bucket_id, last_applied, last_op): (i64, i64, i64) = conn
+        .prepare_cached("SELECT id, last_applied_op, last_op FROM ps_buckets WHERE name = ?1")?
+        .query_row([&line.bucket], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    // Ops at or before the bucket's position are stored already (the service resumes
+    // after it); storing one again would count its checksum twice.
+    let fresh = line.data.partition_point(|op| op.op_id.0 <= last_op);
+    if fresh > 0 {
+        tracing::debug!(bucket = %line.bucket, skipped = fresh, "ignoring ops already stored");
+    }
+    let ops = &line.data[fresh..];
+    if ops.is_empty() {
+        return Ok(0);
+    }
     // A bucket never applied has no visible rows, so its removals need no re-derive marks.
     let mut empty = last_applied == 0;
     let mut cleared = false;
@@ -104,7 +114,7 @@ pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) 
     let mut mark = conn.prepare_cached(
         "INSERT OR IGNORE INTO ps_updated_rows(row_type, row_id) VALUES (?1, ?2)",
     )?;
-    for op in &line.data {
+    for op in ops {
         let checksum = op.checksum.0;
         match (op.op, &op.object_type, &op.object_id) {
             (OpType::Put | OpType::Remove, Some(row_type), Some(row_id)) => {
@@ -165,8 +175,8 @@ pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) 
             }
         }
     }
-    let last = line.data.last().map_or(0, |op| op.op_id.0);
-    let count = line.data.len() as u64;
+    let last = ops.last().map_or(0, |op| op.op_id.0);
+    let count = ops.len() as u64;
     if cleared {
         conn.prepare_cached(
             "UPDATE ps_buckets SET last_applied_op = 0, add_checksum = 0, op_checksum = 0 WHERE id = ?1",

@@ -556,3 +556,14 @@ async fn clearing_removes_synced_state_but_keeps_the_client_id() {
     assert!(h.kv().await.is_empty());
     assert_eq!(h.db.client_id().await.unwrap(), client_id);
 }
+
+#[tokio::test]
+async fn a_data_line_delivered_again_is_not_counted_twice() {
+    let mut h = Harness::new().await;
+    h.lines(&TV1[..2]).await;
+    // As after a reconnect that raced a store: the service re-sends stored ops.
+    h.lines(&TV1[1..2]).await;
+    assert_eq!(h.bucket("b1").await.unwrap(), b(3, 0, 0, 60, 0, 3));
+    h.lines(&TV1[2..]).await;
+    assert_eq!(h.todos().await, ["t1:a:0", "t2:b:NULL"]);
+}
