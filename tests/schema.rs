@@ -307,7 +307,7 @@ async fn the_op_log_layout_migrates_and_its_down_migration_works() {
         conn.execute_batch(step["sql"].as_str().unwrap()).unwrap();
     }
     conn.execute_batch(
-        "INSERT INTO ps_buckets(id, name) VALUES (1, 'b');
+        "INSERT INTO ps_buckets(id, name, last_applied_op) VALUES (1, 'b', 5);
          INSERT INTO ps_oplog(bucket, op_id, row_type, row_id, key, data, hash)
            VALUES (1, 7, 'todos', 't1', 'todos/t1/s', '{\"description\":\"kept\"}', -6);",
     )
@@ -330,6 +330,11 @@ async fn the_op_log_layout_migrates_and_its_down_migration_works() {
             "{\"description\":\"kept\"}",
             "-6"
         ]]
+    );
+    assert_eq!(
+        rows(&db, "SELECT bucket, row_type, row_id FROM ps_oplog_pending").await,
+        [["1", "todos", "t1"]],
+        "op 7 is newer than the bucket's last apply (5): listed for the next apply"
     );
     assert_eq!(rows(&db, "SELECT max(id) FROM ps_migration").await, [["2"]]);
     db.close().await;

@@ -351,8 +351,9 @@ pub(crate) const INTERNAL_TABLES_V1: &str = concat!(
 /// `(row_type, row_id, bucket, subkey)` (`subkey` is the text `null` when the service
 /// sent none; the spec's `key` column is `row_type/row_id/subkey`). The key finds every
 /// op of a row (its prefix) and makes an op unique within its bucket, so storing an op
-/// is one b-tree insert plus the `(bucket, op_id)` index, and a superseded op is detected
-/// by the insert itself. Ops naming no row are not stored (they cannot be applied).
+/// is one b-tree insert (a superseded op is detected by the insert itself), and
+/// `ps_oplog_pending` lists rows with unapplied ops of buckets applied before. Ops naming
+/// no row are not stored (they cannot be applied).
 pub(crate) const INTERNAL_TABLES_V2: &str = concat!(
     "CREATE TABLE ps_oplog_v2(row_type TEXT NOT NULL, row_id TEXT NOT NULL, bucket INTEGER NOT NULL, \
      subkey TEXT NOT NULL, op_id INTEGER NOT NULL, data TEXT, hash INTEGER NOT NULL, \
@@ -362,8 +363,16 @@ pub(crate) const INTERNAL_TABLES_V2: &str = concat!(
      FROM ps_oplog WHERE row_type IS NOT NULL AND row_id IS NOT NULL ORDER BY op_id;\n",
     "DROP TABLE ps_oplog;\n",
     "ALTER TABLE ps_oplog_v2 RENAME TO ps_oplog;\n",
-    "CREATE INDEX ps_oplog_opid ON ps_oplog(bucket, op_id);\n",
+    // Rows with ops newer than their bucket's last apply, for buckets applied before
+    // (a bucket never applied has only new ops). Replaces the (bucket, op_id) index:
+    // an initial download, the bulk of all ops, then maintains no second structure.
+    "CREATE TABLE ps_oplog_pending(bucket INTEGER NOT NULL, row_type TEXT NOT NULL, row_id TEXT NOT NULL, \
+     PRIMARY KEY(bucket, row_type, row_id)) STRICT, WITHOUT ROWID;\n",
+    "INSERT OR IGNORE INTO ps_oplog_pending(bucket, row_type, row_id) \
+     SELECT o.bucket, o.row_type, o.row_id FROM ps_oplog o JOIN ps_buckets b ON b.id = o.bucket \
+     WHERE b.last_applied_op > 0 AND o.op_id > b.last_applied_op;\n",
     "INSERT INTO ps_migration(id, down_migrations) VALUES (2, '[",
+    "{\"sql\":\"DROP TABLE ps_oplog_pending\"},",
     "{\"sql\":\"CREATE TABLE ps_oplog_v1(bucket INTEGER NOT NULL, op_id INTEGER NOT NULL, row_type TEXT, row_id TEXT, key TEXT, data TEXT, hash INTEGER NOT NULL) STRICT\"},",
     "{\"sql\":\"INSERT INTO ps_oplog_v1 SELECT bucket, op_id, row_type, row_id, row_type || ''/'' || row_id || ''/'' || subkey, data, hash FROM ps_oplog\"},",
     "{\"sql\":\"DROP TABLE ps_oplog\"},",

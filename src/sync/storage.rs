@@ -114,6 +114,11 @@ pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) 
     let mut mark = conn.prepare_cached(
         "INSERT OR IGNORE INTO ps_updated_rows(row_type, row_id) VALUES (?1, ?2)",
     )?;
+    // Rows with new ops in a bucket applied before; a bucket never applied (an initial
+    // download) needs no such list: all its ops are new.
+    let mut pending = conn.prepare_cached(
+        "INSERT OR IGNORE INTO ps_oplog_pending(bucket, row_type, row_id) VALUES (?1, ?2, ?3)",
+    )?;
     for op in ops {
         let checksum = op.checksum.0;
         match (op.op, &op.object_type, &op.object_id) {
@@ -134,6 +139,9 @@ pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) 
                 };
                 if op.op == OpType::Put && stored(&mut insert)? == 1 {
                     opsum = opsum.wrapping_add(checksum);
+                    if !empty {
+                        pending.execute(params![bucket_id, row_type, row_id])?;
+                    }
                     continue;
                 }
                 let mut superseded = false;
@@ -153,6 +161,9 @@ pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) 
                 } else {
                     stored(&mut insert)?;
                     opsum = opsum.wrapping_add(checksum);
+                    if !empty {
+                        pending.execute(params![bucket_id, row_type, row_id])?;
+                    }
                 }
             }
             // A PUT or REMOVE naming no row cannot be stored or applied; its checksum
@@ -165,8 +176,7 @@ pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) 
                      SELECT row_type, row_id FROM ps_oplog WHERE bucket = ?1",
                 )?
                 .execute([bucket_id])?;
-                conn.prepare_cached("DELETE FROM ps_oplog WHERE bucket = ?1")?
-                    .execute([bucket_id])?;
+                forget_ops(conn, bucket_id)?;
                 // Everything before the CLEAR is replaced by its checksum.
                 add = checksum;
                 opsum = 0;
@@ -217,12 +227,21 @@ pub(crate) fn delete_buckets<'a>(
              SELECT row_type, row_id FROM ps_oplog WHERE bucket = ?1",
         )?
         .execute([id])?;
-        conn.prepare_cached("DELETE FROM ps_oplog WHERE bucket = ?1")?
-            .execute([id])?;
+        forget_ops(conn, id)?;
         conn.prepare_cached("DELETE FROM ps_buckets WHERE id = ?1")?
             .execute([id])?;
         tracing::debug!(bucket = name, "deleted bucket");
     }
+    Ok(())
+}
+
+/// Drops a bucket's stored ops (a scan of the op log: there is no index by bucket, to
+/// keep storing an op cheap; clearing or dropping a bucket is rare).
+fn forget_ops(conn: &Connection, bucket_id: i64) -> Result<()> {
+    conn.prepare_cached("DELETE FROM ps_oplog WHERE bucket = ?1")?
+        .execute([bucket_id])?;
+    conn.prepare_cached("DELETE FROM ps_oplog_pending WHERE bucket = ?1")?
+        .execute([bucket_id])?;
     Ok(())
 }
 
@@ -315,7 +334,8 @@ pub(crate) fn apply(
     write_rows(conn, if full { None } else { Some(&scope_json) })?;
     if full {
         conn.execute_batch(
-            "UPDATE ps_buckets SET last_applied_op = last_op; DELETE FROM ps_updated_rows;",
+            "UPDATE ps_buckets SET last_applied_op = last_op; DELETE FROM ps_updated_rows; \
+             DELETE FROM ps_oplog_pending;",
         )?;
         let mut reset = conn.prepare_cached(
             "UPDATE ps_buckets SET count_at_last = ?2, count_since_last = 0 WHERE name = ?1",
@@ -334,6 +354,11 @@ pub(crate) fn apply(
     } else {
         conn.prepare_cached(
             "UPDATE ps_buckets SET last_applied_op = last_op WHERE name IN (SELECT value FROM json_each(?1))",
+        )?
+        .execute([&scope_json])?;
+        conn.prepare_cached(
+            "DELETE FROM ps_oplog_pending WHERE bucket IN \
+             (SELECT id FROM ps_buckets WHERE name IN (SELECT value FROM json_each(?1)))",
         )?
         .execute([&scope_json])?;
         let priority = i64::from(priority.unwrap_or_default());
@@ -399,33 +424,52 @@ fn write_rows(conn: &Connection, scope_json: Option<&str>) -> Result<()> {
               ORDER BY n.op_id DESC LIMIT 1)"
         )
     };
-    match scope_json {
-        None => {
-            let from_ops = if initial {
-                ""
-            } else {
-                "SELECT o.row_type, o.row_id FROM ps_oplog o JOIN ps_buckets b ON b.id = o.bucket \
-                   WHERE o.op_id > b.last_applied_op UNION "
-            };
-            conn.prepare_cached(&format!(
-                "INSERT INTO temp.ps_apply_rows(row_type, row_id, data) \
-                 SELECT c.row_type, c.row_id, {} FROM ({from_ops}SELECT row_type, row_id FROM ps_updated_rows) c",
-                newest("")
-            ))?
-            .execute([])?;
-        }
-        Some(scope) => {
-            conn.prepare_cached(&format!(
-                "INSERT INTO temp.ps_apply_rows(row_type, row_id, data) \
-                 SELECT c.row_type, c.row_id, {} FROM (SELECT DISTINCT o.row_type, o.row_id \
-                   FROM ps_oplog o JOIN ps_buckets b ON b.id = o.bucket \
-                   WHERE o.op_id > b.last_applied_op \
-                     AND b.name IN (SELECT value FROM json_each(?1))) c",
-                newest("AND n.bucket IN (SELECT id FROM ps_buckets WHERE name IN (SELECT value FROM json_each(?1)))")
-            ))?
-            .execute([scope])?;
+    // Rows with new ops: those listed as pending (buckets applied before), and every
+    // op of a bucket never applied (a scan of the op log, only when there is one).
+    let in_scope = "SELECT id FROM ps_buckets WHERE name IN (SELECT value FROM json_each(?1))";
+    let (pending, fresh_filter) = match scope_json {
+        None => (String::new(), ""),
+        Some(_) => (
+            format!("WHERE bucket IN ({in_scope})"),
+            " AND name IN (SELECT value FROM json_each(?1))",
+        ),
+    };
+    let mut sources = vec![format!(
+        "SELECT row_type, row_id FROM ps_oplog_pending {pending}"
+    )];
+    if !initial {
+        let fresh_sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM ps_buckets WHERE last_applied_op = 0{fresh_filter})"
+        );
+        let mut fresh = conn.prepare_cached(&fresh_sql)?;
+        let any_fresh: bool = match scope_json {
+            None => fresh.query_row([], |r| r.get(0))?,
+            Some(scope) => fresh.query_row([scope], |r| r.get(0))?,
+        };
+        if any_fresh {
+            sources.push(format!(
+                "SELECT row_type, row_id FROM ps_oplog WHERE bucket IN \
+                 (SELECT id FROM ps_buckets WHERE last_applied_op = 0{fresh_filter})"
+            ));
         }
     }
+    if scope_json.is_none() {
+        sources.push("SELECT row_type, row_id FROM ps_updated_rows".to_owned());
+    }
+    let newest_scope = match scope_json {
+        None => String::new(),
+        Some(_) => format!("AND n.bucket IN ({in_scope})"),
+    };
+    let mut collect = conn.prepare_cached(&format!(
+        "INSERT INTO temp.ps_apply_rows(row_type, row_id, data) \
+         SELECT c.row_type, c.row_id, {} FROM ({}) c",
+        newest(&newest_scope),
+        sources.join(" UNION ")
+    ))?;
+    match scope_json {
+        None => collect.execute([])?,
+        Some(scope) => collect.execute([scope])?,
+    };
     for (row_type, table) in &tables {
         let quoted = table.replace('"', "\"\"");
         conn.prepare_cached(&format!(
@@ -524,7 +568,7 @@ pub(crate) fn sync_state(conn: &Connection) -> Result<Vec<(i64, i64)>> {
 /// too. The client id stays.
 pub(crate) fn clear(conn: &Connection, clear_local: bool) -> Result<()> {
     conn.execute_batch(
-        "DELETE FROM ps_oplog; DELETE FROM ps_buckets; DELETE FROM ps_crud; DELETE FROM ps_untyped; \
+        "DELETE FROM ps_oplog; DELETE FROM ps_oplog_pending; DELETE FROM ps_buckets; DELETE FROM ps_crud; DELETE FROM ps_untyped; \
          DELETE FROM ps_updated_rows; DELETE FROM ps_kv WHERE key != 'client_id'; DELETE FROM ps_sync_state;",
     )?;
     let pattern = if clear_local {

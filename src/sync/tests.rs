@@ -187,6 +187,12 @@ async fn tv2_supersede_remove_diff_and_resume_position() {
     assert_eq!(h.bucket("b1").await.unwrap(), b(4, 2, 65, 40, 2, 2));
     assert_eq!(h.strings("SELECT op_id FROM ps_oplog").await.len(), 1);
     assert_eq!(h.updated_rows().await, ["todos/t2"]);
+    assert_eq!(
+        h.strings("SELECT row_type || '/' || row_id FROM ps_oplog_pending")
+            .await,
+        ["todos/t1"],
+        "the new op of an applied bucket is listed for the next apply"
+    );
     assert_eq!(h.todos().await, ["t1:v1:NULL", "t2:w:NULL"]);
 
     h.lines(&[r#"{"checkpoint_complete":{"last_op_id":"4"}}"#])
@@ -194,6 +200,11 @@ async fn tv2_supersede_remove_diff_and_resume_position() {
     assert_eq!(h.bucket("b1").await.unwrap(), b(4, 4, 65, 40, 4, 0));
     assert_eq!(h.todos().await, ["t1:v2:1"]);
     assert!(h.updated_rows().await.is_empty());
+    assert!(
+        h.strings("SELECT row_id FROM ps_oplog_pending")
+            .await
+            .is_empty()
+    );
     assert_eq!(h.reconnect().await, [("b1".to_owned(), 4)]);
 }
 
