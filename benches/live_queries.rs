@@ -12,6 +12,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::runtime;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use livesync::rusqlite::Connection;
@@ -22,14 +26,6 @@ const QUERIES_PER_TABLE: usize = 10;
 const WRITES: usize = 10_000;
 const LATENCY_SAMPLES: usize = 1_000;
 const DECODE_ROWS: usize = 100_000;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 fn many_tables() -> Schema {
     Schema::new((0..TABLES).map(|t| Table::new(format!("t{t}"), [Column::integer("v")])))

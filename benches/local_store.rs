@@ -12,33 +12,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{Totals, runtime, todo_schema};
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use livesync::rusqlite::{self, Connection};
-use livesync::{Column, Database, Schema, Table};
+use livesync::Database;
 
 const BULK_ROWS: usize = 100_000;
 const SINGLE_WRITES: usize = 10_000;
 const LATENCY_SAMPLES: usize = 2_000;
-
-fn schema() -> Schema {
-    Schema::new([Table::new(
-        "todos",
-        [
-            Column::text("description"),
-            Column::integer("done"),
-            Column::real("score"),
-        ],
-    )])
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 fn row(i: usize) -> (String, String, i64, f64) {
     (
@@ -60,26 +45,9 @@ fn raw_connection(dir: &tempfile::TempDir) -> Connection {
 }
 
 async fn livesync_db(dir: &tempfile::TempDir) -> Database {
-    Database::open(dir.path().join("livesync.db"), schema())
+    Database::open(dir.path().join("livesync.db"), todo_schema())
         .await
         .expect("open livesync")
-}
-
-/// Mean seconds per iteration, filled in by the measured closures for the summary lines.
-#[derive(Default)]
-struct Totals {
-    time: Duration,
-    iterations: u32,
-}
-
-impl Totals {
-    fn add(&mut self, time: Duration) {
-        self.time += time;
-        self.iterations += 1;
-    }
-    fn mean(&self) -> f64 {
-        self.time.as_secs_f64() / f64::from(self.iterations.max(1))
-    }
 }
 
 /// `INSERT ... VALUES (?, ?, ?, ?), ...` with `rows` value tuples.

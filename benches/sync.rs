@@ -13,32 +13,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{Totals, runtime, todo_schema};
+
 use criterion::{Criterion, criterion_group};
 use livesync::rusqlite::Connection;
 use livesync::testing::TestSyncService;
-use livesync::{Column, Database, Schema, SyncOptions, Table};
+use livesync::{Database, SyncOptions};
 use serde_json::{Value, json};
 
 const OPS_PER_LINE: usize = 1_000;
-
-fn schema() -> Schema {
-    Schema::new([Table::new(
-        "todos",
-        [
-            Column::text("description"),
-            Column::integer("done"),
-            Column::real("score"),
-        ],
-    )])
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 fn row(i: usize) -> (String, Value) {
     (
@@ -112,7 +97,7 @@ fn raw_sync(dir: &tempfile::TempDir, lines: &[String]) -> Duration {
 }
 
 async fn livesync_sync(service: &TestSyncService, dir: &tempfile::TempDir) -> Duration {
-    let db = Database::open(dir.path().join("livesync.db"), schema())
+    let db = Database::open(dir.path().join("livesync.db"), todo_schema())
         .await
         .expect("open");
     let start = Instant::now();
@@ -123,22 +108,6 @@ async fn livesync_sync(service: &TestSyncService, dir: &tempfile::TempDir) -> Du
     let elapsed = start.elapsed();
     db.close().await;
     elapsed
-}
-
-#[derive(Default)]
-struct Totals {
-    time: Duration,
-    iterations: u32,
-}
-
-impl Totals {
-    fn add(&mut self, time: Duration) {
-        self.time += time;
-        self.iterations += 1;
-    }
-    fn mean(&self) -> f64 {
-        self.time.as_secs_f64() / f64::from(self.iterations.max(1))
-    }
 }
 
 fn sync_100k(c: &mut Criterion) {

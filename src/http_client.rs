@@ -35,6 +35,19 @@ pub(crate) fn http_client() -> Result<reqwest::Client> {
     http_client_with(None)
 }
 
+/// Sends `request` (to `url`, named in errors); a transport failure becomes
+/// [`Error::Transport`] and a status other than 2xx an [`Error::HttpStatus`].
+pub(crate) async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+    let response = request.send().await.map_err(|source| Error::Transport {
+        url: url.to_owned(),
+        source,
+    })?;
+    if !response.status().is_success() {
+        return Err(error_from_response(url.to_owned(), response).await);
+    }
+    Ok(response)
+}
+
 /// Turns a non-success response into [`Error::HttpStatus`], with the code and
 /// description of a PowerSync error body (`{"error": {"code", "description"}}`) when
 /// there is one, else the body text.

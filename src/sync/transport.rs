@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::http_client::error_from_response;
+use crate::http_client::{error_from_response, send};
 use crate::{Credentials, Error, Result};
 
 /// `endpoint` + `path`, keeping a path prefix (`http://h/powersync` →
@@ -68,17 +68,13 @@ pub(crate) async fn open_stream(
     request: &StreamRequest<'_>,
 ) -> Result<reqwest::Response> {
     let url = service_url(&credentials.endpoint, "/sync/stream")?;
-    let response = http
+    let post = http
         .post(&url)
         .header("Authorization", authorization(credentials)?)
         .header("Accept", "application/x-ndjson")
-        .json(&request.to_json())
-        .send()
-        .await
-        .map_err(|source| Error::Transport {
-            url: url.clone(),
-            source,
-        })?;
+        .json(&request.to_json());
+    let response = send(&url, post).await?;
+    // Only 200 carries a stream (as in the official clients); another 2xx is an error.
     if response.status() != reqwest::StatusCode::OK {
         return Err(error_from_response(url, response).await);
     }
@@ -101,19 +97,11 @@ pub(crate) async fn write_checkpoint(
             _ => format!("%{b:02X}"),
         })
         .collect();
-    let response = http
+    let get = http
         .get(format!("{url}?client_id={query}"))
         .header("Authorization", authorization(credentials)?)
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .map_err(|source| Error::Transport {
-            url: url.clone(),
-            source,
-        })?;
-    if !response.status().is_success() {
-        return Err(error_from_response(url, response).await);
-    }
+        .header("Accept", "application/json");
+    let response = send(&url, get).await?;
     let body: Value = response.json().await.map_err(|source| Error::Transport {
         url: url.clone(),
         source,

@@ -93,20 +93,11 @@ impl TestConnector {
             Ok(http) => http,
             Err(error) => return Err(Error::connector(error.to_string())),
         };
-        let response = http
+        let post = http
             .post(&url)
             .header("Authorization", format!("Token {token}"))
-            .json(body)
-            .send()
-            .await
-            .map_err(|source| Error::Transport {
-                url: url.clone(),
-                source,
-            })?;
-        if response.status().is_success() {
-            return Ok(());
-        }
-        Err(crate::http_client::error_from_response(url, response).await)
+            .json(body);
+        crate::http_client::send(&url, post).await.map(drop)
     }
 }
 
