@@ -37,7 +37,7 @@ struct BucketProgress {
 }
 
 /// How many data lines may be queued on the writer before the oldest is awaited.
-const MAX_LINES_IN_FLIGHT: usize = 4;
+const MAX_LINES_IN_FLIGHT: usize = 8;
 
 /// A data line queued on the writer: its bucket and the eventual op count.
 type StoreAnswer = (String, Pin<Box<dyn Future<Output = Result<u64>> + Send>>);
