@@ -18,8 +18,8 @@ use common::{Totals, runtime, todo_schema};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
-use livesync::rusqlite::{self, Connection};
 use livesync::Database;
+use livesync::rusqlite::{self, Connection};
 
 const BULK_ROWS: usize = 100_000;
 const SINGLE_WRITES: usize = 10_000;
