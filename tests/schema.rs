@@ -339,3 +339,29 @@ async fn the_op_log_layout_migrates_and_its_down_migration_works() {
     assert_eq!(rows(&db, "SELECT max(id) FROM ps_migration").await, [["2"]]);
     db.close().await;
 }
+
+/// Renaming a table only by case keeps its rows and gives the data table the new
+/// spelling, which is what synced rows are routed by.
+#[tokio::test]
+async fn a_table_renamed_only_by_case_keeps_rows_under_the_new_name() {
+    let (db, _dir) = file_db(Schema::new([Table::new("Todos", [Column::text("title")])])).await;
+    db.execute("INSERT INTO Todos(id, title) VALUES ('1', 'kept')", ())
+        .await
+        .unwrap();
+    db.update_schema(Schema::new([Table::new("todos", [Column::text("title")])]))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&db, "SELECT id, title FROM todos").await,
+        [["1", "kept"]]
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE 'ps_data__%'"
+        )
+        .await,
+        [["ps_data__todos"]]
+    );
+    db.close().await;
+}

@@ -54,10 +54,19 @@ pub(crate) fn apply_schema(conn: &Connection, schema: &CheckedSchema) -> Result<
         let data_table = table.data_table();
         // SQLite names are case-insensitive: `Todos` renamed `todos` keeps its table.
         wanted_tables.insert(data_table.to_ascii_lowercase());
-        if objects
-            .data_tables
-            .contains_key(&data_table.to_ascii_lowercase())
-        {
+        if let Some(existing) = objects.data_tables.get(&data_table.to_ascii_lowercase()) {
+            if *existing != data_table {
+                // Renamed only by case: give the data table the new spelling, since the
+                // sync engine routes rows by exact object type (two steps, as SQLite
+                // sees both spellings as the same name).
+                exec(
+                    conn,
+                    &format!(
+                        "ALTER TABLE \"{existing}\" RENAME TO \"{data_table}__renaming\";\n\
+                         ALTER TABLE \"{data_table}__renaming\" RENAME TO \"{data_table}\""
+                    ),
+                )?;
+            }
             continue;
         }
         exec(conn, &sql::create_data_table(&data_table))?;
