@@ -880,3 +880,58 @@ async fn a_custom_write_checkpoint_opens_the_gate_once_it_is_synced() {
     eventually(&db, LISTS, &["l1:groceries", "l2:chores", "l7:custom"]).await;
     db.close().await;
 }
+
+#[tokio::test]
+async fn a_high_priority_bucket_is_visible_before_a_large_low_priority_one_finishes() {
+    let service = TestSyncService::builder()
+        .rule(BucketRule::global("lists", ["lists"]))
+        .rule(BucketRule::per_value(
+            "by_owner",
+            "todos",
+            "owner_id",
+            ParameterSource::UserId,
+        ))
+        .priority("lists", 0)
+        .ops_per_line(1)
+        .start()
+        .await
+        .unwrap();
+    service.upsert_row("lists", "l1", json!({"name": "urgent"}));
+    for i in 0..40 {
+        service.upsert_row(
+            "todos",
+            &format!("t{i:02}"),
+            json!({"description": "bulk", "owner_id": "u1"}),
+        );
+    }
+    service.commit();
+    service.set_line_delay(Duration::from_millis(10));
+    let db = client(&service, "u1").await;
+    eventually(&db, LISTS, &["l1:urgent"]).await;
+    let todos_then = strings(&db, "SELECT count(*) FROM todos").await;
+    assert_eq!(
+        todos_then,
+        ["0"],
+        "the low-priority bucket is not applied yet"
+    );
+    let status = db.status();
+    assert!(!status.has_synced);
+    assert!(status.last_synced_for_priority(0).is_some(), "{status:?}");
+    assert!(status.last_synced_for_priority(3).is_none());
+    let progress = status.downloading.expect("still downloading");
+    assert_eq!(progress.until_priority(0), (1, 1));
+    assert!(
+        progress.total == 41 && progress.downloaded < 41,
+        "{progress:?}"
+    );
+
+    service.set_line_delay(Duration::ZERO);
+    synced(&db).await;
+    assert_eq!(strings(&db, "SELECT count(*) FROM todos").await, ["40"]);
+    assert_eq!(
+        db.status().priority_status.len(),
+        1,
+        "a full sync supersedes the partial one"
+    );
+    db.close().await;
+}

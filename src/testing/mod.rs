@@ -48,6 +48,7 @@ mod rules;
 mod store;
 mod stream;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -88,6 +89,7 @@ pub struct TestSyncServiceBuilder {
     key: TokenKey,
     keepalive: Duration,
     ops_per_line: usize,
+    priorities: HashMap<String, u8>,
 }
 
 impl TestSyncServiceBuilder {
@@ -123,6 +125,15 @@ impl TestSyncServiceBuilder {
         self
     }
 
+    /// Buckets of the rule named `rule` (or the `put` bucket of that name) get priority
+    /// `priority` (0 highest, at most 3; default 3). Data is sent highest priority first,
+    /// with a `partial_checkpoint_complete` line after each priority level that has
+    /// lower-priority data after it, so clients can show urgent data early.
+    pub fn priority(mut self, rule: impl Into<String>, priority: u8) -> Self {
+        self.priorities.insert(rule.into(), priority.min(3));
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving.
     ///
     /// # Errors
@@ -143,6 +154,7 @@ impl TestSyncServiceBuilder {
             key: self.key,
             keepalive: self.keepalive,
             ops_per_line: self.ops_per_line,
+            priorities: self.priorities,
             changes,
             events,
             shutdown,
@@ -166,6 +178,8 @@ pub(crate) struct Shared {
     key: TokenKey,
     keepalive: Duration,
     ops_per_line: usize,
+    /// Rule (bucket name before `[`) → priority; absent means 3.
+    priorities: HashMap<String, u8>,
     /// Bumped whenever what a stream would send may have changed.
     changes: watch::Sender<u64>,
     /// Told to every open stream.
@@ -192,6 +206,12 @@ impl Shared {
 
     fn log(&self) -> MutexGuard<'_, RequestLog> {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The priority of `bucket` (named `rule[...]`).
+    fn priority_of(&self, bucket: &str) -> u8 {
+        let rule = bucket.split('[').next().unwrap_or(bucket);
+        self.priorities.get(rule).copied().unwrap_or(3)
     }
 
     /// Wakes the open streams to recompute their checkpoint.
@@ -257,6 +277,7 @@ impl TestSyncService {
             },
             keepalive: DEFAULT_KEEPALIVE,
             ops_per_line: 100,
+            priorities: HashMap::new(),
         }
     }
 

@@ -229,7 +229,7 @@ async fn send_changes(
         None => json!({"checkpoint": {
             "last_op_id": view.last_op_id.to_string(),
             "write_checkpoint": write_checkpoint,
-            "buckets": view.buckets.iter().map(|(name, s)| bucket_checksum(name, *s)).collect::<Vec<_>>(),
+            "buckets": view.buckets.iter().map(|(name, s)| bucket_checksum(name, *s, shared.priority_of(name))).collect::<Vec<_>>(),
             "streams": [],
         }}),
         Some(previous) => {
@@ -237,7 +237,7 @@ async fn send_changes(
                 .buckets
                 .iter()
                 .filter(|(name, summary)| previous.buckets.get(*name) != Some(summary))
-                .map(|(name, s)| bucket_checksum(name, *s))
+                .map(|(name, s)| bucket_checksum(name, *s, shared.priority_of(name)))
                 .collect();
             let removed: Vec<&String> = previous
                 .buckets
@@ -258,8 +258,21 @@ async fn send_changes(
         .retain(|bucket, _| view.buckets.contains_key(bucket));
     // Data is read from the store one line at a time (never the whole checkpoint at
     // once), so a large download streams in bounded memory.
-    let buckets: Vec<String> = view.buckets.keys().cloned().collect();
-    for bucket in buckets {
+    // Highest priority first; after each level followed by lower-priority data, a
+    // partial_checkpoint_complete lets the client apply what it has.
+    let mut buckets: Vec<(u8, String)> = view
+        .buckets
+        .keys()
+        .map(|name| (shared.priority_of(name), name.clone()))
+        .collect();
+    buckets.sort();
+    let levels: Vec<u8> = {
+        let mut levels: Vec<u8> = buckets.iter().map(|(p, _)| *p).collect();
+        levels.dedup();
+        levels
+    };
+    for (index, (priority, bucket)) in buckets.iter().enumerate() {
+        let (priority, bucket) = (*priority, bucket.clone());
         loop {
             let after = session.after.get(&bucket).copied().unwrap_or(0);
             let (line, count, next_after, has_more) = {
@@ -290,6 +303,17 @@ async fn send_changes(
                 break;
             }
         }
+        let level_ends = buckets
+            .get(index + 1)
+            .is_none_or(|(next, _)| *next != priority);
+        if level_ends && levels.last().is_some_and(|last| *last != priority) {
+            lines
+                .send(&json!({"partial_checkpoint_complete": {
+                    "last_op_id": view.last_op_id.to_string(),
+                    "priority": priority,
+                }}))
+                .await?;
+        }
     }
     lines
         .send(&json!({"checkpoint_complete": {"last_op_id": view.last_op_id.to_string()}}))
@@ -299,11 +323,11 @@ async fn send_changes(
 }
 
 /// A `BucketChecksum` entry; the checksum as a signed i32, as the service sends it.
-fn bucket_checksum(name: &str, summary: BucketSummary) -> Value {
+fn bucket_checksum(name: &str, summary: BucketSummary, priority: u8) -> Value {
     json!({
         "bucket": name,
         "checksum": as_signed(summary.checksum),
-        "priority": 3,
+        "priority": priority,
         "count": summary.count,
     })
 }
