@@ -79,6 +79,7 @@ pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(20);
 ///     .rule(BucketRule::per_value("by_owner", "lists", "owner_id", ParameterSource::UserId))
 ///     .keepalive_interval(Duration::from_secs(1))
 ///     .ops_per_line(50)
+///     .priority("by_owner", 1) // sent before priority-3 buckets, with a partial complete
 ///     .start()
 ///     .await?;
 /// # service.shutdown().await; Ok(()) }
