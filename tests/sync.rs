@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use livesync::testing::{BucketRule, ParameterSource, TestConnector, TestSyncService};
 use livesync::{
-    BackendConnector, Column, Credentials, Database, Error, Row, Schema, SyncOptions, Table,
+    BackendConnector, Column, Credentials, Database, Error, Row, Schema, SyncOptions, SyncStatus,
+    Table,
 };
 use serde_json::json;
 
@@ -101,6 +103,19 @@ async fn until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// The statuses a `watch_status` stream delivered until it went quiet for 50 ms
+/// (bounded: at most 10,000).
+async fn delivered(statuses: &mut BoxStream<'static, SyncStatus>) -> Vec<SyncStatus> {
+    let mut seen = Vec::new();
+    while seen.len() < 10_000 {
+        match tokio::time::timeout(Duration::from_millis(50), statuses.next()).await {
+            Ok(Some(status)) => seen.push(status),
+            _ => break,
+        }
+    }
+    seen
+}
+
 async fn synced(db: &Database) {
     tokio::time::timeout(WAIT, db.wait_for_first_sync())
         .await
@@ -151,9 +166,7 @@ async fn initial_sync_brings_every_table_and_bucket_of_the_user() {
     // The status went through connecting → downloading (with progress) → synced.
     let mut seen_connecting = false;
     let mut seen_progress = None;
-    while let Ok(Some(status)) =
-        tokio::time::timeout(Duration::from_millis(50), statuses.next()).await
-    {
+    for status in delivered(&mut statuses).await {
         seen_connecting |= status.connecting;
         if let Some(progress) = status.downloading {
             seen_progress = Some(progress);
@@ -378,9 +391,7 @@ async fn a_checksum_mismatch_is_reported_and_the_bucket_downloaded_again() {
     synced(&db).await;
     assert_eq!(strings(&db, LISTS).await, ["l1:groceries", "l2:chores"]);
     let mut reported = false;
-    while let Ok(Some(status)) =
-        tokio::time::timeout(Duration::from_millis(50), statuses.next()).await
-    {
+    for status in delivered(&mut statuses).await {
         if let Some(error) = status.download_error {
             reported |= matches!(error.error(), Error::ChecksumMismatch(b) if b == "lists[]");
         }
@@ -499,9 +510,7 @@ async fn a_token_about_to_expire_is_refreshed_without_a_visible_disconnect() {
     synced(&db).await;
     let mut statuses = db.watch_status();
     until("refreshed twice", || connector.credentials_fetched() >= 3).await;
-    while let Ok(Some(status)) =
-        tokio::time::timeout(Duration::from_millis(20), statuses.next()).await
-    {
+    for status in delivered(&mut statuses).await {
         assert!(
             status.connected || status.connecting,
             "no disconnect shown: {status:?}"
@@ -521,9 +530,7 @@ async fn server_errors_and_malformed_lines_are_reported_then_retried() {
     db.connect(service.connector("u1"), fast()).await.unwrap();
     synced(&db).await;
     let mut saw_500 = false;
-    while let Ok(Some(status)) =
-        tokio::time::timeout(Duration::from_millis(50), statuses.next()).await
-    {
+    for status in delivered(&mut statuses).await {
         if let Some(error) = &status.download_error {
             saw_500 |= matches!(error.error(), Error::HttpStatus { status: 500, .. });
         }
@@ -538,9 +545,7 @@ async fn server_errors_and_malformed_lines_are_reported_then_retried() {
     })
     .await;
     let mut saw_protocol_error = false;
-    while let Ok(Some(status)) =
-        tokio::time::timeout(Duration::from_millis(50), statuses.next()).await
-    {
+    for status in delivered(&mut statuses).await {
         if let Some(error) = &status.download_error {
             saw_protocol_error |= matches!(error.error(), Error::Protocol(_));
         }
@@ -770,9 +775,7 @@ async fn a_silent_stream_is_reopened_after_the_idle_timeout() {
     })
     .await;
     let mut idle = false;
-    while let Ok(Some(status)) =
-        tokio::time::timeout(Duration::from_millis(50), statuses.next()).await
-    {
+    for status in delivered(&mut statuses).await {
         if let Some(error) = status.download_error {
             idle |= matches!(error.error(), Error::StreamIdle(_));
         }
