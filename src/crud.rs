@@ -190,7 +190,7 @@ async fn complete_through(
             [last_client_id],
         )?;
         tx.execute("DELETE FROM ps_crud WHERE id <= ?1", [last_client_id])?;
-        let queue_empty: bool = tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM ps_crud)", [], |r| r.get(0))?;
+        let queue_empty = crate::sync::storage::crud_queue_empty(tx)?;
         // Close the download gate: data may only be applied again once the service has
         // confirmed (through a write checkpoint) that it reflects these uploads. With a
         // custom checkpoint, that checkpoint is the target once nothing else is queued.
@@ -198,10 +198,7 @@ async fn complete_through(
             Some(checkpoint) if queue_empty => checkpoint,
             _ => GATE_PENDING,
         };
-        tx.execute(
-            "INSERT OR REPLACE INTO ps_kv(key, value) VALUES ('target_checkpoint_request_id', ?1)",
-            [target],
-        )?;
+        crate::sync::storage::set_gate_target(tx, target)?;
         tx.execute(
             "DELETE FROM ps_kv WHERE key IN ('last_seen_checkpoint_request_id', 'last_applied_checkpoint_request_id')",
             [],

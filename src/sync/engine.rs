@@ -83,12 +83,18 @@ impl<C: BackendConnector> Engine<C> {
             return Ok(cached);
         }
         let fetched = self.connector.fetch_credentials().await?;
-        transport::service_url(&fetched.endpoint, "")?;
+        self.remember_credentials(fetched.clone())?;
+        Ok(fetched)
+    }
+
+    /// Caches credentials for the next requests, once their endpoint is a usable URL.
+    fn remember_credentials(&self, credentials: Credentials) -> Result<()> {
+        transport::service_url(&credentials.endpoint, "")?;
         *self
             .credentials
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(fetched.clone());
-        Ok(fetched)
+            .unwrap_or_else(PoisonError::into_inner) = Some(credentials);
+        Ok(())
     }
 
     /// The cached credentials, unless their token expires within 30 s (then the next
@@ -245,8 +251,7 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
                         tracing::debug!("the connector returned the same token");
                     }
                     Ok(fresh) => {
-                        transport::service_url(&fresh.endpoint, "")?;
-                        *engine.credentials.lock().unwrap_or_else(PoisonError::into_inner) = Some(fresh);
+                        engine.remember_credentials(fresh)?;
                         // Stored data lines must be counted in the next request's positions.
                         iteration.flush(engine.status()).await?;
                         tracing::debug!("reconnecting with refreshed credentials");
@@ -354,12 +359,8 @@ async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<()> {
         let set = engine
             .db
             .transaction_with_crud_counter(move |tx, now| {
-                let empty: bool =
-                    tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM ps_crud)", [], |r| {
-                        r.get(0)
-                    })?;
                 // A write that raced in needs its own round (and checkpoint).
-                let set = empty && now == before;
+                let set = storage::crud_queue_empty(tx)? && now == before;
                 if set {
                     storage::set_gate_target(tx, checkpoint)?;
                 }

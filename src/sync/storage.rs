@@ -515,15 +515,19 @@ fn synced_tables(conn: &Connection) -> Result<HashMap<String, String>> {
 /// Whether downloaded data must wait (spec §5.1): local writes are queued, or the
 /// service has not yet confirmed the last upload with a write checkpoint.
 pub(crate) fn gate_blocked(conn: &Connection) -> Result<bool> {
-    let pending: bool = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM ps_crud)")?
-        .query_row([], |r| r.get(0))?;
-    if pending {
+    if !crud_queue_empty(conn)? {
         return Ok(true);
     }
     let target = get_kv(conn, "target_checkpoint_request_id")?;
     let seen = get_kv(conn, "last_seen_checkpoint_request_id")?.unwrap_or(0);
     Ok(target.is_some_and(|target| target > seen))
+}
+
+/// Whether no local write waits for upload.
+pub(crate) fn crud_queue_empty(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM ps_crud)")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// The gate's target: `Some(GATE_PENDING)` while an upload awaits its write checkpoint.
