@@ -67,7 +67,11 @@ pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType};
 pub use db::{Database, OpenOptions, TableUpdateStream, TableUpdates};
 pub use error::{Error, Result};
 pub use query::{ColumnValue, FromRow, LiveDiff, LiveQuery, Query, QueryDiff, RowValues, Serde};
-pub use sync::{DownloadProgress, FULL_SYNC, PriorityStatus, SyncError, SyncOptions, SyncStatus};
+pub use sync::{
+    DEFAULT_STREAM_TTL, DownloadProgress, FULL_SYNC, PriorityStatus, StreamProgress,
+    SubscribeOptions, SyncError, SyncOptions, SyncStatus, SyncStream, SyncStreamStatus,
+    SyncStreamSubscription,
+};
 
 /// Derives [`FromRow`] for a struct with named fields: each field is read from the
 /// column of the same name (looked up once per statement, not per row).

@@ -282,8 +282,9 @@ async fn renaming_a_table_by_case_only_keeps_its_rows() {
     );
 }
 
-/// Internal layout 2 (the op log keyed by row) migrates layout-1 op logs: downgrade a
-/// database with its recorded down-migrations, store an op the layout-1 way, reopen.
+/// Internal layouts 2 (the op log keyed by row) and 3 (stream subscriptions) migrate a
+/// layout-1 database: downgrade with the recorded down-migrations, store an op the
+/// layout-1 way, reopen.
 #[tokio::test]
 async fn the_op_log_layout_migrates_and_its_down_migration_works() {
     let dir = tempfile::tempdir().unwrap();
@@ -295,17 +296,32 @@ async fn the_op_log_layout_migrates_and_its_down_migration_works() {
         .await;
 
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let down: String = conn
+    // Down to layout 1: the recorded down-migrations, newest layout first.
+    let downs: Vec<String> = conn
+        .prepare("SELECT down_migrations FROM ps_migration WHERE id >= 2 ORDER BY id DESC")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(downs.len(), 2, "layouts 2 and 3 record down-migrations");
+    for down in downs {
+        let steps: Vec<serde_json::Value> = serde_json::from_str(&down).unwrap();
+        for step in steps {
+            conn.execute_batch(step["sql"].as_str().unwrap()).unwrap();
+        }
+    }
+    let streams_table: i64 = conn
         .query_row(
-            "SELECT down_migrations FROM ps_migration WHERE id = 2",
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'ps_stream_subscriptions'",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    let steps: Vec<serde_json::Value> = serde_json::from_str(&down).unwrap();
-    for step in steps {
-        conn.execute_batch(step["sql"].as_str().unwrap()).unwrap();
-    }
+    assert_eq!(
+        streams_table, 0,
+        "layout 3's down-migration drops its table"
+    );
     conn.execute_batch(
         "INSERT INTO ps_buckets(id, name, last_applied_op) VALUES (1, 'b', 5);
          INSERT INTO ps_oplog(bucket, op_id, row_type, row_id, key, data, hash)
@@ -336,7 +352,11 @@ async fn the_op_log_layout_migrates_and_its_down_migration_works() {
         [["1", "todos", "t1"]],
         "op 7 is newer than the bucket's last apply (5): listed for the next apply"
     );
-    assert_eq!(rows(&db, "SELECT max(id) FROM ps_migration").await, [["2"]]);
+    assert_eq!(rows(&db, "SELECT max(id) FROM ps_migration").await, [["3"]]);
+    assert_eq!(
+        rows(&db, "SELECT count(*) FROM ps_stream_subscriptions").await,
+        [["0"]]
+    );
     db.close().await;
 }
 

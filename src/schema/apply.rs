@@ -10,7 +10,7 @@ use super::validate::{CheckedSchema, data_table_name};
 use crate::{Error, Result};
 
 /// The internal layout version this build creates (see `sql::INTERNAL_TABLES_V1`).
-const INTERNAL_VERSION: i64 = 2;
+const INTERNAL_VERSION: i64 = 3;
 
 /// Brings `conn` in line with `schema`. The caller wraps the call in one write
 /// transaction, so a failure leaves the database exactly as it was.
@@ -184,6 +184,9 @@ fn run_internal_migrations(conn: &Connection) -> Result<()> {
     }
     if version < 2 {
         exec(conn, sql::INTERNAL_TABLES_V2)?;
+    }
+    if version < 3 {
+        exec(conn, sql::INTERNAL_TABLES_V3)?;
     }
     Ok(())
 }

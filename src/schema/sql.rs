@@ -383,6 +383,18 @@ pub(crate) const INTERNAL_TABLES_V2: &str = concat!(
     "{\"sql\":\"DELETE FROM ps_migration WHERE id >= 2\"}]');\n",
 );
 
+/// Layout 3: sync stream subscriptions (spec §6.2). `ttl` is set exactly for explicit
+/// subscriptions; times are Unix microseconds.
+pub(crate) const INTERNAL_TABLES_V3: &str = concat!(
+    "CREATE TABLE ps_stream_subscriptions(id INTEGER NOT NULL PRIMARY KEY, stream_name TEXT NOT NULL, \
+     active INTEGER NOT NULL DEFAULT FALSE, is_default INTEGER NOT NULL DEFAULT FALSE, local_priority INTEGER, \
+     local_params TEXT NOT NULL DEFAULT 'null', ttl INTEGER, expires_at INTEGER, last_synced_at INTEGER, \
+     UNIQUE(stream_name, local_params)) STRICT;\n",
+    "INSERT INTO ps_migration(id, down_migrations) VALUES (3, '[",
+    "{\"sql\":\"DROP TABLE ps_stream_subscriptions\"},",
+    "{\"sql\":\"DELETE FROM ps_migration WHERE id >= 3\"}]');\n",
+);
+
 /// A random UUID v4 in SQL, for the persistent `client_id`.
 pub(crate) const NEW_CLIENT_ID: &str = "INSERT INTO ps_kv(key, value) VALUES ('client_id', \
      lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) \

@@ -16,8 +16,10 @@ use super::iteration::{Iteration, Next};
 use super::lines::LineSplitter;
 use super::options::SyncOptions;
 use super::protocol::SyncLine;
-use super::status::{StatusCell, SyncStatus};
-use super::{storage, transport};
+use super::status::{StatusCell, SyncStatus, SyncStreamStatus, now_micros};
+use super::stream_state::{StreamState, offline_status};
+use super::streams::StreamRegistry;
+use super::{storage, subscriptions, transport};
 use crate::{BackendConnector, Credentials, Database, Error, Result};
 
 /// How long a write-checkpoint request may take before the upload round fails (and is
@@ -31,6 +33,7 @@ const MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
 #[derive(Debug)]
 pub(crate) struct SyncSlot {
     pub(crate) status: StatusCell,
+    pub(crate) streams: StreamRegistry,
     running: tokio::sync::Mutex<Option<Running>>,
 }
 
@@ -38,6 +41,7 @@ impl SyncSlot {
     pub(crate) fn new() -> Self {
         Self {
             status: StatusCell::new(),
+            streams: StreamRegistry::new(),
             running: tokio::sync::Mutex::new(None),
         }
     }
@@ -173,13 +177,34 @@ type CredentialsFuture<'a> = Pin<Box<dyn Future<Output = Result<Credentials>> + 
 
 async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     let credentials = engine.credentials().await?;
+    let registry = &engine.db.sync_slot().streams;
+    // Subscribed before the subscriptions are read: a change after this point is seen.
+    let mut subscription_changes = registry.changes();
+    subscription_changes.borrow_and_update();
+    let active = registry.active_keys();
+    let now = now_micros();
     // Read on the writer, behind any data line still being stored by a previous
     // connection, so the `after` positions include it (never re-download an op).
-    let buckets = engine.db.write(storage::requested_buckets).await?;
+    let (buckets, requested, rows) = engine
+        .db
+        .transaction(move |tx| {
+            subscriptions::refresh_and_sweep(tx, &active, now)?;
+            Ok((
+                storage::requested_buckets(tx)?,
+                subscriptions::requested(tx)?,
+                subscriptions::rows(tx)?,
+            ))
+        })
+        .await?;
+    // A new iteration starts from what is stored (spec §7.2).
+    let streams: Vec<SyncStreamStatus> = rows.iter().map(offline_status).collect();
+    engine.status().update(|s| s.streams = streams);
     let request = transport::StreamRequest {
         buckets: &buckets,
         client_id: &engine.client_id,
         parameters: &engine.options.params,
+        include_default_streams: engine.options.include_default_streams,
+        subscriptions: &requested,
         app_metadata: &engine.options.app_metadata,
     };
     tracing::debug!(buckets = buckets.len(), "opening sync stream");
@@ -198,7 +223,11 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     // Writes made while offline go out as soon as the service is reachable.
     engine.upload_now.notify_one();
 
-    let mut iteration = Iteration::new(buckets.into_iter().map(|(name, _)| name).collect());
+    let _live = registry.iteration_live();
+    let mut iteration = Iteration::new(
+        buckets.into_iter().map(|(name, _)| name).collect(),
+        StreamState::new(requested, rows),
+    );
     let mut body = response.bytes_stream();
     let mut splitter = LineSplitter::default();
     let mut refresh: Option<CredentialsFuture<'_>> = None;
@@ -237,6 +266,11 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
             }
             () = engine.upload_finished.notified() => {
                 iteration.upload_finished(&engine.db, engine.status()).await?;
+            }
+            changed = subscription_changes.changed() => {
+                if changed.is_ok() && check_subscriptions(engine, &mut iteration).await? {
+                    return Ok(End::Hidden);
+                }
             }
             fetched = async {
                 match refresh.as_mut() {
@@ -278,6 +312,10 @@ async fn on_line<'a, C: BackendConnector>(
         .await?
     {
         Next::Continue => Ok(None),
+        Next::CheckSubscriptions => {
+            let changed = check_subscriptions(engine, iteration).await?;
+            Ok(changed.then_some(End::Hidden))
+        }
         Next::RefreshCredentials => {
             if refresh.is_none() {
                 tracing::debug!("token expires soon; fetching new credentials");
@@ -294,6 +332,31 @@ async fn on_line<'a, C: BackendConnector>(
         }
         Next::Reconnect(error) => Ok(Some(End::Delayed(error))),
     }
+}
+
+/// Renews subscription TTLs and drops expired ones (spec §6.5). `true` when the
+/// subscriptions to request differ from this iteration's: it must reconnect (hidden),
+/// after storing what it received so the new request resumes behind it.
+async fn check_subscriptions<C: BackendConnector>(
+    engine: &Engine<C>,
+    iteration: &mut Iteration,
+) -> Result<bool> {
+    let active = engine.db.sync_slot().streams.active_keys();
+    let now = now_micros();
+    let (requested, rows) = engine
+        .db
+        .transaction(move |tx| {
+            subscriptions::refresh_and_sweep(tx, &active, now)?;
+            Ok((subscriptions::requested(tx)?, subscriptions::rows(tx)?))
+        })
+        .await?;
+    if requested != iteration.streams().requested() {
+        iteration.flush(engine.status()).await?;
+        tracing::debug!("stream subscriptions changed; reconnecting with the new request");
+        return Ok(true);
+    }
+    iteration.subscriptions_changed(rows, engine.status());
+    Ok(false)
 }
 
 async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
@@ -545,6 +608,7 @@ impl Database {
     pub(crate) async fn load_offline_status(&self) -> Result<()> {
         let synced = self.read(storage::sync_state).await?;
         self.sync_slot().status.set_synced(&synced);
-        Ok(())
+        // Also sweeps subscriptions that expired while the app was closed.
+        self.refresh_subscriptions().await
     }
 }

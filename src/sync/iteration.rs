@@ -10,9 +10,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::protocol::{BucketChecksum, SyncLine};
-use super::status::{self, DownloadProgress, StatusCell};
+use super::protocol::{BucketChecksum, StreamDescription, SyncLine};
+use super::status::{self, DownloadProgress, StatusCell, SyncStatus};
 use super::storage::{self, ApplyOutcome, StoredCounts, TargetCheckpoint};
+use super::stream_state::StreamState;
+use super::subscriptions::{self, SubscriptionRow};
 use crate::{Database, Error, Result};
 
 /// What the connection should do after a line.
@@ -21,6 +23,9 @@ pub(crate) enum Next {
     Continue,
     /// The token expires soon: fetch new credentials, then reconnect without a gap.
     RefreshCredentials,
+    /// A keepalive: renew subscription TTLs and reconnect (hidden) if the subscriptions
+    /// to request changed (one may have expired).
+    CheckSubscriptions,
     /// End the iteration and reconnect after the retry delay; the error (if any) is
     /// reported as the download error.
     Reconnect(Option<Error>),
@@ -54,6 +59,9 @@ pub(crate) struct Iteration {
     in_flight: VecDeque<StoreAnswer>,
     /// Set (on the writer) when a queued data line failed to store.
     store_failed: Arc<AtomicBool>,
+    streams: StreamState,
+    /// A checkpoint is tracked and not yet fully applied.
+    downloading: bool,
 }
 
 impl std::fmt::Debug for Iteration {
@@ -67,7 +75,7 @@ impl std::fmt::Debug for Iteration {
 }
 
 impl Iteration {
-    pub(crate) fn new(requested: Vec<String>) -> Self {
+    pub(crate) fn new(requested: Vec<String>, streams: StreamState) -> Self {
         Self {
             requested,
             target: None,
@@ -75,7 +83,25 @@ impl Iteration {
             progress: BTreeMap::new(),
             in_flight: VecDeque::new(),
             store_failed: Arc::default(),
+            streams,
+            downloading: false,
         }
+    }
+
+    /// The stream subscriptions this iteration's request listed.
+    pub(crate) fn streams(&self) -> &StreamState {
+        &self.streams
+    }
+
+    /// The stored subscriptions changed without changing the request (a TTL renewed).
+    pub(crate) fn subscriptions_changed(
+        &mut self,
+        rows: Vec<SubscriptionRow>,
+        status: &StatusCell,
+    ) {
+        self.streams.set_rows(rows);
+        let streams = self.stream_statuses();
+        status.update(|s| s.streams = streams);
     }
 
     /// Waits until every queued data line is stored.
@@ -97,8 +123,7 @@ impl Iteration {
             }
         }
         if stored_any {
-            let progress = self.download_progress();
-            status.update(|s| s.downloading = Some(progress));
+            self.publish_progress(status, |_| {});
         }
         Ok(())
     }
@@ -152,7 +177,8 @@ impl Iteration {
                     .into_iter()
                     .filter(|name| !target.buckets.contains_key(name))
                     .collect();
-                self.track(db, status, target, removed).await?;
+                self.track(db, status, target, removed, Some(checkpoint.streams))
+                    .await?;
             }
             SyncLine::CheckpointDiff(diff) => {
                 let Some(mut target) = self.target.clone() else {
@@ -166,7 +192,8 @@ impl Iteration {
                 target.buckets.extend(by_name(diff.updated_buckets));
                 target.last_op_id = diff.last_op_id.0;
                 target.write_checkpoint = diff.write_checkpoint.map(|w| w.0);
-                self.track(db, status, target, diff.removed_buckets).await?;
+                self.track(db, status, target, diff.removed_buckets, None)
+                    .await?;
             }
             SyncLine::Data(_) => {} // queued above
             SyncLine::CheckpointComplete { .. } => return self.complete(db, status, None).await,
@@ -178,7 +205,7 @@ impl Iteration {
                 return Ok(match seconds {
                     ..=0 => Next::TokenExpired,
                     1..=30 => Next::RefreshCredentials,
-                    _ => Next::Continue,
+                    _ => Next::CheckSubscriptions,
                 });
             }
             SyncLine::Unknown(kind) => {
@@ -200,16 +227,21 @@ impl Iteration {
             return Ok(());
         };
         let now = status::now_micros();
-        let (outcome, synced) = db
+        let covered = self.streams.synced_by(None);
+        let (outcome, synced, rows) = db
             .transaction(move |tx| {
                 let outcome = storage::apply(tx, &blocked, None, now)?;
-                Ok((outcome, storage::sync_state(tx)?))
+                if outcome == ApplyOutcome::Applied {
+                    subscriptions::mark_synced(tx, &covered, now)?;
+                }
+                Ok((outcome, storage::sync_state(tx)?, subscriptions::rows(tx)?))
             })
             .await?;
         if outcome == ApplyOutcome::Applied {
             tracing::debug!("applied pending checkpoint after completed upload");
             self.blocked = None;
-            applied_fully(status, &synced);
+            self.streams.set_rows(rows);
+            self.applied_fully(status, &synced);
         }
         Ok(())
     }
@@ -221,25 +253,75 @@ impl Iteration {
         status: &StatusCell,
         target: TargetCheckpoint,
         removed: Vec<String>,
+        streams: Option<Vec<StreamDescription>>,
     ) -> Result<()> {
         let for_counts = target.clone();
-        let counts = db
+        let requested = self.streams.requested().to_vec();
+        let (counts, reconciled) = db
             .transaction(move |tx| {
                 storage::delete_buckets(tx, removed.iter().map(String::as_str))?;
-                storage::progress_counts(tx, &for_counts)
+                let counts = storage::progress_counts(tx, &for_counts)?;
+                // Only a `checkpoint` line describes the streams; a diff keeps them.
+                let reconciled = match streams {
+                    Some(streams) => {
+                        let errors = subscriptions::reconcile(tx, &streams, &requested)?;
+                        Some((streams, errors, subscriptions::rows(tx)?))
+                    }
+                    None => None,
+                };
+                Ok((counts, reconciled))
             })
             .await?;
+        if let Some((descriptions, errors, rows)) = reconciled {
+            self.streams.reconciled(descriptions, errors, rows);
+        }
+        self.streams.associate(&target);
         self.progress = progress_of(&target, &counts);
         self.target = Some(target);
         // A newer checkpoint supersedes one held back by local writes.
         self.blocked = None;
-        let progress = self.download_progress();
-        status.update(|s| {
+        self.downloading = true;
+        self.publish_progress(status, |s| {
             s.connected = true;
             s.connecting = false;
-            s.downloading = Some(progress);
         });
         Ok(())
+    }
+
+    /// Publishes the download progress (overall and per stream) with `also`.
+    fn publish_progress(&self, status: &StatusCell, also: impl FnOnce(&mut SyncStatus)) {
+        let progress = self.download_progress();
+        let streams = self.stream_statuses();
+        status.update(|s| {
+            also(s);
+            s.downloading = Some(progress);
+            s.streams = streams;
+        });
+    }
+
+    fn stream_statuses(&self) -> Vec<status::SyncStreamStatus> {
+        let per_bucket: Option<BTreeMap<String, (u64, u64)>> = self.downloading.then(|| {
+            self.progress
+                .iter()
+                .map(|(name, p)| {
+                    let total = p.target.saturating_sub(p.stored.at_last);
+                    (name.clone(), (p.stored.since_last, total))
+                })
+                .collect()
+        });
+        self.streams.statuses(per_bucket.as_ref())
+    }
+
+    fn applied_fully(&mut self, status: &StatusCell, synced: &[(i64, i64)]) {
+        self.downloading = false;
+        let priority_status = status::priority_status(synced);
+        let streams = self.stream_statuses();
+        status.update(|s| {
+            s.downloading = None;
+            s.download_error = None;
+            s.streams = streams;
+            status::apply_synced(s, priority_status);
+        });
     }
 
     async fn complete(
@@ -255,25 +337,41 @@ impl Iteration {
         };
         let now = status::now_micros();
         let for_apply = target.clone();
-        let (mismatches, outcome, synced) = db
+        let covered = self.streams.synced_by(priority);
+        let covered_urgent = self.streams.synced_by(Some(0));
+        let (mismatches, outcome, synced, rows) = db
             .transaction(move |tx| {
                 let mismatches = storage::validate(tx, &for_apply, priority)?;
                 if !mismatches.is_empty() {
                     let names = mismatches.iter().map(|m| m.bucket.as_str());
                     storage::delete_buckets(tx, names)?;
-                    return Ok((mismatches, None, Vec::new()));
+                    return Ok((mismatches, None, Vec::new(), None));
                 }
                 let mut outcome = storage::apply(tx, &for_apply, priority, now)?;
+                if outcome == ApplyOutcome::Applied {
+                    subscriptions::mark_synced(tx, &covered, now)?;
+                }
                 let all_urgent = for_apply.buckets.values().all(|b| b.priority == 0);
                 if outcome == ApplyOutcome::Blocked && priority.is_none() && all_urgent {
                     // Priority 0 data is shown despite pending writes; the service sends
                     // no partial line when every bucket has priority 0.
-                    storage::apply(tx, &for_apply, Some(0), now)?;
+                    if storage::apply(tx, &for_apply, Some(0), now)? == ApplyOutcome::Applied {
+                        subscriptions::mark_synced(tx, &covered_urgent, now)?;
+                    }
                     outcome = ApplyOutcome::Blocked;
                 }
-                Ok((mismatches, Some(outcome), storage::sync_state(tx)?))
+                let rows = subscriptions::rows(tx)?;
+                Ok((
+                    mismatches,
+                    Some(outcome),
+                    storage::sync_state(tx)?,
+                    Some(rows),
+                ))
             })
             .await?;
+        if let Some(rows) = rows {
+            self.streams.set_rows(rows);
+        }
         if !mismatches.is_empty() {
             let described: Vec<String> = mismatches.iter().map(ToString::to_string).collect();
             tracing::warn!(
@@ -289,7 +387,7 @@ impl Iteration {
             (Some(ApplyOutcome::Applied), None) => {
                 tracing::debug!(checkpoint = target.last_op_id, "applied checkpoint");
                 self.blocked = None;
-                applied_fully(status, &synced);
+                self.applied_fully(status, &synced);
             }
             (Some(ApplyOutcome::Applied), Some(priority)) => {
                 tracing::debug!(
@@ -298,6 +396,7 @@ impl Iteration {
                     "applied partial checkpoint"
                 );
                 status.set_synced(&synced);
+                self.publish_progress(status, |_| {});
             }
             (_, None) => {
                 tracing::info!(
@@ -305,6 +404,7 @@ impl Iteration {
                     "could not apply checkpoint due to local data; will retry after the upload"
                 );
                 status.set_synced(&synced);
+                self.publish_progress(status, |_| {});
                 self.blocked = Some(target);
             }
             (_, Some(_)) => {}
@@ -362,14 +462,5 @@ fn connected(status: &StatusCell) {
     status.update(|s| {
         s.connected = true;
         s.connecting = false;
-    });
-}
-
-fn applied_fully(status: &StatusCell, synced: &[(i64, i64)]) {
-    let priority_status = status::priority_status(synced);
-    status.update(|s| {
-        s.downloading = None;
-        s.download_error = None;
-        status::apply_synced(s, priority_status);
     });
 }

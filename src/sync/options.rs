@@ -27,6 +27,7 @@ pub struct SyncOptions {
     pub(crate) app_metadata: BTreeMap<String, String>,
     pub(crate) user_agent: Option<String>,
     pub(crate) idle_timeout: Duration,
+    pub(crate) include_default_streams: bool,
 }
 
 impl Default for SyncOptions {
@@ -38,6 +39,7 @@ impl Default for SyncOptions {
             app_metadata: BTreeMap::new(),
             user_agent: None,
             idle_timeout: Duration::from_secs(90),
+            include_default_streams: true,
         }
     }
 }
@@ -66,6 +68,18 @@ impl SyncOptions {
     /// quiet period uploads at once.
     pub fn crud_upload_throttle(mut self, throttle: Duration) -> Self {
         self.crud_upload_throttle = throttle;
+        self
+    }
+
+    /// Whether the service should also send the streams its sync config marks as
+    /// auto-subscribed (default `true`); explicit subscriptions are sent either way.
+    ///
+    /// ```
+    /// let options = livesync::SyncOptions::default().include_default_streams(false);
+    /// # let _ = options;
+    /// ```
+    pub fn include_default_streams(mut self, include: bool) -> Self {
+        self.include_default_streams = include;
         self
     }
 

@@ -96,6 +96,51 @@ pub(crate) struct BucketChecksum {
     pub(crate) priority: u8,
     #[serde(default)]
     pub(crate) count: Option<u64>,
+    /// Why the bucket is included (sync streams, spec §6.4); empty for sync rules.
+    #[serde(default)]
+    pub(crate) subscriptions: Vec<BucketReason>,
+}
+
+/// One reason a bucket is in a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum BucketReason {
+    /// Index into the checkpoint line's `streams` (a default stream).
+    Default(usize),
+    /// Index into the request's `streams.subscriptions`.
+    Sub(usize),
+}
+
+/// A stream the checkpoint covers (`checkpoint.streams[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct StreamDescription {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) is_default: bool,
+    #[serde(default)]
+    pub(crate) errors: Vec<StreamErrorLine>,
+}
+
+/// An error the service reports for a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub(crate) struct StreamErrorLine {
+    pub(crate) subscription: ErrorSubject,
+    pub(crate) message: String,
+}
+
+/// Which subscription a stream error is about: `"default"` or a request index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum ErrorSubject {
+    Request(usize),
+    Default(DefaultMarker),
+}
+
+/// The literal `"default"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DefaultMarker {
+    Default,
 }
 
 fn default_priority() -> u8 {
@@ -109,6 +154,8 @@ pub(crate) struct Checkpoint {
     #[serde(default)]
     pub(crate) write_checkpoint: Option<OpId>,
     pub(crate) buckets: Vec<BucketChecksum>,
+    #[serde(default)]
+    pub(crate) streams: Vec<StreamDescription>,
 }
 
 /// `checkpoint_diff`: changes to the tracked checkpoint.

@@ -48,6 +48,8 @@ pub struct SyncStatus {
     pub download_error: Option<SyncError>,
     /// Why the last upload failed; cleared by the next successful upload.
     pub upload_error: Option<SyncError>,
+    /// Every stored stream subscription (explicit or default), oldest first.
+    pub streams: Vec<SyncStreamStatus>,
 }
 
 impl SyncStatus {
@@ -68,6 +70,94 @@ impl SyncStatus {
     /// The download or upload error, if any.
     pub fn any_error(&self) -> Option<&SyncError> {
         self.download_error.as_ref().or(self.upload_error.as_ref())
+    }
+
+    /// The status of the subscription to stream `name` with `parameters` (`None` or
+    /// JSON `null` for none), if there is one.
+    ///
+    /// ```
+    /// # let status = livesync::SyncStatus::default();
+    /// use serde_json::json;
+    /// if let Some(lists) = status.for_stream("lists", json!({"owner": "u1"})) {
+    ///     println!("lists synced: {}", lists.has_synced());
+    /// }
+    /// ```
+    pub fn for_stream(
+        &self,
+        name: &str,
+        parameters: impl Into<Option<serde_json::Value>>,
+    ) -> Option<&SyncStreamStatus> {
+        let parameters = parameters.into().filter(|p| !p.is_null());
+        self.streams
+            .iter()
+            .find(|s| s.name == name && s.parameters == parameters)
+    }
+}
+
+/// One stream subscription in [`SyncStatus::streams`]: what was asked for, what the
+/// service said about it, and how far its data is.
+///
+/// ```
+/// # let status = livesync::SyncStatus::default();
+/// for stream in &status.streams {
+///     let synced = stream.last_synced_at.map(|_| "synced").unwrap_or("not synced yet");
+///     println!("{} {:?}: {synced}", stream.name, stream.parameters);
+///     for error in &stream.errors {
+///         eprintln!("the service refused it: {error}");
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SyncStreamStatus {
+    /// The stream's name in the service's sync config.
+    pub name: String,
+    /// Subscription parameters (`None` for a parameterless or default subscription).
+    pub parameters: Option<serde_json::Value>,
+    /// The priority its data syncs at (the lowest priority of its buckets), once a
+    /// checkpoint has listed them.
+    pub priority: Option<u8>,
+    /// The last checkpoint included the stream.
+    pub active: bool,
+    /// The service subscribes every client to this stream.
+    pub is_default: bool,
+    /// The app subscribed to it ([`SyncStream::subscribe`](crate::SyncStream::subscribe)).
+    pub has_explicit_subscription: bool,
+    /// When the subscription expires unless a handle holds it (explicit ones only).
+    pub expires_at: Option<SystemTime>,
+    /// When its data was last applied (persisted).
+    pub last_synced_at: Option<SystemTime>,
+    /// Operations of its buckets downloaded / to download, while a checkpoint downloads.
+    pub progress: Option<StreamProgress>,
+    /// Why the service could not resolve this subscription (from the last checkpoint).
+    pub errors: Vec<String>,
+}
+
+impl SyncStreamStatus {
+    /// Whether the stream's data has been applied at least once.
+    pub fn has_synced(&self) -> bool {
+        self.last_synced_at.is_some()
+    }
+}
+
+/// Download progress of one stream's buckets, counted in operations.
+///
+/// ```
+/// let progress = livesync::StreamProgress { downloaded: 1, total: 4 };
+/// assert_eq!(progress.fraction(), 0.25);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamProgress {
+    /// Operations received since the last applied checkpoint.
+    pub downloaded: u64,
+    /// Operations the current checkpoint adds over the last applied one.
+    pub total: u64,
+}
+
+impl StreamProgress {
+    /// `downloaded / total` between 0 and 1 (0 when there is nothing to download).
+    pub fn fraction(&self) -> f64 {
+        fraction(self.downloaded, self.total)
     }
 }
 
@@ -241,13 +331,27 @@ pub(crate) fn priority_status(stored: &[(i64, i64)]) -> Vec<PriorityStatus> {
         .collect()
 }
 
+/// The current Unix time in microseconds, for sync times and subscription expiry.
+///
+/// It is the later of the wall clock and "wall clock at first use + tokio's elapsed
+/// time": in an app both agree (and a wall clock set back does not revive expired
+/// subscriptions), while a test on tokio's paused clock moves subscription TTLs forward
+/// with `tokio::time::advance`.
 pub(crate) fn now_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    static START: std::sync::OnceLock<(SystemTime, std::time::Instant)> =
+        std::sync::OnceLock::new();
+    let wall = SystemTime::now();
+    let (wall_start, tokio_start) =
+        *START.get_or_init(|| (wall, tokio::time::Instant::now().into_std()));
+    let tokio_elapsed = tokio::time::Instant::now()
+        .into_std()
+        .saturating_duration_since(tokio_start);
+    let now = wall.max(wall_start + tokio_elapsed);
+    now.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-fn from_micros(micros: i64) -> SystemTime {
+pub(crate) fn from_micros(micros: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_micros(micros.max(0) as u64)
 }
 

@@ -7,6 +7,8 @@ use super::iteration::{Iteration, Next};
 use super::protocol::SyncLine;
 use super::status::{FULL_SYNC, StatusCell};
 use super::storage;
+use super::stream_state::StreamState;
+use super::subscriptions;
 use crate::{Column, Database, Error, Schema, Table};
 
 struct Harness {
@@ -45,15 +47,28 @@ impl Harness {
         )]);
         Self {
             db: Database::in_memory(schema).await.unwrap(),
-            iteration: Iteration::new(Vec::new()),
+            iteration: Iteration::new(Vec::new(), StreamState::default()),
             status: StatusCell::new(),
         }
     }
 
     /// Starts a new iteration, as after a reconnect, with the buckets a request would list.
     async fn reconnect(&mut self) -> Vec<(String, i64)> {
-        let buckets = self.db.read(storage::requested_buckets).await.unwrap();
-        self.iteration = Iteration::new(buckets.iter().map(|(n, _)| n.clone()).collect());
+        let (buckets, requested, rows) = self
+            .db
+            .read(|c| {
+                Ok((
+                    storage::requested_buckets(c)?,
+                    subscriptions::requested(c)?,
+                    subscriptions::rows(c)?,
+                ))
+            })
+            .await
+            .unwrap();
+        self.iteration = Iteration::new(
+            buckets.iter().map(|(n, _)| n.clone()).collect(),
+            StreamState::new(requested, rows),
+        );
         buckets
     }
 
@@ -459,10 +474,13 @@ async fn tv7_high_priority_data_applies_despite_pending_writes() {
 #[tokio::test]
 async fn tv9_keepalives_unknown_lines_and_protocol_errors() {
     let mut h = Harness::new().await;
-    assert!(matches!(
-        h.line(r#"{"token_expires_in":100}"#).await.unwrap(),
-        Next::Continue
-    ));
+    assert!(
+        matches!(
+            h.line(r#"{"token_expires_in":100}"#).await.unwrap(),
+            Next::CheckSubscriptions
+        ),
+        "a keepalive renews TTLs and compares the subscriptions to request"
+    );
     assert!(h.status.get().connected);
     assert!(matches!(
         h.line(r#"{"token_expires_in":25}"#).await.unwrap(),
@@ -577,4 +595,134 @@ async fn a_data_line_delivered_again_is_not_counted_twice() {
     assert_eq!(h.bucket("b1").await.unwrap(), b(3, 0, 0, 60, 0, 3));
     h.lines(&TV1[2..]).await;
     assert_eq!(h.todos().await, ["t1:a:0", "t2:b:NULL"]);
+}
+
+#[tokio::test]
+async fn tv8_sync_streams_reconcile_progress_and_synced_times() {
+    use super::subscriptions::StreamKey;
+    use serde_json::json;
+    let mut h = Harness::new().await;
+    let u1 = StreamKey::new("lists", &json!({"owner": "u1"})).unwrap();
+    let five = StreamKey::new("lists", &json!({"owner": 5})).unwrap();
+    let now = super::status::now_micros();
+    let (a, b) = (u1.clone(), five.clone());
+    h.db.transaction(move |tx| {
+        subscriptions::subscribe(tx, &a, 3600, Some(1), now)?;
+        subscriptions::subscribe(tx, &b, 86_400, None, now)
+    })
+    .await
+    .unwrap();
+    h.reconnect().await;
+    let request: Vec<serde_json::Value> = h
+        .iteration
+        .streams()
+        .requested()
+        .iter()
+        .map(|r| r.to_json())
+        .collect();
+    assert_eq!(
+        serde_json::Value::from(request),
+        json!([{"stream":"lists","parameters":{"owner":"u1"},"override_priority":1},
+               {"stream":"lists","parameters":{"owner":5},"override_priority":null}])
+    );
+
+    h.lines(&[r#"{"checkpoint":{"last_op_id":"2","buckets":[
+        {"bucket":"lists[\"u1\"]","checksum":1,"priority":1,"count":1,"subscriptions":[{"sub":0}]},
+        {"bucket":"global[]","checksum":2,"priority":3,"count":1,"subscriptions":[{"default":0}]}],
+        "streams":[{"name":"global","is_default":true,"errors":[]},
+                   {"name":"lists","is_default":false,"errors":[{"subscription":1,"message":"owner must be a string"}]}]}}"#
+        .replace('\n', "")
+        .as_str()])
+        .await;
+    assert_eq!(
+        h.strings(
+            "SELECT id || ',' || stream_name || ',' || active || ',' || is_default || ',' || ifnull(local_priority, 'NULL') \
+             || ',' || local_params || ',' || ifnull(ttl, 'NULL') FROM ps_stream_subscriptions ORDER BY id"
+        )
+        .await,
+        [
+            r#"1,lists,1,0,1,{"owner":"u1"},3600"#,
+            r#"2,lists,1,0,NULL,{"owner":5},86400"#,
+            "3,global,1,1,NULL,null,NULL"
+        ]
+    );
+    let status = h.status.get();
+    let lists_u1 = status.for_stream("lists", json!({"owner": "u1"})).unwrap();
+    assert_eq!(
+        (
+            lists_u1.priority,
+            lists_u1.progress.map(|p| (p.downloaded, p.total))
+        ),
+        (Some(1), Some((0, 1)))
+    );
+    assert!(lists_u1.has_explicit_subscription && !lists_u1.is_default && lists_u1.active);
+    assert!(lists_u1.errors.is_empty());
+    let lists_5 = status.for_stream("lists", json!({"owner": 5})).unwrap();
+    assert_eq!(
+        (
+            lists_5.priority,
+            lists_5.progress.map(|p| (p.downloaded, p.total))
+        ),
+        (None, Some((0, 0)))
+    );
+    assert_eq!(lists_5.errors, ["owner must be a string"]);
+    let global = status.for_stream("global", None).unwrap();
+    assert_eq!(
+        (
+            global.priority,
+            global.progress.map(|p| (p.downloaded, p.total))
+        ),
+        (Some(3), Some((0, 1)))
+    );
+    assert!(global.is_default && !global.has_explicit_subscription);
+    assert_eq!(global.expires_at, None);
+    assert!(lists_u1.expires_at.is_some());
+
+    h.lines(&[
+        r#"{"data":{"bucket":"lists[\"u1\"]","data":[{"op_id":"1","op":"PUT","object_type":"todos","object_id":"l1","checksum":1,"data":"{\"description\":\"mine\"}"}]}}"#,
+        r#"{"partial_checkpoint_complete":{"last_op_id":"2","priority":1}}"#,
+    ])
+    .await;
+    let status = h.status.get();
+    let synced = |name: &str, params: serde_json::Value| {
+        status
+            .for_stream(name, params)
+            .unwrap()
+            .last_synced_at
+            .is_some()
+    };
+    assert!(synced("lists", json!({"owner": "u1"})));
+    assert!(!synced("lists", json!({"owner": 5})));
+    assert!(!synced("global", serde_json::Value::Null));
+    assert_eq!(
+        status
+            .for_stream("lists", json!({"owner": "u1"}))
+            .unwrap()
+            .progress
+            .map(|p| (p.downloaded, p.total)),
+        Some((1, 1))
+    );
+
+    h.lines(&[
+        r#"{"data":{"bucket":"global[]","data":[{"op_id":"2","op":"PUT","object_type":"todos","object_id":"g1","checksum":2,"data":"{\"description\":\"all\"}"}]}}"#,
+        r#"{"checkpoint_complete":{"last_op_id":"2"}}"#,
+    ])
+    .await;
+    let status = h.status.get();
+    assert!(status.streams.iter().all(|s| s.has_synced()), "{status:?}");
+    assert!(status.streams.iter().all(|s| s.progress.is_none()));
+    assert_eq!(
+        h.strings("SELECT count(*) FROM ps_stream_subscriptions WHERE last_synced_at IS NOT NULL")
+            .await,
+        ["3"]
+    );
+
+    // Ending the explicit subscription changes what a request would ask for.
+    h.db.transaction(move |tx| subscriptions::unsubscribe_all(tx, &five))
+        .await
+        .unwrap();
+    let requested = h.db.read(subscriptions::requested).await.unwrap();
+    assert_ne!(requested, h.iteration.streams().requested());
+    assert_eq!(requested.len(), 1);
+    assert_eq!(requested[0].key, u1);
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::subscriptions::RequestedSubscription;
 use crate::http_client::{error_from_response, send};
 use crate::{Credentials, Error, Result};
 
@@ -35,6 +36,8 @@ pub(crate) struct StreamRequest<'a> {
     pub(crate) buckets: &'a [(String, i64)],
     pub(crate) client_id: &'a str,
     pub(crate) parameters: &'a Map<String, Value>,
+    pub(crate) include_default_streams: bool,
+    pub(crate) subscriptions: &'a [RequestedSubscription],
     pub(crate) app_metadata: &'a std::collections::BTreeMap<String, String>,
 }
 
@@ -52,7 +55,10 @@ impl StreamRequest<'_> {
             "binary_data": true,
             "client_id": self.client_id,
             "parameters": self.parameters,
-            "streams": {"include_defaults": true, "subscriptions": []},
+            "streams": {
+                "include_defaults": self.include_default_streams,
+                "subscriptions": self.subscriptions.iter().map(RequestedSubscription::to_json).collect::<Vec<_>>(),
+            },
         });
         if !self.app_metadata.is_empty() {
             body["app_metadata"] = json!(self.app_metadata);
@@ -124,6 +130,7 @@ pub(crate) fn is_unauthorized(error: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::subscriptions::StreamKey;
 
     #[test]
     fn urls_keep_path_prefixes_and_drop_trailing_slashes() {
@@ -150,10 +157,24 @@ mod tests {
         let buckets = vec![("b1".to_owned(), 4)];
         let mut metadata = std::collections::BTreeMap::new();
         metadata.insert("app_version".to_owned(), "1.2.3".to_owned());
+        let subscriptions = [
+            RequestedSubscription {
+                id: 1,
+                key: StreamKey::new("lists", &json!({"owner": "u1"})).unwrap(),
+                priority: Some(1),
+            },
+            RequestedSubscription {
+                id: 2,
+                key: StreamKey::new("lists", &Value::Null).unwrap(),
+                priority: None,
+            },
+        ];
         let body = StreamRequest {
             buckets: &buckets,
             client_id: "c",
             parameters: &Map::new(),
+            include_default_streams: true,
+            subscriptions: &subscriptions,
             app_metadata: &metadata,
         }
         .to_json();
@@ -161,7 +182,9 @@ mod tests {
             body,
             json!({"buckets":[{"name":"b1","after":"4"}],"include_checksum":true,"raw_data":true,
                    "binary_data":true,"client_id":"c","parameters":{},
-                   "streams":{"include_defaults":true,"subscriptions":[]},
+                   "streams":{"include_defaults":true,"subscriptions":[
+                       {"stream":"lists","parameters":{"owner":"u1"},"override_priority":1},
+                       {"stream":"lists","parameters":null,"override_priority":null}]},
                    "app_metadata":{"app_version":"1.2.3"}})
         );
     }
