@@ -726,3 +726,45 @@ async fn tv8_sync_streams_reconcile_progress_and_synced_times() {
     assert_eq!(requested.len(), 1);
     assert_eq!(requested[0].key, u1);
 }
+
+/// Spec §7.3: a later checkpoint counts only the ops it adds, overall, per priority and
+/// per stream (2 more ops show as 0/2, not 2/4).
+#[tokio::test]
+async fn progress_of_a_later_checkpoint_counts_only_new_ops() {
+    let mut h = Harness::new().await;
+    h.reconnect().await;
+    let put = |id: u32| {
+        format!(
+            r#"{{"data":{{"bucket":"b","data":[{{"op_id":"{id}","op":"PUT","object_type":"todos","object_id":"t{id}","checksum":{id},"data":"{{}}"}}]}}}}"#
+        )
+    };
+    h.lines(&[
+        r#"{"checkpoint":{"last_op_id":"2","buckets":[{"bucket":"b","checksum":3,"priority":1,"count":2,"subscriptions":[{"default":0}]}],"streams":[{"name":"all","is_default":true,"errors":[]}]}}"#,
+        &put(1),
+        &put(2),
+    ])
+    .await;
+    let downloading = h.status.get().downloading.unwrap();
+    assert_eq!((downloading.downloaded, downloading.total), (2, 2));
+    h.lines(&[r#"{"checkpoint_complete":{"last_op_id":"2"}}"#])
+        .await;
+    assert!(h.status.get().downloading.is_none());
+
+    h.lines(&[r#"{"checkpoint_diff":{"last_op_id":"4","updated_buckets":[{"bucket":"b","checksum":10,"priority":1,"count":4,"subscriptions":[{"default":0}]}],"removed_buckets":[]}}"#])
+        .await;
+    let status = h.status.get();
+    let downloading = status.downloading.clone().unwrap();
+    assert_eq!((downloading.downloaded, downloading.total), (0, 2));
+    assert_eq!(downloading.per_priority, [(1, 0, 2)]);
+    let stream = status.for_stream("all", None).unwrap();
+    assert_eq!(
+        stream.progress.map(|p| (p.downloaded, p.total)),
+        Some((0, 2))
+    );
+    h.lines(&[&put(3)]).await;
+    let stream = h.status.get().for_stream("all", None).cloned().unwrap();
+    assert_eq!(
+        stream.progress.map(|p| (p.downloaded, p.total)),
+        Some((1, 2))
+    );
+}

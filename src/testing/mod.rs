@@ -47,6 +47,7 @@ mod jwt;
 mod rules;
 mod store;
 mod stream;
+mod streams;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,6 +61,7 @@ use tokio::task::JoinHandle;
 
 pub use connector::TestConnector;
 pub use rules::{BucketRule, ParameterSource};
+pub use streams::TestStream;
 
 use crate::{Error, Result};
 use faults::{Faults, StreamEvent};
@@ -91,6 +93,7 @@ pub struct TestSyncServiceBuilder {
     keepalive: Duration,
     ops_per_line: usize,
     priorities: HashMap<String, u8>,
+    streams: Vec<TestStream>,
 }
 
 impl TestSyncServiceBuilder {
@@ -135,6 +138,16 @@ impl TestSyncServiceBuilder {
         self
     }
 
+    /// Adds a sync stream: clients subscribe to it by name with parameters
+    /// (`db.sync_stream(name, params).subscribe()`), or get it by default when it
+    /// [auto-subscribes](TestStream::auto_subscribe). Checkpoints then list the streams
+    /// (with errors for subscriptions that cannot be resolved) and which subscription
+    /// each bucket serves.
+    pub fn stream(mut self, stream: TestStream) -> Self {
+        self.streams.push(stream);
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving.
     ///
     /// # Errors
@@ -150,7 +163,15 @@ impl TestSyncServiceBuilder {
         let (events, _) = broadcast::channel(64);
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
-            store: Mutex::new(Store::new(self.rules)),
+            store: Mutex::new(
+                Store::new(self.rules).with_stream_rules(
+                    self.streams
+                        .iter()
+                        .flat_map(|s| s.rules.iter().cloned())
+                        .collect(),
+                ),
+            ),
+            streams: self.streams,
             faults: Mutex::new(Faults::default()),
             key: self.key,
             keepalive: self.keepalive,
@@ -181,6 +202,7 @@ pub(crate) struct Shared {
     ops_per_line: usize,
     /// Rule (bucket name before `[`) → priority; absent means 3.
     priorities: HashMap<String, u8>,
+    streams: Vec<TestStream>,
     /// Bumped whenever what a stream would send may have changed.
     changes: watch::Sender<u64>,
     /// Told to every open stream.
@@ -279,6 +301,7 @@ impl TestSyncService {
             keepalive: DEFAULT_KEEPALIVE,
             ops_per_line: 100,
             priorities: HashMap::new(),
+            streams: Vec::new(),
         }
     }
 

@@ -12,6 +12,11 @@ pub enum ParameterSource {
     TokenParameter(String),
     /// A key of the client parameters sent in the sync request (`parameters`).
     ClientParameter(String),
+    /// A key of a stream subscription's parameters (only in a [`TestStream`]'s rules;
+    /// a subscription without it gets an error line, as the real service reports).
+    ///
+    /// [`TestStream`]: crate::testing::TestStream
+    StreamParameter(String),
 }
 
 /// One rule routing rows into buckets.
@@ -104,18 +109,46 @@ impl BucketRule {
 
     /// The bucket this rule gives a user, if any.
     pub(crate) fn bucket_for_user(&self, user: &UserContext<'_>) -> Option<String> {
+        self.bucket_for_subscription(user, None).ok().flatten()
+    }
+
+    /// The bucket this rule gives a user for a stream subscription with `parameters`;
+    /// an error message when the rule needs a subscription parameter that is missing.
+    pub(crate) fn bucket_for_subscription(
+        &self,
+        user: &UserContext<'_>,
+        parameters: Option<&Map<String, Value>>,
+    ) -> Result<Option<String>, String> {
         match self {
-            Self::Global { name, .. } => Some(bucket_name(name, None)),
+            Self::Global { name, .. } => Ok(Some(bucket_name(name, None))),
             Self::PerValue { name, source, .. } => {
                 let value = match source {
-                    ParameterSource::UserId => Value::String(user.user_id.to_owned()),
-                    ParameterSource::TokenParameter(key) => user.token_parameters.get(key)?.clone(),
+                    ParameterSource::UserId => Some(Value::String(user.user_id.to_owned())),
+                    ParameterSource::TokenParameter(key) => user.token_parameters.get(key).cloned(),
                     ParameterSource::ClientParameter(key) => {
-                        user.client_parameters.get(key)?.clone()
+                        user.client_parameters.get(key).cloned()
                     }
+                    ParameterSource::StreamParameter(key) => match parameters {
+                        None => None,
+                        Some(parameters) => match parameters.get(key) {
+                            None | Some(Value::Null) => {
+                                return Err(format!("parameter {key:?} is missing"));
+                            }
+                            Some(value) => Some(value.clone()),
+                        },
+                    },
                 };
-                (!value.is_null()).then(|| bucket_name(name, Some(&value)))
+                Ok(value
+                    .filter(|v| !v.is_null())
+                    .map(|v| bucket_name(name, Some(&v))))
             }
+        }
+    }
+
+    /// The definition name (bucket names are `<name>[...]`).
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Self::Global { name, .. } | Self::PerValue { name, .. } => name,
         }
     }
 }

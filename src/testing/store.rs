@@ -140,6 +140,8 @@ pub(crate) struct Store {
     /// The last op id handed out, which is also the current checkpoint id.
     head: i64,
     rules: Vec<BucketRule>,
+    /// Rules of sync streams: they route rows, but only subscriptions deliver them.
+    stream_rules: Vec<BucketRule>,
     tables: BTreeMap<String, BTreeMap<String, Map<String, Value>>>,
     /// Which rule buckets each backend row is in, to send REMOVEs when it leaves one.
     row_buckets: HashMap<(String, String), BTreeSet<String>>,
@@ -159,6 +161,12 @@ impl Store {
             rules,
             ..Self::default()
         }
+    }
+
+    /// A store whose rows are also routed into the buckets of `stream_rules`.
+    pub(crate) fn with_stream_rules(mut self, stream_rules: Vec<BucketRule>) -> Self {
+        self.stream_rules = stream_rules;
+        self
     }
 
     pub(crate) fn stage(&mut self, change: Change) {
@@ -192,6 +200,7 @@ impl Store {
                 let now: BTreeSet<String> = self
                     .rules
                     .iter()
+                    .chain(&self.stream_rules)
                     .filter_map(|rule| rule.bucket_of_row(&table, &row))
                     .collect();
                 let key = (table.clone(), id.clone());
@@ -304,13 +313,21 @@ impl Store {
     }
 
     /// The buckets `user` receives and what the current checkpoint says about them.
-    pub(crate) fn checkpoint_for(&self, user: &UserContext<'_>, client_id: &str) -> CheckpointView {
+    /// The checkpoint a user sees: the buckets of the rules for them, the `put`
+    /// buckets, and `streamed` (buckets of their stream subscriptions).
+    pub(crate) fn checkpoint_for(
+        &self,
+        user: &UserContext<'_>,
+        client_id: &str,
+        streamed: &BTreeSet<String>,
+    ) -> CheckpointView {
         let mut names: BTreeSet<String> = self
             .rules
             .iter()
             .filter_map(|rule| rule.bucket_for_user(user))
             .collect();
         names.extend(self.direct_buckets.iter().cloned());
+        names.extend(streamed.iter().cloned());
         let buckets = names
             .into_iter()
             .map(|name| {
@@ -440,7 +457,7 @@ mod tests {
             [OpKind::Put, OpKind::Remove]
         );
         let empty = Map::new();
-        let view = store.checkpoint_for(&user("b", &empty), "c");
+        let view = store.checkpoint_for(&user("b", &empty), "c", &BTreeSet::new());
         assert_eq!(view.buckets[r#"by_owner["b"]"#].count, 1);
         assert!(!view.buckets.contains_key(r#"by_owner["a"]"#));
     }

@@ -18,6 +18,7 @@ use super::faults::StreamEvent;
 use super::jwt::VerifiedToken;
 use super::rules::UserContext;
 use super::store::{BucketSummary, CheckpointView};
+use super::streams::{ResolvedStreams, StreamsRequest, resolve};
 use super::{Shared, stopped, unix_now};
 
 /// Who is syncing and what they asked for.
@@ -30,6 +31,10 @@ pub(crate) struct Session {
     /// Last op id the client has per bucket (from the request, then as sent).
     after: HashMap<String, i64>,
     raw_data: bool,
+    streams: StreamsRequest,
+    /// What `streams` resolved to (fixed for the connection: a client that changes
+    /// its subscriptions reconnects).
+    resolved: ResolvedStreams,
 }
 
 impl Session {
@@ -59,7 +64,10 @@ impl Session {
             Some(Value::Object(parameters)) => parameters.clone(),
             Some(_) => return Err("parameters must be an object".into()),
         };
+        let streams = StreamsRequest::from_body(body)?;
         Ok(Self {
+            streams,
+            resolved: ResolvedStreams::default(),
             user_id: token.user_id,
             token_parameters: token.parameters,
             expires_at: token.expires_at,
@@ -76,6 +84,30 @@ impl Session {
             token_parameters: &self.token_parameters,
             client_parameters: &self.client_parameters,
         }
+    }
+
+    /// A bucket's priority: from its stream subscriptions, else its rule's.
+    fn priority_of(&self, shared: &Shared, bucket: &str) -> u8 {
+        self.resolved
+            .buckets
+            .get(bucket)
+            .map_or_else(|| shared.priority_of(bucket), |b| b.priority)
+    }
+
+    /// A `BucketChecksum` entry; the checksum as a signed i32, as the service sends it.
+    fn bucket_checksum(&self, shared: &Shared, name: &str, summary: BucketSummary) -> Value {
+        let reasons = self
+            .resolved
+            .buckets
+            .get(name)
+            .map_or(&[][..], |b| b.reasons.as_slice());
+        json!({
+            "bucket": name,
+            "checksum": as_signed(summary.checksum),
+            "priority": self.priority_of(shared, name),
+            "count": summary.count,
+            "subscriptions": reasons,
+        })
     }
 
     fn seconds_left(&self) -> i64 {
@@ -152,6 +184,9 @@ pub(crate) async fn run(
         drop_after,
         sent: 0,
     };
+    session.resolved = resolve(&shared.streams, &session.streams, &session.user(), |rule| {
+        shared.priorities.get(rule).copied().unwrap_or(3)
+    });
     tracing::debug!(user = %session.user_id, "test service: sync stream opened");
     for line in pending_lines {
         if lines.send_raw(line).await.is_err() {
@@ -207,9 +242,10 @@ async fn send_changes(
     sent: &mut Option<CheckpointView>,
     lines: &mut LineWriter,
 ) -> Result<(), Ended> {
+    let streamed = session.resolved.buckets.keys().cloned().collect();
     let mut view = shared
         .store()
-        .checkpoint_for(&session.user(), &session.client_id);
+        .checkpoint_for(&session.user(), &session.client_id, &streamed);
     if let Some(previous) = sent.as_ref()
         && previous.buckets == view.buckets
         && previous.write_checkpoint == view.write_checkpoint
@@ -229,15 +265,15 @@ async fn send_changes(
         None => json!({"checkpoint": {
             "last_op_id": view.last_op_id.to_string(),
             "write_checkpoint": write_checkpoint,
-            "buckets": view.buckets.iter().map(|(name, s)| bucket_checksum(name, *s, shared.priority_of(name))).collect::<Vec<_>>(),
-            "streams": [],
+            "buckets": view.buckets.iter().map(|(name, s)| session.bucket_checksum(shared, name, *s)).collect::<Vec<_>>(),
+            "streams": session.resolved.descriptions,
         }}),
         Some(previous) => {
             let updated: Vec<Value> = view
                 .buckets
                 .iter()
                 .filter(|(name, summary)| previous.buckets.get(*name) != Some(summary))
-                .map(|(name, s)| bucket_checksum(name, *s, shared.priority_of(name)))
+                .map(|(name, s)| session.bucket_checksum(shared, name, *s))
                 .collect();
             let removed: Vec<&String> = previous
                 .buckets
@@ -263,7 +299,7 @@ async fn send_changes(
     let mut buckets: Vec<(u8, String)> = view
         .buckets
         .keys()
-        .map(|name| (shared.priority_of(name), name.clone()))
+        .map(|name| (session.priority_of(shared, name), name.clone()))
         .collect();
     buckets.sort();
     let levels: Vec<u8> = {
@@ -320,14 +356,4 @@ async fn send_changes(
         .await?;
     *sent = Some(view);
     Ok(())
-}
-
-/// A `BucketChecksum` entry; the checksum as a signed i32, as the service sends it.
-fn bucket_checksum(name: &str, summary: BucketSummary, priority: u8) -> Value {
-    json!({
-        "bucket": name,
-        "checksum": as_signed(summary.checksum),
-        "priority": priority,
-        "count": summary.count,
-    })
 }

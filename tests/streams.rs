@@ -1,0 +1,426 @@
+//! Sync streams against the in-process `TestSyncService`, through the public API only:
+//! subscriptions with parameters, default streams, per-stream status and errors, TTLs,
+//! persistence across restarts, and reconnecting when subscriptions change.
+#![cfg(feature = "testing")]
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use livesync::testing::{BucketRule, ParameterSource, TestStream, TestSyncService};
+use livesync::{Column, Database, Schema, SubscribeOptions, SyncOptions, Table};
+use serde_json::{Value, json};
+
+/// Upper bound for anything the tests wait for (bounded loops, never a hang).
+const WAIT: Duration = Duration::from_secs(10);
+
+fn schema() -> Schema {
+    Schema::new([
+        Table::new("lists", [Column::text("name")]),
+        Table::new(
+            "todos",
+            [Column::text("description"), Column::text("list_id")],
+        ),
+    ])
+}
+
+/// `lists` is a default stream (every client gets every list); `list_todos` is
+/// subscribed per list with `{"list_id": ...}`.
+async fn service() -> TestSyncService {
+    let service = TestSyncService::builder()
+        .stream(TestStream::new("lists", BucketRule::global("lists", ["lists"])).auto_subscribe())
+        .stream(TestStream::new(
+            "list_todos",
+            BucketRule::per_value(
+                "list_todos",
+                "todos",
+                "list_id",
+                ParameterSource::StreamParameter("list_id".into()),
+            ),
+        ))
+        .keepalive_interval(Duration::from_millis(100))
+        .start()
+        .await
+        .expect("service starts");
+    service.upsert_row("lists", "l1", json!({"name": "groceries"}));
+    service.upsert_row("lists", "l2", json!({"name": "chores"}));
+    service.upsert_row(
+        "todos",
+        "t1",
+        json!({"description": "milk", "list_id": "l1"}),
+    );
+    service.upsert_row(
+        "todos",
+        "t2",
+        json!({"description": "bread", "list_id": "l1"}),
+    );
+    service.upsert_row(
+        "todos",
+        "t3",
+        json!({"description": "dishes", "list_id": "l2"}),
+    );
+    service.commit();
+    service
+}
+
+fn fast() -> SyncOptions {
+    SyncOptions::default()
+        .retry_delay(Duration::from_millis(50))
+        .crud_upload_throttle(Duration::from_millis(5))
+}
+
+async fn strings(db: &Database, sql: &'static str) -> Vec<String> {
+    db.read(move |conn| {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    })
+    .await
+    .unwrap()
+}
+
+/// Polls `sql` until it returns `expected` (bounded by `WAIT`).
+async fn eventually(db: &Database, sql: &'static str, expected: &[&str]) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let rows = strings(db, sql).await;
+        if rows == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sql}: still {rows:?}, expected {expected:?}; status {:?}",
+            db.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `check` holds (bounded by `WAIT`).
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const TODOS: &str = "SELECT id FROM todos ORDER BY id";
+const LISTS: &str = "SELECT id FROM lists ORDER BY id";
+
+/// The `streams.subscriptions` of the latest sync request.
+fn last_requested(service: &TestSyncService) -> Value {
+    let requests = service.sync_requests();
+    requests.last().expect("a sync request")["streams"]["subscriptions"].clone()
+}
+
+#[tokio::test]
+async fn a_subscribed_stream_brings_its_data_and_reports_its_status() {
+    let service = service().await;
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    tokio::time::timeout(WAIT, db.wait_for_first_sync())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        strings(&db, LISTS).await,
+        ["l1", "l2"],
+        "the default stream"
+    );
+    assert!(
+        strings(&db, TODOS).await.is_empty(),
+        "nothing subscribed yet"
+    );
+    let lists = db.status().for_stream("lists", None).cloned().unwrap();
+    assert!(lists.is_default && lists.active && !lists.has_explicit_subscription);
+    assert!(lists.has_synced() && lists.expires_at.is_none());
+    assert_eq!(lists.priority, Some(3));
+
+    // Subscribing while connected reconnects at once, without showing a disconnect.
+    let mut statuses = db.watch_status();
+    statuses.next().await;
+    let requests_before = service.sync_requests().len();
+    let subscription = db
+        .sync_stream("list_todos", json!({"list_id": "l1"}))
+        .subscribe()
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, subscription.wait_for_first_sync())
+        .await
+        .expect("the stream syncs")
+        .unwrap();
+    assert_eq!(
+        strings(&db, TODOS).await,
+        ["t1", "t2"],
+        "only list l1's todos"
+    );
+    assert_eq!(service.sync_requests().len(), requests_before + 1);
+    assert_eq!(
+        last_requested(&service),
+        json!([{"stream": "list_todos", "parameters": {"list_id": "l1"}, "override_priority": null}])
+    );
+    let mut seen = Vec::new();
+    while let Ok(Some(status)) =
+        tokio::time::timeout(Duration::from_millis(50), statuses.next()).await
+    {
+        seen.push(status);
+    }
+    assert!(
+        seen.iter().all(|s| s.connected || s.connecting),
+        "a subscription change reconnects without a visible disconnect: {seen:?}"
+    );
+    let status = subscription.status().unwrap();
+    assert!(status.active && status.has_explicit_subscription && !status.is_default);
+    assert!(status.has_synced() && status.errors.is_empty());
+    let expires = status.expires_at.unwrap();
+    let in_a_day = std::time::SystemTime::now() + livesync::DEFAULT_STREAM_TTL;
+    assert!(expires <= in_a_day && expires > in_a_day - Duration::from_secs(60));
+
+    // Live changes of the subscribed data arrive.
+    service.upsert_row(
+        "todos",
+        "t4",
+        json!({"description": "eggs", "list_id": "l1"}),
+    );
+    service.upsert_row(
+        "todos",
+        "t5",
+        json!({"description": "sweep", "list_id": "l2"}),
+    );
+    service.commit();
+    eventually(&db, TODOS, &["t1", "t2", "t4"]).await;
+
+    // Ending the subscription while connected: the next request leaves it out and its
+    // data goes (its bucket is no longer in the checkpoint).
+    db.sync_stream("list_todos", json!({"list_id": "l1"}))
+        .unsubscribe_all()
+        .await
+        .unwrap();
+    eventually(&db, TODOS, &[]).await;
+    assert_eq!(last_requested(&service), json!([]));
+    until("the ended subscription is forgotten", || {
+        db.status()
+            .for_stream("list_todos", json!({"list_id": "l1"}))
+            .is_none()
+    })
+    .await;
+    drop(subscription);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn the_service_reports_a_subscription_it_cannot_resolve() {
+    let service = service().await;
+    let db = Database::in_memory(schema()).await.unwrap();
+    let bad = db
+        .sync_stream("list_todos", json!({"list": "l1"}))
+        .subscribe()
+        .await
+        .unwrap();
+    let unknown = db
+        .sync_stream("no_such_stream", None)
+        .subscribe()
+        .await
+        .unwrap();
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    until("errors reported", || {
+        let status = db.status();
+        status
+            .for_stream("list_todos", json!({"list": "l1"}))
+            .is_some_and(|s| !s.errors.is_empty())
+            && status
+                .for_stream("no_such_stream", None)
+                .is_some_and(|s| !s.errors.is_empty())
+    })
+    .await;
+    let status = bad.status().unwrap();
+    assert_eq!(status.errors, ["parameter \"list_id\" is missing"]);
+    assert!(
+        status.active,
+        "the stream is listed even though this subscription failed"
+    );
+    assert_eq!(
+        unknown.status().unwrap().errors,
+        ["stream \"no_such_stream\" is not defined"]
+    );
+    // The default stream still syncs.
+    tokio::time::timeout(WAIT, db.wait_for_first_sync())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(strings(&db, LISTS).await, ["l1", "l2"]);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn subscription_priority_overrides_the_streams_and_defaults_can_be_left_out() {
+    let service = service().await;
+    let db = Database::in_memory(schema()).await.unwrap();
+    let urgent = db
+        .sync_stream("list_todos", json!({"list_id": "l2"}))
+        .subscribe_with(SubscribeOptions::default().priority(0))
+        .await
+        .unwrap();
+    db.connect(
+        service.connector("u1"),
+        fast().include_default_streams(false),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(WAIT, urgent.wait_for_first_sync())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(strings(&db, TODOS).await, ["t3"]);
+    let request = service.sync_requests().last().unwrap().clone();
+    assert_eq!(request["streams"]["include_defaults"], false);
+    assert_eq!(
+        request["streams"]["subscriptions"][0]["override_priority"],
+        0
+    );
+    assert_eq!(urgent.status().unwrap().priority, Some(0));
+    assert!(
+        strings(&db, LISTS).await.is_empty(),
+        "no default streams requested"
+    );
+    assert!(db.status().for_stream("lists", None).is_none());
+    assert!(
+        db.status().last_synced_for_priority(0).is_some(),
+        "priority 0 is synced"
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn subscriptions_survive_a_restart() {
+    let service = service().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("streams.db");
+    {
+        let db = Database::open(&path, schema()).await.unwrap();
+        let subscription = db
+            .sync_stream("list_todos", json!({"list_id": "l2"}))
+            .subscribe_with(SubscribeOptions::default().ttl(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        db.connect(service.connector("u1"), fast()).await.unwrap();
+        tokio::time::timeout(WAIT, subscription.wait_for_first_sync())
+            .await
+            .unwrap()
+            .unwrap();
+        drop(subscription);
+        db.close().await;
+    }
+    let db = Database::open(&path, schema()).await.unwrap();
+    let status = db
+        .status()
+        .for_stream("list_todos", json!({"list_id": "l2"}))
+        .cloned()
+        .expect("the subscription is stored");
+    assert!(status.has_explicit_subscription && status.has_synced());
+    assert_eq!(
+        strings(&db, TODOS).await,
+        ["t3"],
+        "its data is there offline"
+    );
+    // A handle taken after the restart finds it synced at once.
+    let again = db
+        .sync_stream("list_todos", json!({"list_id": "l2"}))
+        .subscribe()
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_millis(100), again.wait_for_first_sync())
+        .await
+        .expect("synced in an earlier session")
+        .unwrap();
+    let before = service.sync_requests().len();
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    until("reconnected", || service.sync_requests().len() > before).await;
+    assert_eq!(
+        last_requested(&service),
+        json!([{"stream": "list_todos", "parameters": {"list_id": "l2"}, "override_priority": null}])
+    );
+    db.close().await;
+}
+
+/// TTLs on tokio's paused clock: a subscription without handles expires after its TTL,
+/// one with a live handle is renewed, and an expired one is not requested any more.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_subscription_expires_after_its_ttl_once_no_handle_holds_it() {
+    let db = Database::in_memory(schema()).await.unwrap();
+    let ttl = SubscribeOptions::default().ttl(Duration::from_secs(60));
+    let released = db
+        .sync_stream("list_todos", json!({"list_id": "l1"}))
+        .subscribe_with(ttl)
+        .await
+        .unwrap();
+    let held = db
+        .sync_stream("list_todos", json!({"list_id": "l2"}))
+        .subscribe_with(ttl)
+        .await
+        .unwrap();
+    let expires_before_drop = released.status().unwrap().expires_at.unwrap();
+
+    tokio::time::advance(Duration::from_secs(30)).await;
+    released.unsubscribe();
+    // Dropping the last handle starts the TTL now (30 s after subscribing).
+    let key = json!({"list_id": "l1"});
+    let renewed = async {
+        loop {
+            let status = db.status();
+            if let Some(s) = status.for_stream("list_todos", key.clone())
+                && s.expires_at.unwrap() > expires_before_drop
+            {
+                return s.expires_at.unwrap();
+            }
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let renewed = tokio::time::timeout(WAIT, renewed).await.unwrap();
+    let moved = renewed.duration_since(expires_before_drop).unwrap();
+    assert!(
+        (Duration::from_secs(29)..=Duration::from_secs(31)).contains(&moved),
+        "expiry moved by {moved:?}"
+    );
+
+    // 59 s after the drop: still there. (Another subscription change sweeps.)
+    tokio::time::advance(Duration::from_secs(59)).await;
+    let other = db.sync_stream("lists", None).subscribe().await.unwrap();
+    assert!(db.status().for_stream("list_todos", key.clone()).is_some());
+    // 61 s after the drop: expired and gone. The held one, subscribed 90 s ago with the
+    // same TTL, is renewed because a handle holds it.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    drop(other);
+    until("the released subscription expires", || {
+        db.status().for_stream("list_todos", key.clone()).is_none()
+    })
+    .await;
+    assert!(
+        held.status().is_some(),
+        "a held subscription does not expire"
+    );
+
+    // A connection (on the real clock again) requests only the live subscription.
+    tokio::time::resume();
+    let service = service().await;
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    tokio::time::timeout(WAIT, held.wait_for_first_sync())
+        .await
+        .unwrap()
+        .unwrap();
+    let requested = last_requested(&service);
+    let streams: Vec<&str> = requested
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["parameters"]["list_id"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(
+        streams,
+        ["l2", "-"],
+        "l1 expired; `lists` (no parameters) is still within its TTL"
+    );
+    assert_eq!(strings(&db, TODOS).await, ["t3"]);
+    db.close().await;
+}
