@@ -6,7 +6,9 @@
 //! ```
 //!
 //! Bucket rules: every `lists` row goes to `global[]` (every user gets it); a `todos` row goes to
-//! `by_owner[<owner_id>]`, delivered to the user with that id. A few rows are seeded.
+//! `by_owner[<owner_id>]`, delivered to the user with that id. Sync stream `list_todos`
+//! (parameter `list_id`) delivers every todo of one list, whoever owns it. A few rows are
+//! seeded.
 //!
 //! It prints one JSON line `{"url": ..., "token": ...}` (a token for user `u1`), then
 //! reads one JSON command per line on stdin and answers each with one JSON line:
@@ -18,10 +20,11 @@
 //! - `{"cmd": "token", "user": "u2"}` → `{"token": ...}`
 //! - `{"cmd": "stats"}` → `{"sync_requests": n, "uploads": n, "ops_sent": n}`
 //! - `{"cmd": "corrupt", "bucket": "global[]"}` — the next checkpoint misreports its checksum
+//! - `{"cmd": "last_request"}` → `{"request": <body of the latest /sync/stream request>}`
 //!
 //! It stops at end of input.
 
-use livesync::testing::{BucketRule, ParameterSource, TestSyncService};
+use livesync::testing::{BucketRule, ParameterSource, TestStream, TestSyncService};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -34,6 +37,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "todos",
             "owner_id",
             ParameterSource::UserId,
+        ))
+        .stream(TestStream::new(
+            "list_todos",
+            BucketRule::per_value(
+                "list_todos",
+                "todos",
+                "list_id",
+                ParameterSource::StreamParameter("list_id".into()),
+            ),
         ))
         .start()
         .await?;
@@ -95,6 +107,7 @@ fn run(service: &TestSyncService, command: &Value) -> Value {
             "uploads": service.uploads().len(),
             "ops_sent": service.ops_sent(),
         }),
+        "last_request" => json!({"request": service.sync_requests().last().cloned()}),
         "corrupt" => {
             service.corrupt_next_checksum(text("bucket"));
             json!({"ok": true})

@@ -248,6 +248,36 @@ async fn the_official_powersync_client_syncs_with_the_test_service() {
         "the client must have rejected the bad checksum and reconnected ({before} → {after} requests)"
     );
 
+    // 6. A parameterised sync stream: subscribing to `list_todos` for list l1 brings
+    //    another user's todo in that list (t3), which the user's own buckets do not.
+    client
+        .send(json!({"cmd": "subscribe", "stream": "list_todos", "params": {"list_id": "l1"}}))
+        .await;
+    // Both the subscription's own first-sync signal and the rows must arrive (in
+    // either order).
+    let (mut stream_synced, mut rows) = (false, Value::Null);
+    for _ in 0..10_000 {
+        let line = client.next().await;
+        assert!(line["ok"] != false, "the official client refused: {line}");
+        match line["event"].as_str() {
+            Some("stream_synced") => stream_synced = true,
+            Some("rows") => rows = line,
+            _ => {}
+        }
+        if stream_synced && rows.is_object() && ids(&rows, "todos") == ["t2", "t3", "t4"] {
+            break;
+        }
+    }
+    assert!(
+        stream_synced,
+        "waitForFirstSync of the subscription never resolved"
+    );
+    assert_eq!(rows["todos"][1]["description"], "someone else's", "{rows}");
+    let request = service.ask(json!({"cmd": "last_request"})).await["request"].clone();
+    let subscriptions = &request["streams"]["subscriptions"];
+    assert_eq!(subscriptions[0]["stream"], "list_todos", "{request}");
+    assert_eq!(subscriptions[0]["parameters"], json!({"list_id": "l1"}));
+
     client.send(json!({"cmd": "exit"})).await;
     let status = tokio::time::timeout(WAIT, client.child.wait())
         .await

@@ -19,6 +19,9 @@
 //   {"event":"executed","ok":true} | {"event":"executed","ok":false,"error":"..."}
 // stdin: one JSON object per line:
 //   {"cmd":"execute","sql":"...","params":[...]}
+//   {"cmd":"subscribe","stream":"...","params":{...}|null}
+//        → {"event":"subscribed","stream":...} once subscribe() resolved, then
+//          {"event":"stream_synced","stream":...} when the subscription's waitForFirstSync() resolves
 //   {"cmd":"exit"}            (stdin EOF, SIGINT and SIGTERM do the same)
 
 import { Worker } from 'node:worker_threads';
@@ -297,6 +300,22 @@ async function handleCommand(line) {
   }
   if (msg.cmd === 'exit') {
     await shutdown(0);
+  } else if (msg.cmd === 'subscribe') {
+    try {
+      if (typeof msg.stream !== 'string') throw new Error('"stream" must be a string');
+      // Sync streams API of @powersync/common: the handle keeps the stream subscribed.
+      const subscription = await db.syncStream(msg.stream, msg.params ?? undefined).subscribe();
+      subscriptions.push(subscription);
+      emit({ event: 'subscribed', stream: msg.stream });
+      subscription.waitForFirstSync(watchAbort.signal).then(
+        () => {
+          if (!watchAbort.signal.aborted) emit({ event: 'stream_synced', stream: msg.stream });
+        },
+        (e) => process.stderr.write(`official_client: waitForFirstSync of ${msg.stream} failed: ${e}\n`)
+      );
+    } catch (e) {
+      emit({ event: 'executed', ok: false, error: String(e?.message ?? e) });
+    }
   } else if (msg.cmd === 'execute') {
     try {
       if (typeof msg.sql !== 'string') throw new Error('"sql" must be a string');
@@ -309,6 +328,9 @@ async function handleCommand(line) {
     emit({ event: 'executed', ok: false, error: `unknown cmd: ${JSON.stringify(msg.cmd)}` });
   }
 }
+
+// Stream subscription handles, kept alive until exit.
+const subscriptions = [];
 
 // Commands run strictly one after another.
 let inputChain = Promise.resolve();
