@@ -18,6 +18,9 @@
 //!    `upload_data`), then [`Database::connect`]; observe [`Database::status`] /
 //!    [`Database::watch_status`]. Tests and demos can use the in-process
 //!    `testing::TestSyncService` (feature `testing`).
+//! 7. Choose what to sync with sync streams: [`Database::sync_stream`] and
+//!    [`SyncStream::subscribe`] (the data stays while the handle lives, then for a TTL);
+//!    per-stream state is in [`SyncStatus::streams`].
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {

@@ -424,3 +424,31 @@ async fn a_subscription_expires_after_its_ttl_once_no_handle_holds_it() {
     assert_eq!(strings(&db, TODOS).await, ["t3"]);
     db.close().await;
 }
+
+/// A subscription that expires while connected is noticed at the next keepalive: the
+/// client reconnects without it and its data goes.
+#[tokio::test]
+async fn a_subscription_expiring_while_connected_is_dropped_at_a_keepalive() {
+    let service = service().await;
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    let short = db
+        .sync_stream("list_todos", json!({"list_id": "l2"}))
+        .subscribe_with(SubscribeOptions::default().ttl(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, short.wait_for_first_sync())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(strings(&db, TODOS).await, ["t3"]);
+    let requests = service.sync_requests().len();
+    drop(short);
+    // Nothing changes until the TTL has passed (keepalives every 100 ms meanwhile).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(service.sync_requests().len(), requests);
+    eventually(&db, TODOS, &[]).await;
+    assert_eq!(last_requested(&service), json!([]));
+    assert!(db.status().connected);
+    db.close().await;
+}
