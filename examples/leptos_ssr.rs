@@ -124,7 +124,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         move || provide_database(db.clone()),
         App,
     );
-    let app = axum::Router::new().route("/", axum::routing::get(move |request| render(request)));
+    let app = axum::Router::new().route("/", axum::routing::get(render));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     // tests/leptos_ssr_example.rs reads this line to find the page.
     println!("listening on http://{}/", listener.local_addr()?);
