@@ -82,3 +82,5 @@ pub use context::{provide_database, use_database};
 pub use resource::{LiveResource, LiveResult, create_live_query, create_live_query_one};
 pub use signal::create_live_signal;
 pub use status::use_sync_status;
+// `use_sync_stream(name, params)` lands here (its own module, `stream.rs`) with the
+// sync-streams client API: subscribe in the owner, drop the subscription in `on_cleanup`.

@@ -1,7 +1,7 @@
 //! The sync status as a signal.
 
 use futures::StreamExt;
-use leptos_reactive::{Signal, SignalSet, create_effect, create_signal};
+use leptos_reactive::{Signal, SignalSet, SignalWithUntracked, create_effect, create_signal};
 
 use super::context::use_database;
 use super::feed::Feed;
@@ -43,8 +43,15 @@ pub fn use_sync_status() -> Signal<SyncStatus> {
         let mut statuses = db.watch_status();
         feed.start(async move {
             while let Some(next) = statuses.next().await {
-                if set_status.try_set(next).is_some() {
-                    break; // the signal was disposed
+                // The stream starts with the current status, usually the initial value.
+                match status.try_with_untracked(|current| *current == next) {
+                    None => break, // the signal was disposed
+                    Some(true) => {}
+                    Some(false) => {
+                        if set_status.try_set(next).is_some() {
+                            break;
+                        }
+                    }
                 }
             }
         });
