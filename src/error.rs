@@ -206,6 +206,40 @@ pub enum Error {
         "upload_data returned without completing queued writes (entry {0} is still first in the queue): call `complete()` on each transaction once the backend accepted it"
     )]
     UploadStalled(i64),
+
+    /// An error that happened in another process and arrived here as its message only:
+    /// for example a query that failed while a Leptos page was rendered on the server,
+    /// delivered to the hydrating client inside the page. Errors serialize to their
+    /// message and deserialize to this variant.
+    #[error("{0}")]
+    Remote(String),
+}
+
+/// An error serializes to its message, so values holding errors (such as a Leptos
+/// resource's `Result`) can cross from server to client.
+///
+/// ```
+/// let json = serde_json::to_string(&livesync::Error::Closed).unwrap();
+/// let back: livesync::Error = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back.to_string(), livesync::Error::Closed.to_string());
+/// assert!(matches!(back, livesync::Error::Remote(_)));
+/// ```
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Reads what [`Serialize`](serde::Serialize) wrote, as [`Error::Remote`].
+impl<'de> serde::Deserialize<'de> for Error {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::Remote)
+    }
 }
 
 fn code_suffix(code: &Option<String>) -> String {

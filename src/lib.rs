@@ -59,6 +59,8 @@ mod crud;
 mod db;
 mod error;
 mod http_client;
+#[cfg(feature = "leptos")]
+pub mod leptos;
 pub mod query;
 pub mod schema;
 mod sync;

@@ -440,6 +440,11 @@ impl Database {
         .await
     }
 
+    /// Whether both handles are clones of one opened database.
+    pub(crate) fn is_same(&self, other: &Database) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Data table name (lowercase) → public name, for reporting tables by the names app
     /// code uses.
     pub(crate) fn public_table_names(&self) -> std::collections::HashMap<String, String> {

@@ -47,7 +47,7 @@ use crate::{Database, Error, Result};
 /// How long a live query waits after a run before it runs again, by default.
 pub const DEFAULT_THROTTLE: Duration = Duration::from_millis(30);
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 enum Param {
     Positional(Value),
     Named(String, Value),
@@ -81,6 +81,29 @@ impl<T> Clone for Query<T> {
             triggered_by: self.triggered_by.clone(),
             _row: PhantomData,
         }
+    }
+}
+
+/// Two queries are equal when they would run the same SQL with the same parameters on
+/// the same database, with the same live-query settings. Reactive UI code compares
+/// queries this way to decide whether to subscribe again.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+/// let db = livesync::Database::in_memory(livesync::Schema::default()).await?;
+/// let q = |n: i64| db.query::<i64>("SELECT ?").bind(n);
+/// assert!(q(1) == q(1));
+/// assert!(q(1) != q(2));
+/// # Ok(()) }
+/// ```
+impl<T> PartialEq for Query<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.db.is_same(&other.db)
+            && self.sql == other.sql
+            && self.params == other.params
+            && self.bind_error == other.bind_error
+            && self.throttle == other.throttle
+            && self.triggered_by == other.triggered_by
     }
 }
 

@@ -70,3 +70,62 @@ pub async fn rows(db: &Database, sql: &str) -> Vec<Vec<String>> {
     .await
     .expect("query")
 }
+
+/// Two clients of one in-process sync service (feature `testing`).
+#[cfg(feature = "testing")]
+pub mod synced {
+    use std::time::Duration;
+
+    use livesync::testing::{BucketRule, TestSyncService};
+    use livesync::{Column, Database, Schema, SyncOptions, Table};
+
+    /// Upper bound for anything a test waits for (bounded loops, never a hang).
+    pub const WAIT: Duration = Duration::from_secs(10);
+
+    /// `todos(description, owner_id)` and `lists(name)`.
+    pub fn schema() -> Schema {
+        Schema::new([
+            Table::new(
+                "todos",
+                [Column::text("description"), Column::text("owner_id")],
+            ),
+            Table::new("lists", [Column::text("name")]),
+        ])
+    }
+
+    /// A service that sends every `todos` and `lists` row to every user.
+    pub async fn service() -> TestSyncService {
+        TestSyncService::builder()
+            .rule(BucketRule::global("todos", ["todos"]))
+            .rule(BucketRule::global("lists", ["lists"]))
+            .start()
+            .await
+            .expect("service starts")
+    }
+
+    /// An in-memory client connected as `user`, synced once.
+    pub async fn client(service: &TestSyncService, user: &str) -> Database {
+        let db = Database::in_memory(schema()).await.expect("open database");
+        let options = SyncOptions::default()
+            .retry_delay(Duration::from_millis(50))
+            .crud_upload_throttle(Duration::from_millis(5));
+        db.connect(service.connector(user), options)
+            .await
+            .expect("connect");
+        tokio::time::timeout(WAIT, db.wait_for_first_sync())
+            .await
+            .expect("first sync in time")
+            .expect("first sync");
+        db
+    }
+
+    /// Polls `check` until it holds (every 5 ms, bounded by `WAIT`); the pauses let
+    /// tasks on the current `LocalSet` run.
+    pub async fn until(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !check() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}

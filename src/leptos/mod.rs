@@ -1,0 +1,86 @@
+//! Leptos integration (feature `leptos`, leptos_reactive 0.6): live queries as Leptos
+//! resources and signals, the sync status as a signal.
+//!
+//! Everything here is a plain `create_*` / `use_*` function that creates reactive nodes
+//! owned by the current reactive owner (the component being built, or whatever
+//! `as_child_of_current_owner` / `with_owner` set), exactly like Leptos' own primitives.
+//! When that owner is disposed, `on_cleanup` stops the background work: no task and no
+//! table-change subscription outlives the component.
+//!
+//! | livesync | Leptos idiom it maps onto |
+//! | --- | --- |
+//! | [`provide_database`] / [`use_database`] | `provide_context` / `use_context` |
+//! | [`create_live_query`], [`create_live_query_one`] | Leptos' own [`Resource`](leptos_reactive::Resource): read it inside `<Suspense>` or `<Transition>`; `.get()`, `.with()`, `.loading()`, `.refetch()` work as usual |
+//! | [`create_live_signal`] | a plain signal, client-only like `create_local_resource` |
+//! | [`use_sync_status`] | a `Signal<SyncStatus>` |
+//!
+//! # How a live resource works
+//! The closure given to [`create_live_query`] builds a [`Query`](crate::Query); it is the
+//! resource's *source*, so signals read in it re-key the resource: a new query is fetched
+//! and the old subscription is replaced. The resource's fetcher runs the query once
+//! ([`Query::fetch_all`](crate::Query::fetch_all)); on the client a
+//! [`LiveQuery`](crate::LiveQuery), subscribed *before* that snapshot so no write can
+//! fall in between, then pushes every changed result into the resource with
+//! `Resource::set`. Results equal to the current value are not set, so readers re-run
+//! only when the rows changed.
+//!
+//! # Server rendering, hydration, client, desktop
+//! Leptos decides where live updates happen, through its own rule that effects run only
+//! on the client:
+//! - **`ssr`** (leptos_reactive's `ssr` feature, e.g. through `leptos/ssr`): effects
+//!   never run, so the resource resolves once from its snapshot (fetched on the request's
+//!   tokio `LocalSet`, serialized into the page like any `create_resource`) and nothing
+//!   subscribes to table changes. A live signal stays `None` on the server, like a local
+//!   resource.
+//! - **`csr` / `hydrate`**: live. A hydrating resource starts from the server's value and
+//!   subscribes once the client runs.
+//! - **Native without features** (desktop, tests): live. leptos_reactive then runs a
+//!   resource's fetcher inline (`spawn_local` is `block_on` there), so the first value is
+//!   ready as soon as the resource exists; live updates run as tasks on the current
+//!   tokio [`LocalSet`](https://docs.rs/tokio/latest/tokio/task/struct.LocalSet.html),
+//!   so build the reactive tree inside one (as leptos' own `ssr` mode requires). Outside
+//!   a `LocalSet` the values are snapshots and an error is logged.
+//!
+//! Background tasks are started with `wasm_bindgen_futures` on wasm and tokio's local
+//! spawner elsewhere; nothing tokio-specific appears in this module's API.
+//!
+//! ```no_run
+//! use leptos_reactive::*;
+//! use livesync::leptos::{create_live_query, provide_database, use_database, use_sync_status};
+//!
+//! #[derive(livesync::Row, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+//! struct Todo {
+//!     id: String,
+//!     description: String,
+//! }
+//!
+//! fn todo_list(db: livesync::Database, list_id: ReadSignal<String>) {
+//!     provide_database(db); // once, near the root
+//!
+//!     // in a component:
+//!     let db = use_database().expect("provide_database was called above");
+//!     let todos = create_live_query(move || {
+//!         db.query::<Todo>("SELECT id, description FROM todos WHERE list_id = ?")
+//!             .bind(list_id.get()) // re-keys the resource when list_id changes
+//!     });
+//!     let status = use_sync_status();
+//!     // view! { <Transition fallback=|| "loading">{move || todos.get().map(...)}</Transition> }
+//!     let _ = (todos, status);
+//! }
+//! ```
+//!
+//! Sync streams (`use_sync_stream(name, params)`, subscribed for the owner's lifetime)
+//! join this module together with the sync-streams client API.
+
+mod context;
+mod feed;
+mod resource;
+mod signal;
+mod status;
+
+pub use context::{provide_database, use_database};
+pub use resource::{LiveResource, LiveResult, create_live_query, create_live_query_one};
+pub use signal::create_live_signal;
+pub use status::use_sync_status;
+// `use_sync_stream(name, params)` lands here (its own module, `stream.rs`) with the
+// sync-streams client API: subscribe in the owner, drop the subscription in `on_cleanup`.

@@ -1,0 +1,456 @@
+//! The Leptos integration, through the public API, with a leptos_reactive runtime per
+//! test inside a tokio `LocalSet` (where the live feeds run).
+//!
+//! Cargo unifies features: with `leptos-ssr-example` (so under `--all-features`) every
+//! test binary gets leptos_reactive compiled for `ssr`, where effects never run. The
+//! client tests need effects, so they are built without that feature
+//! (`cargo test --features leptos,testing --test leptos`, which `.ci/run` also runs);
+//! with it, the `server` tests check the server behaviour instead.
+#![cfg(all(feature = "leptos", feature = "testing"))]
+
+mod common;
+
+use std::future::Future;
+
+use common::synced::{client, service, until};
+use leptos_reactive::{Resource, SignalGet, create_runtime, untrack};
+use livesync::Row;
+use serde::{Deserialize, Serialize};
+
+#[derive(Row, Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Todo {
+    id: String,
+    description: String,
+}
+
+const TODOS: &str = "SELECT id, description FROM todos ORDER BY id";
+
+fn ids(rows: &[Todo]) -> Vec<String> {
+    rows.iter().map(|t| t.id.clone()).collect()
+}
+
+/// Runs `body` with a fresh reactive runtime on a `LocalSet`, disposing it afterwards.
+async fn in_runtime<F: Future<Output = ()>>(body: impl FnOnce() -> F) {
+    tokio::task::LocalSet::new()
+        .run_until(async move {
+            let runtime = create_runtime();
+            body().await;
+            runtime.dispose();
+        })
+        .await;
+}
+
+/// A resource's value now, without subscribing anything.
+fn peek<S: Clone + 'static, V: Clone + 'static>(resource: Resource<S, V>) -> Option<V> {
+    untrack(|| resource.get())
+}
+
+/// The ids a live resource holds now, if it holds rows.
+fn current(resource: livesync::leptos::LiveResource<Todo>) -> Option<Vec<String>> {
+    peek(resource).and_then(Result::ok).map(|rows| ids(&rows))
+}
+
+#[cfg(not(feature = "leptos-ssr-example"))]
+mod client {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use leptos_reactive::{
+        SignalGetUntracked, SignalSet, SuspenseContext, as_child_of_current_owner, create_effect,
+        create_signal, provide_context,
+    };
+    use livesync::leptos::{
+        create_live_query, create_live_query_one, create_live_signal, provide_database,
+        use_database, use_sync_status,
+    };
+
+    use super::*;
+
+    /// Every value an effect reading `value` saw, in order.
+    fn record<V: 'static>(value: impl Fn() -> Option<V> + 'static) -> Rc<RefCell<Vec<V>>> {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let log = Rc::clone(&seen);
+        create_effect(move |_| {
+            if let Some(v) = value() {
+                log.borrow_mut().push(v);
+            }
+        });
+        seen
+    }
+
+    fn rows_of(resource: livesync::leptos::LiveResource<Todo>) -> impl Fn() -> Option<Vec<String>> {
+        move || resource.get().and_then(Result::ok).map(|rows| ids(&rows))
+    }
+
+    #[tokio::test]
+    async fn an_effect_reruns_when_a_row_written_by_another_client_arrives() {
+        let service = service().await;
+        let (a, b) = (client(&service, "u1").await, client(&service, "u2").await);
+        in_runtime(|| async move {
+            let db = b.clone();
+            let todos = create_live_query(move || db.query::<Todo>(TODOS));
+            let seen = record(rows_of(todos));
+            assert_eq!(*seen.borrow(), [Vec::<String>::new()], "first run: no rows");
+
+            a.execute(
+                "INSERT INTO todos(id, description, owner_id) VALUES ('t1', 'written on A', 'u1')",
+                (),
+            )
+            .await
+            .unwrap();
+            until("B's effect sees A's row", || seen.borrow().len() == 2).await;
+            // Exactly one more run: the live query's first result equals the fetched
+            // rows and is not set again.
+            assert_eq!(*seen.borrow(), [vec![], vec!["t1".to_owned()]]);
+            let rows = peek(todos).unwrap().unwrap();
+            assert_eq!(rows[0].description, "written on A");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn writes_to_unrelated_tables_do_not_rerun_the_effect() {
+        let service = service().await;
+        let (a, b) = (client(&service, "u1").await, client(&service, "u2").await);
+        in_runtime(|| async move {
+            let db = b.clone();
+            let todos = create_live_query(move || db.query::<Todo>(TODOS));
+            let seen = record(rows_of(todos));
+
+            // Unrelated: a synced row in `lists` and a local one.
+            a.execute("INSERT INTO lists(id, name) VALUES ('l1', 'groceries')", ())
+                .await
+                .unwrap();
+            b.execute("INSERT INTO lists(id, name) VALUES ('l2', 'chores')", ())
+                .await
+                .unwrap();
+            let db = b.clone();
+            let lists =
+                create_live_query_one(move || db.query::<i64>("SELECT count(*) FROM lists"));
+            until("B has both lists", || {
+                matches!(peek(lists), Some(Ok(Some(2))))
+            })
+            .await;
+            // Then a related write: the effect's next run must be the one for it.
+            b.execute(
+                "INSERT INTO todos(id, description, owner_id) VALUES ('t1', 'milk', 'u2')",
+                (),
+            )
+            .await
+            .unwrap();
+            until("the todo shows", || seen.borrow().len() >= 2).await;
+            assert_eq!(*seen.borrow(), [vec![], vec!["t1".to_owned()]]);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_writes_ends_on_the_final_state() {
+        let service = service().await;
+        let b = client(&service, "u2").await;
+        in_runtime(|| async move {
+            let db = b.clone();
+            let todos = create_live_query(move || db.query::<Todo>(TODOS));
+            let seen = record(rows_of(todos));
+            let writes = 40;
+            for i in 0..writes {
+                b.execute(
+                    "INSERT INTO todos(id, description, owner_id) VALUES (?1, 'burst', 'u2')",
+                    [format!("t{i:02}")],
+                )
+                .await
+                .unwrap();
+            }
+            until("the last write shows", || {
+                seen.borrow()
+                    .last()
+                    .is_some_and(|rows| rows.len() == writes)
+            })
+            .await;
+            let seen = seen.borrow();
+            let expected: Vec<String> = (0..writes).map(|i| format!("t{i:02}")).collect();
+            assert_eq!(seen.last().unwrap(), &expected, "ends on the final state");
+            assert!(
+                seen.len() < writes,
+                "the throttle coalesced the burst: {} runs for {writes} writes",
+                seen.len()
+            );
+            // Each value is a state the table really had: a prefix of the writes.
+            for rows in seen.iter() {
+                assert_eq!(rows[..], expected[..rows.len()]);
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn disposing_the_owner_releases_the_subscription() {
+        let service = service().await;
+        let b = client(&service, "u2").await;
+        in_runtime(|| async move {
+            let baseline = b.active_watchers();
+            let db = b.clone();
+            let (todos, disposer) = as_child_of_current_owner(move |_: ()| {
+                let (for_resource, for_signal) = (db.clone(), db.clone());
+                let resource = create_live_query(move || for_resource.query::<Todo>(TODOS));
+                let signal = create_live_signal(move || for_signal.query::<Todo>(TODOS));
+                (resource, signal)
+            })(());
+            until("both values subscribed and filled", || {
+                b.active_watchers() == baseline + 2 && todos.1.get_untracked().is_some()
+            })
+            .await;
+            assert!(peek(todos.0).is_some());
+
+            drop(disposer); // the component unmounts
+            until("on_cleanup released both subscriptions", || {
+                b.active_watchers() == baseline
+            })
+            .await;
+            // Later writes find nobody listening and break nothing.
+            b.execute(
+                "INSERT INTO todos(id, description, owner_id) VALUES ('t1', 'late', 'u2')",
+                (),
+            )
+            .await
+            .unwrap();
+            assert_eq!(b.active_watchers(), baseline);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn changing_a_signal_read_by_the_query_rekeys_the_subscription() {
+        let service = service().await;
+        let b = client(&service, "u2").await;
+        b.execute_batch(
+            "INSERT INTO todos(id, description, owner_id) VALUES ('a1', 'x', 'u2');
+             INSERT INTO todos(id, description, owner_id) VALUES ('b1', 'y', 'u2');",
+        )
+        .await
+        .unwrap();
+        in_runtime(|| async move {
+            let baseline = b.active_watchers();
+            let (prefix, set_prefix) = create_signal("a".to_owned());
+            let db = b.clone();
+            let todos = create_live_query(move || {
+                db.query::<Todo>(
+                    "SELECT id, description FROM todos WHERE substr(id, 1, 1) = ? ORDER BY id",
+                )
+                .bind(prefix.get())
+            });
+            assert_eq!(current(todos), Some(vec!["a1".to_owned()]));
+
+            set_prefix.set("b".to_owned());
+            assert_eq!(current(todos), Some(vec!["b1".to_owned()]));
+            until("one subscription, for the new key", || {
+                b.active_watchers() == baseline + 1
+            })
+            .await;
+            // Live updates follow the new key, not the old one.
+            b.execute_batch(
+                "INSERT INTO todos(id, description, owner_id) VALUES ('a2', 'x', 'u2');
+                 INSERT INTO todos(id, description, owner_id) VALUES ('b2', 'y', 'u2');",
+            )
+            .await
+            .unwrap();
+            until("b2 shows", || {
+                current(todos) == Some(vec!["b1".to_owned(), "b2".to_owned()])
+            })
+            .await;
+            assert_eq!(b.active_watchers(), baseline + 1);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_resource_works_under_suspense_and_updates_without_suspending_again() {
+        let service = service().await;
+        let (a, b) = (client(&service, "u1").await, client(&service, "u2").await);
+        in_runtime(|| async move {
+            provide_database(b.clone());
+            // What <Suspense> does: provide a SuspenseContext and read the resource under it.
+            let suspense = SuspenseContext::new();
+            provide_context(suspense);
+            let db = use_database().expect("provided above");
+            let todos = create_live_query(move || db.query::<Todo>(TODOS));
+            let loading = record({
+                let loading = todos.loading();
+                move || Some(loading.get())
+            });
+            let seen = record(rows_of(todos));
+            let ready = suspense.ready();
+            // Native leptos_reactive (no `csr`/`hydrate`/`ssr`) runs a fetcher inline, so
+            // the first rows are there as soon as the resource exists.
+            assert!(untrack(|| ready.get()), "ready: the first rows are there");
+            assert_eq!(*seen.borrow(), [Vec::<String>::new()]);
+
+            a.execute(
+                "INSERT INTO todos(id, description, owner_id) VALUES ('t1', 'live', 'u1')",
+                (),
+            )
+            .await
+            .unwrap();
+            until("the live update arrives", || seen.borrow().len() == 2).await;
+            assert_eq!(seen.borrow()[1], ["t1"]);
+            // (Resource::set notifies `loading` readers even though it stays false.)
+            assert!(
+                loading.borrow().iter().all(|loading| !loading),
+                "live updates never put the resource back into loading: {:?}",
+                loading.borrow()
+            );
+            assert!(untrack(|| ready.get()), "never pending again");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_live_signal_and_the_sync_status_follow_the_database() {
+        let service = service().await;
+        let (a, b) = (client(&service, "u1").await, client(&service, "u2").await);
+        in_runtime(|| async move {
+            provide_database(b.clone());
+            let status = use_sync_status();
+            assert!(status.get_untracked().connected && status.get_untracked().has_synced);
+            let db = b.clone();
+            let titles =
+                create_live_signal(move || db.query::<String>("SELECT description FROM todos"));
+            until("the signal has its first result", || {
+                titles.get_untracked().is_some()
+            })
+            .await;
+            a.execute(
+                "INSERT INTO todos(id, description, owner_id) VALUES ('t1', 'tea', 'u1')",
+                (),
+            )
+            .await
+            .unwrap();
+            until(
+                "the signal shows A's row",
+                || matches!(titles.get_untracked(), Some(Ok(rows)) if rows == ["tea"]),
+            )
+            .await;
+
+            let statuses = record(move || Some(status.get().connected));
+            b.disconnect().await;
+            until("the status signal shows the disconnect", || {
+                seen_last(&statuses) == Some(false)
+            })
+            .await;
+            assert_eq!(statuses.borrow().first(), Some(&true));
+        })
+        .await;
+    }
+
+    fn seen_last<V: Clone>(seen: &Rc<RefCell<Vec<V>>>) -> Option<V> {
+        seen.borrow().last().cloned()
+    }
+
+    #[tokio::test]
+    async fn without_a_provided_database_the_status_is_the_default() {
+        in_runtime(|| async {
+            assert_eq!(
+                use_sync_status().get_untracked(),
+                livesync::SyncStatus::default()
+            );
+        })
+        .await;
+    }
+
+    #[test]
+    fn outside_a_local_set_values_are_snapshots_not_panics() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let db = runtime.block_on(livesync::Database::in_memory(common::synced::schema()));
+        let db = db.unwrap();
+        let _guard = runtime.enter(); // a tokio runtime, but no LocalSet
+        let reactive = create_runtime();
+        let query = db.clone();
+        let todos = create_live_query(move || query.query::<Todo>(TODOS));
+        assert_eq!(current(todos), Some(vec![]), "the snapshot is there");
+        assert_eq!(db.active_watchers(), 0, "no feed was started");
+        reactive.dispose();
+    }
+}
+
+#[cfg(feature = "leptos-ssr-example")]
+mod server {
+    use leptos_reactive::{
+        SignalGetUntracked, SignalWith, SuspenseContext, create_isomorphic_effect, provide_context,
+    };
+    use livesync::leptos::{
+        create_live_query, create_live_signal, provide_database, use_sync_status,
+    };
+
+    use super::*;
+
+    #[tokio::test]
+    async fn under_ssr_the_resource_resolves_once_from_a_snapshot() {
+        let service = service().await;
+        let b = client(&service, "u2").await;
+        in_runtime(|| async move {
+            let baseline = b.active_watchers();
+            let suspense = SuspenseContext::new();
+            provide_context(suspense);
+            let db = b.clone();
+            let todos = create_live_query(move || db.query::<Todo>(TODOS));
+            // Server rendering reads resources in isomorphic code (effects never run).
+            create_isomorphic_effect(move |_| todos.with(|_| ()));
+            let ready = suspense.ready();
+            assert!(
+                todos.loading().get_untracked(),
+                "loading on the request's LocalSet"
+            );
+            assert!(!ready.get_untracked(), "<Suspense> waits for it");
+
+            until("resolved", || current(todos).is_some()).await;
+            assert_eq!(current(todos), Some(vec![]));
+            assert!(ready.get_untracked(), "<Suspense> renders its children");
+            assert_eq!(
+                b.active_watchers(),
+                baseline,
+                "nothing subscribed on the server"
+            );
+
+            b.execute(
+                "INSERT INTO todos(id, description, owner_id) VALUES ('t1', 'later', 'u2')",
+                (),
+            )
+            .await
+            .unwrap();
+            assert_eq!(current(todos), Some(vec![]), "a snapshot");
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn under_ssr_live_signals_stay_empty_and_the_status_is_a_snapshot() {
+        let service = service().await;
+        let b = client(&service, "u2").await;
+        in_runtime(|| async move {
+            let baseline = b.active_watchers();
+            provide_database(b.clone());
+            let db = b.clone();
+            let titles =
+                create_live_signal(move || db.query::<String>("SELECT description FROM todos"));
+            let status = use_sync_status();
+            tokio::task::yield_now().await;
+            assert!(
+                titles.get_untracked().is_none(),
+                "client-only, like a local resource"
+            );
+            assert!(
+                status.get_untracked().has_synced,
+                "the status at render time"
+            );
+            assert_eq!(
+                b.active_watchers(),
+                baseline,
+                "nothing subscribed on the server"
+            );
+        })
+        .await;
+    }
+}
