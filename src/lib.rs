@@ -57,6 +57,8 @@
 mod connector;
 mod crud;
 mod db;
+#[cfg(feature = "dioxus")]
+pub mod dioxus;
 mod error;
 mod http_client;
 #[cfg(feature = "leptos")]

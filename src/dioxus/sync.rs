@@ -1,0 +1,121 @@
+//! `use_sync_status` and `use_sync_stream`: the sync engine as component state.
+
+use std::sync::Arc;
+
+use dioxus::prelude::*;
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::context::use_database;
+use crate::{Error, SyncStatus, SyncStreamStatus};
+
+/// The database's [`SyncStatus`], kept current by a task owned by this component (every
+/// change; the task stops on unmount). A hook.
+///
+/// ```
+/// use dioxus::prelude::*;
+///
+/// #[component]
+/// fn SyncBadge() -> Element {
+///     let status = livesync::dioxus::use_sync_status();
+///     let text = if status.read().connected { "online" } else { "offline" };
+///     rsx! { span { "{text}" } }
+/// }
+/// ```
+pub fn use_sync_status() -> ReadSignal<SyncStatus> {
+    let db = use_database();
+    let initial = db.status();
+    let mut status = use_signal(move || initial);
+    use_hook(move || {
+        spawn(async move {
+            let mut statuses = db.watch_status();
+            while let Some(next) = statuses.next().await {
+                if *status.peek() != next {
+                    status.set(next);
+                }
+            }
+        })
+    });
+    status.into()
+}
+
+/// A sync stream subscription held by a component, from [`use_sync_stream`]. `Copy`.
+pub struct UseSyncStream {
+    status: Memo<Option<SyncStreamStatus>>,
+    error: Signal<Option<Arc<Error>>>,
+}
+
+impl Clone for UseSyncStream {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl Copy for UseSyncStream {}
+
+impl UseSyncStream {
+    /// The stream's entry in the sync status (`None` until subscribed).
+    pub fn status(&self) -> Option<SyncStreamStatus> {
+        self.status.read().clone()
+    }
+
+    /// Whether the stream's data has been applied at least once.
+    pub fn has_synced(&self) -> bool {
+        self.status
+            .read()
+            .as_ref()
+            .is_some_and(SyncStreamStatus::has_synced)
+    }
+
+    /// Why subscribing failed (invalid parameters, a database error), if it did. Errors
+    /// the service reports are in [`status`](Self::status)`.errors`.
+    pub fn error(&self) -> Option<Arc<Error>> {
+        self.error.read().clone()
+    }
+}
+
+/// Subscribes to sync stream `name` with `parameters` while this component is mounted
+/// (like the `streams` option of PowerSync's React `useQuery`): the subscription is
+/// taken when the component mounts and released when it unmounts (its TTL then starts).
+/// A hook; the name and parameters are read once per mount — give the component a `key`
+/// that includes them to subscribe to something else.
+///
+/// ```
+/// use dioxus::prelude::*;
+/// use serde_json::json;
+///
+/// #[component]
+/// fn ListPage(list_id: String) -> Element {
+///     let stream = livesync::dioxus::use_sync_stream("list_todos", Some(json!({"list_id": list_id})));
+///     if !stream.has_synced() {
+///         return rsx! { p { "syncing this list…" } };
+///     }
+///     rsx! { p { "list synced" } }
+/// }
+/// ```
+pub fn use_sync_stream(name: impl Into<String>, parameters: Option<Value>) -> UseSyncStream {
+    let db = use_database();
+    let status = use_sync_status();
+    let name = use_hook(move || name.into());
+    let key = (name.clone(), parameters.clone());
+    let mut error = use_signal(|| None);
+    use_hook(move || {
+        let stream = db.sync_stream(name, parameters);
+        spawn(async move {
+            match stream.subscribe().await {
+                // Held by this task, which the component's scope owns: unmounting drops
+                // it, and with it the subscription.
+                Ok(subscription) => {
+                    std::future::pending::<()>().await;
+                    drop(subscription);
+                }
+                Err(failed) => {
+                    tracing::warn!(error = %failed, stream = stream.name(), "could not subscribe");
+                    error.set(Some(Arc::new(failed)));
+                }
+            }
+        })
+    });
+    let status = use_memo(move || status.read().for_stream(&key.0, key.1.clone()).cloned());
+    UseSyncStream { status, error }
+}
