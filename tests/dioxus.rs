@@ -491,20 +491,9 @@ async fn a_mounted_component_keeps_its_sync_stream_subscribed() {
     db.close().await;
 }
 
-#[derive(Props, Clone)]
-struct RootProps {
-    db: Database,
-}
-
-impl PartialEq for RootProps {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-#[allow(non_snake_case)]
-fn Root(props: RootProps) -> Element {
-    provide_database(props.db);
+#[component]
+fn Root(db: Database) -> Element {
+    provide_database(db);
     rsx! { CountChild {} }
 }
 

@@ -126,6 +126,24 @@ struct Inner {
     sync: crate::sync::SyncSlot,
 }
 
+/// Handles are equal when they are clones of one opened database (so a `Database` can
+/// be a prop of a Dioxus or Leptos component).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+/// let a = livesync::Database::in_memory(livesync::Schema::default()).await?;
+/// let b = livesync::Database::in_memory(livesync::Schema::default()).await?;
+/// assert!(a == a.clone() && a != b);
+/// # Ok(()) }
+/// ```
+impl PartialEq for Database {
+    fn eq(&self, other: &Self) -> bool {
+        self.is_same(other)
+    }
+}
+
+impl Eq for Database {}
+
 impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Database")

@@ -198,8 +198,8 @@ impl<T: 'static> UseLiveQuery<T> {
 ///     rsx! { span { "{count} open" } }
 /// }
 /// ```
-pub fn use_live_query<T: FromRow>(mut make: impl FnMut() -> Query<T> + 'static) -> UseLiveQuery<T> {
-    let query = use_memo(move || make());
+pub fn use_live_query<T: FromRow>(make: impl FnMut() -> Query<T> + 'static) -> UseLiveQuery<T> {
+    let query = use_memo(make);
     let generation = use_signal(|| 0_u64);
     let mut live = use_signal(|| LiveState::Loading);
     let mut fetching = use_signal(|| true);
