@@ -15,7 +15,6 @@ use crate::Database;
 ///     livesync::dioxus::provide_database(db);
 ///     rsx! { p { "children can call use_database()" } }
 /// }
-/// # impl PartialEq for AppProps { fn eq(&self, _: &Self) -> bool { true } }
 /// ```
 pub fn provide_database(db: Database) -> Database {
     use_context_provider(move || db)
