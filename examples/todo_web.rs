@@ -30,8 +30,8 @@ use axum08::routing::get;
 use dioxus::prelude::*;
 use dioxus_liveview::{LiveViewPool, axum_socket, interpreter_glue};
 use livesync::dioxus::{
-    LiveState, provide_database, use_database, use_live_query, use_live_query_one,
-    use_sync_status, use_sync_stream,
+    LiveState, provide_database, use_database, use_live_query, use_live_query_one, use_sync_status,
+    use_sync_stream,
 };
 use livesync::testing::{BucketRule, ParameterSource, TestStream, TestSyncService};
 use livesync::{Database, Row, Schema, SyncOptions, SyncStatus};
@@ -196,7 +196,11 @@ fn StatusBar() -> Element {
 
 /// The lists (all of them: `lists` is a stream every client gets by default).
 #[component]
-fn ListPicker(lists: Arc<[List]>, open: Option<String>, selected: Signal<Option<String>>) -> Element {
+fn ListPicker(
+    lists: Arc<[List]>,
+    open: Option<String>,
+    selected: Signal<Option<String>>,
+) -> Element {
     rsx! {
         nav { class: "lists",
             for list in lists.iter() {
@@ -386,17 +390,29 @@ async fn set_online(demo: &Demo, db: Database, online: bool) {
 
 /// The status line: online or not, synced, uploading, downloading, errors.
 fn describe(status: &SyncStatus) -> String {
-    let mut parts = vec![if status.connected {
-        "online"
-    } else if status.connecting {
-        "connecting…"
-    } else {
-        "offline"
-    }
-    .to_owned()];
-    parts.push(if status.has_synced { "synced" } else { "not synced yet" }.to_owned());
+    let mut parts = vec![
+        if status.connected {
+            "online"
+        } else if status.connecting {
+            "connecting…"
+        } else {
+            "offline"
+        }
+        .to_owned(),
+    ];
+    parts.push(
+        if status.has_synced {
+            "synced"
+        } else {
+            "not synced yet"
+        }
+        .to_owned(),
+    );
     if let Some(progress) = &status.downloading {
-        parts.push(format!("downloading {}/{}", progress.downloaded, progress.total));
+        parts.push(format!(
+            "downloading {}/{}",
+            progress.downloaded, progress.total
+        ));
     }
     if status.uploading {
         parts.push("uploading".to_owned());
@@ -528,8 +544,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }),
         );
 
-    let listener =
-        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let address = listener.local_addr()?;
     // The first stdout line: tests and scripts read the address from it.
     println!("listening on http://{address}");
