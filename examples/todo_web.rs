@@ -22,6 +22,7 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum08::extract::WebSocketUpgrade;
@@ -76,12 +77,39 @@ struct Demo {
 }
 
 /// One "device": a local database and the names the page uses for it.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 struct Device {
     /// `a` or `b`: element ids (`#pane-a`) and `data-testid`s are built from it.
     key: &'static str,
     label: &'static str,
     db: Database,
+    /// The user's choice, set by the Online/Offline button. The sync status alone can't
+    /// tell: between two connection attempts a device that should be online is neither
+    /// connected nor connecting.
+    wants_online: Arc<AtomicBool>,
+}
+
+impl PartialEq for Device {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.db == other.db
+    }
+}
+
+/// The pane's last action (a write, going online or offline) if it failed, shown under
+/// its status line and logged. Pane context, so every component in it can report.
+#[derive(Clone, Copy)]
+struct Failure(Signal<Option<String>>);
+
+impl Failure {
+    fn record<T, E: std::fmt::Display>(mut self, action: &str, result: Result<T, E>) {
+        match result {
+            Ok(_) => self.0.set(None),
+            Err(error) => {
+                tracing::warn!(%error, action, "an action of the demo failed");
+                self.0.set(Some(format!("could not {action}: {error}")));
+            }
+        }
+    }
 }
 
 /// Short retry and upload delays, so a reconnect shows up in the page at once.
@@ -119,6 +147,7 @@ fn App() -> Element {
 fn Pane(device: Device) -> Element {
     // Everything below this pane reads *this* device's database from context.
     provide_database(device.db.clone());
+    let failure = use_context_provider(|| Failure(Signal::new(None)));
     let db = use_database();
     let lists = use_live_query(move || db.query::<List>("SELECT * FROM lists ORDER BY name, id"));
     // `None` until the user picks a list: then the first list is open.
@@ -132,7 +161,10 @@ fn Pane(device: Device) -> Element {
     rsx! {
         section { id: "pane-{device.key}", class: "pane", "data-testid": "pane-{device.key}",
             h2 { "Device {device.label}" }
-            StatusBar {}
+            StatusBar { device: device.clone() }
+            if let Some(message) = failure.0() {
+                p { class: "error", "data-testid": "write-error", "{message}" }
+            }
             match lists.value() {
                 LiveState::Loading => rsx! { p { class: "muted", "loading lists…" } },
                 LiveState::Error(error) => rsx! { p { class: "error", "could not load lists: {error}" } },
@@ -150,9 +182,10 @@ fn Pane(device: Device) -> Element {
 /// The device's sync status in words, its upload queue, and the button that takes it
 /// offline or back online.
 #[component]
-fn StatusBar() -> Element {
+fn StatusBar(device: Device) -> Element {
     let db = use_database();
     let demo = use_context::<Demo>();
+    let failure = use_context::<Failure>();
     let status = use_sync_status();
     // Local writes the backend has not accepted yet. `ps_crud` is livesync's upload
     // queue; live queries hear about its changes like any other table's.
@@ -163,12 +196,14 @@ fn StatusBar() -> Element {
     let mut switching = use_signal(|| false);
 
     let current = status.read().clone();
-    let online = current.connected || current.connecting;
+    let online = device.wants_online.load(Ordering::Relaxed);
     let toggle = move |_| {
-        let (demo, db) = (demo.clone(), db.clone());
+        let (demo, db, wants_online) = (demo.clone(), db.clone(), device.wants_online.clone());
         async move {
             switching.set(true);
-            set_online(&demo, db, !online).await;
+            wants_online.store(!online, Ordering::Relaxed);
+            let action = if online { "go offline" } else { "go online" };
+            failure.record(action, set_online(&demo, db, !online).await);
             switching.set(false);
         }
     };
@@ -266,6 +301,7 @@ fn TodoList(list_id: String) -> Element {
 #[component]
 fn NewTodo(list_id: String) -> Element {
     let db = use_database();
+    let failure = use_context::<Failure>();
     let mut draft = use_signal(String::new);
     // Bumped after each add: the input is keyed by it, so a fresh, empty one replaces it.
     let mut added = use_signal(|| 0_u32);
@@ -286,9 +322,7 @@ fn NewTodo(list_id: String) -> Element {
                     (list_id, description),
                 )
                 .await;
-            if let Err(error) = inserted {
-                tracing::warn!(%error, "could not add a todo");
-            }
+            failure.record("add the todo", inserted);
         });
     });
     rsx! {
@@ -325,6 +359,7 @@ fn NewTodo(list_id: String) -> Element {
 #[component]
 fn TodoItem(todo: Todo) -> Element {
     let db = use_database();
+    let failure = use_context::<Failure>();
     let toggle = {
         let (db, id, done) = (db.clone(), todo.id.clone(), todo.done);
         move |_| {
@@ -333,9 +368,7 @@ fn TodoItem(todo: Todo) -> Element {
                 let updated = db
                     .execute("UPDATE todos SET done = ?1 WHERE id = ?2", (!done, id))
                     .await;
-                if let Err(error) = updated {
-                    tracing::warn!(%error, "could not update a todo");
-                }
+                failure.record("update the todo", updated);
             }
         }
     };
@@ -344,9 +377,8 @@ fn TodoItem(todo: Todo) -> Element {
         move |_| {
             let (db, id) = (db.clone(), id.clone());
             async move {
-                if let Err(error) = db.execute("DELETE FROM todos WHERE id = ?1", (id,)).await {
-                    tracing::warn!(%error, "could not delete a todo");
-                }
+                let deleted = db.execute("DELETE FROM todos WHERE id = ?1", (id,)).await;
+                failure.record("delete the todo", deleted);
             }
         }
     };
@@ -368,7 +400,7 @@ fn TodoItem(todo: Todo) -> Element {
 
 /// Connects `db` to the service (as [`USER`]) or disconnects it. Runs on the main
 /// runtime, so the sync tasks outlive the page that clicked the button.
-async fn set_online(demo: &Demo, db: Database, online: bool) {
+async fn set_online(demo: &Demo, db: Database, online: bool) -> Result<(), String> {
     let connector = demo.service.connector(USER);
     let switched = demo
         .runtime
@@ -382,9 +414,8 @@ async fn set_online(demo: &Demo, db: Database, online: bool) {
         })
         .await;
     match switched {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "could not connect"),
-        Err(error) => tracing::warn!(%error, "the connect task failed"),
+        Ok(connected) => connected.map_err(|error| error.to_string()),
+        Err(error) => Err(format!("the connect task failed: {error}")),
     }
 }
 
@@ -474,7 +505,12 @@ async fn start_device(
     tokio::time::timeout(STARTUP_WAIT, db.wait_for_first_sync())
         .await
         .map_err(|_| livesync::Error::connector("the first sync did not finish in time"))??;
-    Ok(Device { key, label, db })
+    Ok(Device {
+        key,
+        label,
+        db,
+        wants_online: Arc::new(AtomicBool::new(true)),
+    })
 }
 
 /// `--port N`, else `TODO_WEB_PORT`, else [`DEFAULT_PORT`].

@@ -208,6 +208,8 @@ struct PaneView {
     list_synced: bool,
     /// `(description, done)` in display order.
     todos: Vec<(String, bool)>,
+    /// The pane's error line (a failed write or connect), if shown.
+    error: Option<String>,
 }
 
 impl PaneView {
@@ -243,6 +245,7 @@ return {
   list_synced: stream.dataset.synced === 'true',
   todos: Array.from(list.querySelectorAll('li.todo')).map(li =>
     [li.querySelector('.description').textContent, li.dataset.done === 'true']),
+  error: pane.querySelector('[data-testid=write-error]')?.textContent ?? null,
 };
 "#;
 
@@ -267,6 +270,7 @@ async fn read_pane(browser: &Client, pane: &str) -> Option<PaneView> {
         open_list: value["open_list"].as_str()?.to_owned(),
         list_synced: value["list_synced"].as_bool()?,
         todos,
+        error: value["error"].as_str().map(str::to_owned),
     })
 }
 
@@ -349,6 +353,20 @@ async fn drive(browser: &Client, url: &str) -> Vec<u8> {
         })
         .await;
     }
+
+    // Opening another list subscribes to its `list_todos` stream: its todos arrive.
+    click(browser, "#pane-b .list[data-list-id=household]").await;
+    wait_for_pane(browser, "b", "the household list, synced", |view| {
+        view.open_list == "household"
+            && view.list_synced
+            && view.descriptions() == ["wash the dishes"]
+    })
+    .await;
+    click(browser, "#pane-b .list[data-list-id=groceries]").await;
+    wait_for_pane(browser, "b", "back on groceries", |view| {
+        view.open_list == "groceries" && view.descriptions() == ["milk", "bread"]
+    })
+    .await;
 
     // Adding in A shows up in B after syncing.
     add_todo(browser, "a", "oat milk").await;
@@ -436,6 +454,10 @@ async fn drive(browser: &Client, url: &str) -> Vec<u8> {
     assert!(
         a.status.starts_with("online") && b.status.starts_with("online"),
         "{a:?} {b:?}"
+    );
+    assert!(
+        a.error.is_none() && b.error.is_none(),
+        "no action failed: {a:?} {b:?}"
     );
     screenshot
 }
