@@ -75,9 +75,9 @@ pub use db::{Database, OpenOptions, TableUpdateStream, TableUpdates};
 pub use error::{Error, Result};
 pub use query::{ColumnValue, FromRow, LiveDiff, LiveQuery, Query, QueryDiff, RowValues, Serde};
 pub use sync::{
-    DEFAULT_STREAM_TTL, DownloadProgress, FULL_SYNC, PriorityStatus, StreamProgress,
-    SubscribeOptions, SyncError, SyncOptions, SyncStatus, SyncStream, SyncStreamStatus,
-    SyncStreamSubscription,
+    DEFAULT_STREAM_TTL, DownloadProgress, FULL_SYNC, MAX_STREAM_TTL, PriorityStatus,
+    StreamProgress, SubscribeOptions, SyncError, SyncOptions, SyncStatus, SyncStream,
+    SyncStreamStatus, SyncStreamSubscription,
 };
 
 /// Derives [`FromRow`] for a struct with named fields: each field is read from the

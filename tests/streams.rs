@@ -452,3 +452,125 @@ async fn a_subscription_expiring_while_connected_is_dropped_at_a_keepalive() {
     assert!(db.status().connected);
     db.close().await;
 }
+
+/// Dropping one handle renews the expiry of every held subscription before expired ones
+/// are swept: a long-held subscription is not lost when another one is released.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn releasing_one_subscription_keeps_the_others_that_are_held() {
+    let db = Database::in_memory(schema()).await.unwrap();
+    let ttl = SubscribeOptions::default().ttl(Duration::from_secs(60));
+    let a = db.sync_stream("list_todos", json!({"list_id": "a"}));
+    let b = db.sync_stream("list_todos", json!({"list_id": "b"}));
+    let held = a.subscribe_with(ttl).await.unwrap();
+    let released = b.subscribe_with(ttl).await.unwrap();
+    tokio::time::advance(Duration::from_secs(120)).await;
+    let before = released.status().unwrap().expires_at.unwrap();
+    drop(released);
+    until("the release is stored", || {
+        b.status()
+            .and_then(|s| s.expires_at)
+            .is_some_and(|e| e > before)
+    })
+    .await;
+    assert!(
+        held.status().is_some(),
+        "the held subscription survived the sweep"
+    );
+    db.close().await;
+}
+
+#[tokio::test]
+async fn out_of_range_options_are_refused_and_nothing_is_stored() {
+    let db = Database::in_memory(schema()).await.unwrap();
+    let stream = db.sync_stream("lists", None);
+    for options in [
+        SubscribeOptions::default().ttl(Duration::MAX),
+        SubscribeOptions::default().ttl(Duration::from_millis(10)),
+        SubscribeOptions::default().priority(4),
+    ] {
+        let error = stream.subscribe_with(options).await.unwrap_err();
+        assert!(
+            matches!(error, livesync::Error::InvalidParameter(_)),
+            "{error}"
+        );
+    }
+    let error = db
+        .sync_stream("lists", json!([1, 2]))
+        .subscribe()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("JSON object"), "{error}");
+    assert!(db.status().streams.is_empty());
+    db.close().await;
+}
+
+#[tokio::test]
+async fn signing_out_forgets_what_the_service_said_about_subscriptions() {
+    let service = service().await;
+    let db = Database::in_memory(schema()).await.unwrap();
+    let mine = db
+        .sync_stream("list_todos", json!({"list_id": "l1"}))
+        .subscribe()
+        .await
+        .unwrap();
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    tokio::time::timeout(WAIT, mine.wait_for_first_sync())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(db.status().for_stream("lists", None).is_some());
+
+    // Disconnected: no progress, and what the checkpoint said (priority) is still shown.
+    db.disconnect().await;
+    let after_disconnect = mine.status().unwrap();
+    assert_eq!(after_disconnect.progress, None);
+    assert_eq!(after_disconnect.priority, Some(3));
+
+    db.disconnect_and_clear(false).await.unwrap();
+    let status = db.status();
+    assert!(
+        status.for_stream("lists", None).is_none(),
+        "default rows go"
+    );
+    let kept = mine
+        .status()
+        .expect("the app's explicit subscription stays");
+    assert!(!kept.has_synced() && !kept.active);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), mine.wait_for_first_sync())
+            .await
+            .is_err(),
+        "not synced for the next user yet"
+    );
+    assert!(strings(&db, TODOS).await.is_empty());
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_default_stream_the_service_cannot_resolve_reports_its_error() {
+    let service = TestSyncService::builder()
+        .stream(
+            TestStream::new(
+                "needs_param",
+                BucketRule::per_value(
+                    "needs_param",
+                    "todos",
+                    "list_id",
+                    ParameterSource::StreamParameter("list_id".into()),
+                ),
+            )
+            .auto_subscribe(),
+        )
+        .start()
+        .await
+        .unwrap();
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    until("the default stream's error", || {
+        db.status()
+            .for_stream("needs_param", None)
+            .is_some_and(|s| s.errors == ["parameter \"list_id\" is missing"])
+    })
+    .await;
+    db.close().await;
+}

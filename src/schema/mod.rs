@@ -23,7 +23,7 @@
 mod apply;
 mod identifier;
 mod json;
-mod sql;
+pub(crate) mod sql;
 mod validate;
 
 pub(crate) use apply::{apply_schema, client_id, data_table_view_names};

@@ -16,8 +16,8 @@ use super::iteration::{Iteration, Next};
 use super::lines::LineSplitter;
 use super::options::SyncOptions;
 use super::protocol::SyncLine;
-use super::status::{StatusCell, SyncStatus, SyncStreamStatus, now_micros};
-use super::stream_state::{StreamState, offline_status};
+use super::status::{StatusCell, SyncStatus, now_micros};
+use super::stream_state::{StreamState, offline_statuses};
 use super::streams::StreamRegistry;
 use super::{storage, subscriptions, transport};
 use crate::{BackendConnector, Credentials, Database, Error, Result};
@@ -145,6 +145,11 @@ async fn download_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
         let end = iteration(&engine)
             .instrument(tracing::debug_span!("sync_iteration"))
             .await;
+        // The per-stream status goes back to what is stored (no progress), including
+        // subscription changes the ended iteration did not get to.
+        if let Err(error) = engine.db.refresh_subscriptions().await {
+            tracing::debug!(%error, "could not refresh stream subscriptions");
+        }
         if let End::Delayed(error) = end {
             if let Some(error) = &error {
                 tracing::warn!(%error, "sync iteration failed; retrying after the delay");
@@ -197,8 +202,9 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
         })
         .await?;
     // A new iteration starts from what is stored (spec §7.2).
-    let streams: Vec<SyncStreamStatus> = rows.iter().map(offline_status).collect();
-    engine.status().update(|s| s.streams = streams);
+    engine
+        .status()
+        .update(|s| s.streams = offline_statuses(&rows, &s.streams));
     let request = transport::StreamRequest {
         buckets: &buckets,
         client_id: &engine.client_id,
@@ -317,6 +323,10 @@ async fn on_line<'a, C: BackendConnector>(
             Ok(changed.then_some(End::Hidden))
         }
         Next::RefreshCredentials => {
+            // Keepalives renew subscription TTLs whatever the token's lifetime.
+            if check_subscriptions(engine, iteration).await? {
+                return Ok(Some(End::Hidden));
+            }
             if refresh.is_none() {
                 tracing::debug!("token expires soon; fetching new credentials");
                 // The connector drops its cached token first (spec §8.4), so it fetches
@@ -504,6 +514,9 @@ impl Database {
             s.downloading = None;
             s.uploading = false;
         });
+        if let Err(error) = self.refresh_subscriptions().await {
+            tracing::debug!(%error, "could not refresh stream subscriptions");
+        }
     }
 
     /// Disconnects, then deletes all synced data, sync state and queued uploads (for
@@ -529,7 +542,7 @@ impl Database {
         self.sync_slot().status.update(|s| {
             *s = SyncStatus::default();
         });
-        Ok(())
+        self.refresh_subscriptions().await
     }
 
     /// The current sync status (the persisted part, such as `has_synced`, is loaded when

@@ -27,7 +27,9 @@ pub use status::{
     DownloadProgress, FULL_SYNC, PriorityStatus, StreamProgress, SyncError, SyncStatus,
     SyncStreamStatus,
 };
-pub use streams::{DEFAULT_STREAM_TTL, SubscribeOptions, SyncStream, SyncStreamSubscription};
+pub use streams::{
+    DEFAULT_STREAM_TTL, MAX_STREAM_TTL, SubscribeOptions, SyncStream, SyncStreamSubscription,
+};
 
 #[cfg(test)]
 mod tests;

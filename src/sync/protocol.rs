@@ -102,17 +102,35 @@ pub(crate) struct BucketChecksum {
 }
 
 /// One reason a bucket is in a checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BucketReason {
     /// Index into the checkpoint line's `streams` (a default stream).
     Default(usize),
     /// Index into the request's `streams.subscriptions`.
     Sub(usize),
+    /// A reason this client does not know (a newer service); ignored.
+    Unknown,
+}
+
+impl<'de> Deserialize<'de> for BucketReason {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let index = |key: &str| {
+            value
+                .get(key)
+                .and_then(Value::as_u64)
+                .and_then(|i| usize::try_from(i).ok())
+        };
+        Ok(match (index("default"), index("sub")) {
+            (Some(i), _) => Self::Default(i),
+            (None, Some(i)) => Self::Sub(i),
+            (None, None) => Self::Unknown,
+        })
+    }
 }
 
 /// A stream the checkpoint covers (`checkpoint.streams[]`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub(crate) struct StreamDescription {
     pub(crate) name: String,
     #[serde(default)]
@@ -122,18 +140,20 @@ pub(crate) struct StreamDescription {
 }
 
 /// An error the service reports for a subscription.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub(crate) struct StreamErrorLine {
     pub(crate) subscription: ErrorSubject,
     pub(crate) message: String,
 }
 
-/// Which subscription a stream error is about: `"default"` or a request index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// Which subscription a stream error is about: `"default"` or a request index
+/// (anything else is kept as `Other` and only logged).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub(crate) enum ErrorSubject {
     Request(usize),
     Default(DefaultMarker),
+    Other(de::IgnoredAny),
 }
 
 /// The literal `"default"`.

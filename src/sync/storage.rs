@@ -575,6 +575,7 @@ pub(crate) fn clear(conn: &Connection, clear_local: bool) -> Result<()> {
         "DELETE FROM ps_oplog; DELETE FROM ps_oplog_pending; DELETE FROM ps_buckets; DELETE FROM ps_crud; DELETE FROM ps_untyped; \
          DELETE FROM ps_updated_rows; DELETE FROM ps_kv WHERE key != 'client_id'; DELETE FROM ps_sync_state;",
     )?;
+    super::subscriptions::clear(conn)?;
     let pattern = if clear_local {
         "ps_data*__*"
     } else {

@@ -2,7 +2,7 @@
 //! subscription each bucket serves, their resolved priorities, the service's errors,
 //! and the per-stream status built from that.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::protocol::{BucketReason, StreamDescription};
 use super::status::{StreamProgress, SyncStreamStatus, from_micros};
@@ -19,7 +19,7 @@ pub(crate) struct StreamState {
     descriptions: Vec<StreamDescription>,
     errors: Vec<SubscriptionError>,
     /// Subscription id → the buckets it brings, from the tracked checkpoint.
-    buckets_of: HashMap<i64, Vec<String>>,
+    buckets_of: HashMap<i64, BTreeSet<String>>,
     /// Subscription id → the lowest priority among its buckets.
     priority_of: HashMap<i64, u8>,
 }
@@ -62,31 +62,42 @@ impl StreamState {
             for reason in &bucket.subscriptions {
                 let id = match *reason {
                     BucketReason::Sub(index) => self.requested.get(index).map(|r| r.id),
+                    // A default reason counts for the stream's parameterless row only
+                    // when the app did not subscribe to it explicitly (spec §6.4 step 5;
+                    // otherwise that subscription's own reason covers the bucket).
                     BucketReason::Default(index) => self.descriptions.get(index).and_then(|d| {
                         self.rows
                             .iter()
                             .find(|r| r.key.name == d.name && r.key.params == "null")
+                            .filter(|r| r.ttl.is_none())
                             .map(|r| r.id)
                     }),
+                    BucketReason::Unknown => None,
                 };
                 let Some(id) = id else { continue };
                 self.buckets_of
                     .entry(id)
                     .or_default()
-                    .push(bucket.bucket.clone());
+                    .insert(bucket.bucket.clone());
                 let priority = self.priority_of.entry(id).or_insert(bucket.priority);
                 *priority = (*priority).max(bucket.priority);
             }
         }
     }
 
-    /// The subscriptions an apply of `priority` (all for a full apply) covers: those whose
-    /// every bucket is of that priority or higher.
+    /// The subscriptions an apply of `priority` covers: for a full apply, every one of
+    /// this connection; for a partial apply, those whose every bucket is of that priority
+    /// or higher.
     pub(crate) fn synced_by(&self, priority: Option<u8>) -> Vec<i64> {
         self.rows
             .iter()
             .filter(|row| match priority {
-                None => true,
+                // Every subscription this connection requested or the service listed by
+                // default; not one added since the request (the service has not seen it).
+                None => {
+                    self.requested.iter().any(|r| r.id == row.id)
+                        || (row.ttl.is_none() && row.active)
+                }
                 Some(p) => self.priority_of.get(&row.id).is_some_and(|own| *own <= p),
             })
             .map(|row| row.id)
@@ -111,8 +122,8 @@ impl StreamState {
                     .map(|e| e.message.clone())
                     .collect();
                 status.progress = progress.map(|per_bucket| {
-                    let buckets = self.buckets_of.get(&row.id).map_or(&[][..], Vec::as_slice);
-                    buckets.iter().filter_map(|b| per_bucket.get(b)).fold(
+                    let buckets = self.buckets_of.get(&row.id).into_iter().flatten();
+                    buckets.filter_map(|b| per_bucket.get(b)).fold(
                         StreamProgress::default(),
                         |sum, (d, t)| StreamProgress {
                             downloaded: sum.downloaded.saturating_add(*d),
@@ -126,9 +137,30 @@ impl StreamState {
     }
 }
 
-/// What the table alone says about a subscription (no connection: no priority,
-/// progress or errors).
-pub(crate) fn offline_status(row: &SubscriptionRow) -> SyncStreamStatus {
+/// The stored subscriptions as status without a live connection: no progress; the
+/// priority and errors the last checkpoint gave (from `previous`) are kept, so a
+/// reconnect does not make them flicker.
+pub(crate) fn offline_statuses(
+    rows: &[SubscriptionRow],
+    previous: &[SyncStreamStatus],
+) -> Vec<SyncStreamStatus> {
+    rows.iter()
+        .map(|row| {
+            let mut status = offline_status(row);
+            if let Some(known) = previous
+                .iter()
+                .find(|p| p.name == status.name && p.parameters == status.parameters)
+            {
+                status.priority = known.priority;
+                status.errors = known.errors.clone();
+            }
+            status
+        })
+        .collect()
+}
+
+/// What the table alone says about a subscription (no priority, progress or errors).
+fn offline_status(row: &SubscriptionRow) -> SyncStreamStatus {
     SyncStreamStatus {
         name: row.key.name.clone(),
         parameters: row.key.params_value(),

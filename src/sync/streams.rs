@@ -14,13 +14,17 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::status::{SyncStreamStatus, now_micros};
-use super::stream_state::offline_status;
+use super::stream_state::offline_statuses;
 use super::subscriptions::{self, StreamKey};
 use crate::{Database, Error, Result};
 
 /// How long a subscription outlives its last handle unless set otherwise (one day, as
 /// in the official SDKs).
 pub const DEFAULT_STREAM_TTL: Duration = Duration::from_secs(86_400);
+
+/// The longest TTL a subscription may have (about 100 years; expiry times are stored as
+/// microseconds and must not overflow).
+pub const MAX_STREAM_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// Which subscriptions have live handles, and a signal when that or the stored
 /// subscriptions change (the sync engine then rebuilds its request).
@@ -185,8 +189,9 @@ impl Database {
             })
             .await?;
         if !registry.iteration_live.load(Ordering::SeqCst) {
-            let streams: Vec<SyncStreamStatus> = rows.iter().map(offline_status).collect();
-            self.sync_slot().status.update(|s| s.streams = streams);
+            self.sync_slot()
+                .status
+                .update(|s| s.streams = offline_statuses(&rows, &s.streams));
         }
         registry.notify();
         Ok(())
@@ -253,10 +258,11 @@ impl SyncStream {
             )));
         }
         let ttl = options.ttl.unwrap_or(DEFAULT_STREAM_TTL).as_secs();
-        if ttl == 0 {
-            return Err(Error::InvalidParameter(
-                "a stream subscription's TTL must be at least one second".into(),
-            ));
+        if !(1..=MAX_STREAM_TTL.as_secs()).contains(&ttl) {
+            return Err(Error::InvalidParameter(format!(
+                "a stream subscription's TTL must be between one second and {} days, got {ttl} s",
+                MAX_STREAM_TTL.as_secs() / 86_400
+            )));
         }
         let ttl = i64::try_from(ttl).unwrap_or(i64::MAX);
         let stored = key.clone();
@@ -340,10 +346,11 @@ impl SyncStreamSubscription {
     }
 
     /// Waits until the stream's data has been applied at least once (at once if that
-    /// happened before, even in an earlier session).
+    /// happened before, even in an earlier session). It waits as long as that takes (also
+    /// while offline): wrap it in a timeout where the app must not wait.
     ///
     /// # Errors
-    /// [`Error::Closed`] when the database closes first.
+    /// [`Error::Closed`] if the status can no longer change.
     pub async fn wait_for_first_sync(&self) -> Result<()> {
         let parameters = self.key.params_value();
         let mut statuses = self.db.sync_slot().status.subscribe();
@@ -372,11 +379,13 @@ impl Drop for SyncStreamSubscription {
         }
         // The last handle: the TTL counts from now. Stored in the background (drop
         // cannot wait); without a runtime the write is still queued on the writer.
-        let key = self.key.clone();
+        // The other held keys are renewed too: the sweep must not remove them.
+        let mut keys = registry.active_keys();
+        keys.push(self.key.clone());
         let now = now_micros();
         let renewed = self
             .db
-            .queue_transaction(move |tx| subscriptions::renew(tx, &key, now));
+            .queue_transaction(move |tx| subscriptions::refresh_and_sweep(tx, &keys, now));
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let db = self.db.clone();

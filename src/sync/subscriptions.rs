@@ -183,12 +183,6 @@ pub(crate) fn refresh_and_sweep(conn: &Connection, active: &[StreamKey], now: i6
     Ok(())
 }
 
-/// Renews the expiry of one subscription: its last handle was just dropped, so its TTL
-/// starts now.
-pub(crate) fn renew(conn: &Connection, key: &StreamKey, now: i64) -> Result<()> {
-    refresh_and_sweep(conn, std::slice::from_ref(key), now)
-}
-
 /// The explicit subscriptions, in the order the request lists them (spec §6.3).
 pub(crate) fn requested(conn: &Connection) -> Result<Vec<RequestedSubscription>> {
     let mut stmt = conn.prepare_cached(
@@ -272,6 +266,10 @@ pub(crate) fn reconcile(
                     );
                     default_row(conn, &stream.name)?
                 }
+                ErrorSubject::Other(_) => {
+                    tracing::warn!(stream = %stream.name, "stream error: {}", error.message);
+                    None
+                }
                 ErrorSubject::Request(index) => {
                     let requested = requested.get(index);
                     tracing::warn!(
@@ -304,6 +302,16 @@ pub(crate) fn default_row(conn: &Connection, stream: &str) -> Result<Option<i64>
         )?
         .query_row([stream], |r| r.get(0))
         .optional()?)
+}
+
+/// Forgets what the service said (for a sign-out): default subscriptions go, explicit
+/// ones stay but are no longer active or synced.
+pub(crate) fn clear(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "DELETE FROM ps_stream_subscriptions WHERE ttl IS NULL; \
+         UPDATE ps_stream_subscriptions SET active = FALSE, is_default = FALSE, last_synced_at = NULL;",
+    )?;
+    Ok(())
 }
 
 /// Records that the subscriptions `ids` were synced at `now` (spec §6.6).
@@ -340,5 +348,83 @@ mod tests {
             assert!(error.to_string().contains("JSON object"), "{error}");
         }
         assert!(StreamKey::new(" ", &Value::Null).is_err());
+    }
+
+    fn table() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            crate::schema::sql::INTERNAL_TABLES_V3
+                .split("INSERT INTO ps_migration")
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+        conn
+    }
+
+    fn priority(conn: &Connection, key: &StreamKey) -> Option<u8> {
+        conn.query_row(
+            "SELECT local_priority FROM ps_stream_subscriptions WHERE stream_name = ?1 AND local_params = ?2",
+            params![key.name, key.params],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn subscribing_again_keeps_the_higher_priority() {
+        let conn = table();
+        let key = StreamKey::new("lists", &Value::Null).unwrap();
+        subscribe(&conn, &key, 60, Some(2), 0).unwrap();
+        subscribe(&conn, &key, 60, Some(3), 0).unwrap();
+        assert_eq!(
+            priority(&conn, &key),
+            Some(2),
+            "a lower priority does not win"
+        );
+        subscribe(&conn, &key, 60, Some(1), 0).unwrap();
+        assert_eq!(priority(&conn, &key), Some(1), "a higher one does");
+        subscribe(&conn, &key, 60, None, 0).unwrap();
+        assert_eq!(
+            priority(&conn, &key),
+            Some(1),
+            "no priority keeps the old one"
+        );
+
+        let open = StreamKey::new("todos", &Value::Null).unwrap();
+        subscribe(&conn, &open, 60, None, 0).unwrap();
+        subscribe(&conn, &open, 60, Some(0), 0).unwrap();
+        assert_eq!(
+            priority(&conn, &open),
+            None,
+            "\"stream default\" stays (official SQL)"
+        );
+
+        // A row known only as a default stream takes the requested priority.
+        conn.execute_batch("INSERT INTO ps_stream_subscriptions(stream_name, active, is_default) VALUES ('global', 1, 1)")
+            .unwrap();
+        let global = StreamKey::new("global", &Value::Null).unwrap();
+        subscribe(&conn, &global, 60, Some(1), 0).unwrap();
+        assert_eq!(priority(&conn, &global), Some(1));
+    }
+
+    #[test]
+    fn the_sweep_keeps_held_keys_and_removes_expired_and_unlisted_ones() {
+        let conn = table();
+        let held = StreamKey::new("a", &Value::Null).unwrap();
+        let released = StreamKey::new("b", &Value::Null).unwrap();
+        subscribe(&conn, &held, 60, None, 0).unwrap();
+        subscribe(&conn, &released, 60, None, 0).unwrap();
+        conn.execute_batch("INSERT INTO ps_stream_subscriptions(stream_name) VALUES ('unlisted')")
+            .unwrap();
+        // 2 minutes later both expired, but `held` has a handle.
+        refresh_and_sweep(&conn, std::slice::from_ref(&held), 120_000_000).unwrap();
+        let left: Vec<String> = rows(&conn)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.key.name)
+            .collect();
+        assert_eq!(left, ["a"]);
+        assert_eq!(rows(&conn).unwrap()[0].expires_at, Some(180_000_000));
     }
 }

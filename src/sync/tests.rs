@@ -768,3 +768,50 @@ async fn progress_of_a_later_checkpoint_counts_only_new_ops() {
         Some((1, 2))
     );
 }
+
+/// A subscription added after the request was sent is not marked synced by that
+/// connection's checkpoint (the service never saw it); an explicit parameterless
+/// subscription to a default stream counts its buckets once.
+#[tokio::test]
+async fn a_full_apply_marks_only_subscriptions_the_request_carried() {
+    use super::subscriptions::StreamKey;
+    let mut h = Harness::new().await;
+    let global = StreamKey::new("global", &serde_json::Value::Null).unwrap();
+    let g = global.clone();
+    let now = super::status::now_micros();
+    h.db.transaction(move |tx| subscriptions::subscribe(tx, &g, 60, None, now))
+        .await
+        .unwrap();
+    h.reconnect().await;
+    // Subscribed after the request went out.
+    let late = StreamKey::new("late", &serde_json::Value::Null).unwrap();
+    let l = late.clone();
+    h.db.transaction(move |tx| subscriptions::subscribe(tx, &l, 60, None, now))
+        .await
+        .unwrap();
+    h.lines(&[
+        r#"{"checkpoint":{"last_op_id":"1","buckets":[{"bucket":"g","checksum":1,"priority":3,"count":1,"subscriptions":[{"default":0},{"sub":0},{"unknown":7}]}],"streams":[{"name":"global","is_default":true,"errors":[{"subscription":{"odd":1},"message":"ignored"}]}]}}"#,
+    ])
+    .await;
+    let status = h.status.get();
+    assert_eq!(
+        status
+            .for_stream("global", None)
+            .unwrap()
+            .progress
+            .map(|p| (p.downloaded, p.total)),
+        Some((0, 1)),
+        "the bucket counts once, not once per reason"
+    );
+    h.lines(&[
+        r#"{"data":{"bucket":"g","data":[{"op_id":"1","op":"PUT","object_type":"todos","object_id":"t1","checksum":1,"data":"{}"}]}}"#,
+        r#"{"checkpoint_complete":{"last_op_id":"1"}}"#,
+    ])
+    .await;
+    let status = h.status.get();
+    assert!(status.for_stream("global", None).unwrap().has_synced());
+    assert!(
+        !status.for_stream("late", None).unwrap().has_synced(),
+        "not requested by this connection: not synced by its checkpoint"
+    );
+}

@@ -187,20 +187,28 @@ pub(crate) fn resolve(
         entry.priority = entry.priority.min(priority);
         entry.reasons.push(reason);
     };
+    let mut errors: Vec<(usize, Value)> = Vec::new();
     if request.include_defaults {
         for stream in streams.iter().filter(|s| s.auto_subscribe) {
             let index = describe(&stream.name, true);
             for rule in &stream.rules {
-                if let Ok(Some(bucket)) = rule.bucket_for_subscription(user, Some(&Map::new())) {
-                    let priority = stream
-                        .priority
-                        .unwrap_or_else(|| rule_priority(rule.name()));
-                    add(bucket, priority, json!({"default": index}));
+                match rule.bucket_for_subscription(user, Some(&Map::new())) {
+                    Ok(Some(bucket)) => {
+                        let priority = stream
+                            .priority
+                            .unwrap_or_else(|| rule_priority(rule.name()));
+                        add(bucket, priority, json!({"default": index}));
+                    }
+                    Ok(None) => {}
+                    // A default stream that needs a subscription parameter cannot resolve.
+                    Err(message) => errors.push((
+                        index,
+                        json!({"subscription": "default", "message": message}),
+                    )),
                 }
             }
         }
     }
-    let mut errors: Vec<(usize, Value)> = Vec::new();
     for (sub, requested) in request.subscriptions.iter().enumerate() {
         let Some(stream) = streams.iter().find(|s| s.name == requested.stream) else {
             let index = describe(&requested.stream, false);
