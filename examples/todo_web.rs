@@ -342,12 +342,6 @@ fn NewTodo(list_id: String) -> Element {
                             add(());
                         }
                     },
-                    // Keep typing after Enter: the replacement input takes the focus.
-                    onmounted: move |event| async move {
-                        if generation > 0 {
-                            let _ = event.set_focus(true).await;
-                        }
-                    },
                 }
             }
             button { class: "add-todo", "data-testid": "add-todo", onclick: move |_| add(()), "Add" }

@@ -413,7 +413,12 @@ async fn drive(browser: &Client, url: &str) -> Vec<u8> {
         a.pending == 1 && !a.has("added on B meanwhile"),
         "offline A neither uploaded nor downloaded: {a:?}"
     );
-    // The README's picture: A offline with a queued write, B without it.
+    // The README's picture: A offline with a queued write, B without it. Without a
+    // focused input (whose caret blinks) the picture is the same on every run.
+    browser
+        .execute("document.activeElement?.blur()", vec![])
+        .await
+        .expect("the page runs the blur script");
     let screenshot = browser.screenshot().await.expect("a screenshot");
 
     // A reconnects: its queued write is uploaded, and both panes converge.
