@@ -279,8 +279,19 @@ fn TodoList(list_id: String) -> Element {
             }
         },
     };
+    // Errors the service reported for this subscription (an unknown stream, a missing
+    // parameter) are in its status; `error()` is a subscription that failed locally.
+    let service_errors = stream
+        .status()
+        .map(|status| status.errors)
+        .unwrap_or_default();
     let stream_note = if let Some(error) = stream.error() {
         format!("could not subscribe: {error}")
+    } else if !service_errors.is_empty() {
+        format!(
+            "the service refused this list: {}",
+            service_errors.join("; ")
+        )
     } else if stream.has_synced() {
         "list synced".to_owned()
     } else {

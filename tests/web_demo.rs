@@ -206,6 +206,8 @@ struct PaneView {
     pending: u64,
     open_list: String,
     list_synced: bool,
+    /// The open list's stream line ("list synced", or why not).
+    stream: String,
     /// `(description, done)` in display order.
     todos: Vec<(String, bool)>,
     /// The pane's error line (a failed write or connect), if shown.
@@ -243,6 +245,7 @@ return {
   pending: Number(pending.dataset.count),
   open_list: list.dataset.listId,
   list_synced: stream.dataset.synced === 'true',
+  stream: stream.textContent,
   todos: Array.from(list.querySelectorAll('li.todo')).map(li =>
     [li.querySelector('.description').textContent, li.dataset.done === 'true']),
   error: pane.querySelector('[data-testid=write-error]')?.textContent ?? null,
@@ -269,6 +272,7 @@ async fn read_pane(browser: &Client, pane: &str) -> Option<PaneView> {
         pending: value["pending"].as_u64()?,
         open_list: value["open_list"].as_str()?.to_owned(),
         list_synced: value["list_synced"].as_bool()?,
+        stream: value["stream"].as_str()?.to_owned(),
         todos,
         error: value["error"].as_str().map(str::to_owned),
     })
@@ -349,6 +353,7 @@ async fn drive(browser: &Client, url: &str) -> Vec<u8> {
             view.connected
                 && view.open_list == "groceries"
                 && view.list_synced
+                && view.stream == "list synced"
                 && view.descriptions() == ["milk", "bread"]
         })
         .await;
