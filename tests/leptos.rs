@@ -373,6 +373,57 @@ mod client {
         assert_eq!(db.active_watchers(), 0, "no feed was started");
         reactive.dispose();
     }
+
+    #[tokio::test]
+    async fn a_sync_stream_is_subscribed_while_its_owner_lives() {
+        use livesync::testing::{BucketRule, ParameterSource, TestStream, TestSyncService};
+        let service = TestSyncService::builder()
+            .stream(TestStream::new(
+                "owned",
+                BucketRule::per_value(
+                    "owned",
+                    "todos",
+                    "owner_id",
+                    ParameterSource::StreamParameter("owner".into()),
+                ),
+            ))
+            .start()
+            .await
+            .unwrap();
+        service.upsert_row(
+            "todos",
+            "t9",
+            serde_json::json!({"description": "streamed", "owner_id": "x"}),
+        );
+        service.commit();
+        let db = client(&service, "u1").await;
+        in_runtime(|| async move {
+            provide_database(db.clone());
+            let params = Some(serde_json::json!({"owner": "x"}));
+            let (stream, disposer) = as_child_of_current_owner(move |_: ()| {
+                livesync::leptos::use_sync_stream("owned", params.clone())
+            })(());
+            until("the stream synced", || {
+                stream.get_untracked().is_some_and(|s| s.has_synced())
+            })
+            .await;
+            let todos: Vec<Todo> = db.query(TODOS).fetch_all().await.unwrap();
+            assert_eq!(ids(&todos), ["t9"]);
+            let held = stream.get_untracked().unwrap();
+            assert!(held.has_explicit_subscription);
+            let expiry = held.expires_at.unwrap();
+
+            drop(disposer); // unmount: the subscription is released, its TTL starts
+            until("the TTL restarted", || {
+                db.status()
+                    .for_stream("owned", serde_json::json!({"owner": "x"}))
+                    .and_then(|s| s.expires_at)
+                    .is_some_and(|e| e > expiry)
+            })
+            .await;
+        })
+        .await;
+    }
 }
 
 #[cfg(feature = "leptos-ssr-example")]

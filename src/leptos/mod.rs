@@ -13,6 +13,7 @@
 //! | [`create_live_query`], [`create_live_query_one`] | Leptos' own [`Resource`](leptos_reactive::Resource): read it inside `<Suspense>` or `<Transition>`; `.get()`, `.with()`, `.loading()`, `.refetch()` work as usual |
 //! | [`create_live_signal`] | a plain signal, client-only like `create_local_resource` |
 //! | [`use_sync_status`] | a `Signal<SyncStatus>` |
+//! | [`use_sync_stream`] | a subscription held until `on_cleanup`, with its status as a `Signal` |
 //!
 //! # How a live resource works
 //! The closure given to [`create_live_query`] builds a [`Query`](crate::Query); it is the
@@ -69,18 +70,18 @@
 //! }
 //! ```
 //!
-//! Sync streams (`use_sync_stream(name, params)`, subscribed for the owner's lifetime)
-//! join this module together with the sync-streams client API.
+//! [`use_sync_stream`] keeps a sync stream subscribed for the owner's lifetime (like the
+//! `streams` option of PowerSync's React `useQuery`).
 
 mod context;
 mod feed;
 mod resource;
 mod signal;
 mod status;
+mod stream;
 
 pub use context::{provide_database, use_database};
 pub use resource::{LiveResource, LiveResult, create_live_query, create_live_query_one};
 pub use signal::create_live_signal;
 pub use status::use_sync_status;
-// `use_sync_stream(name, params)` lands here (its own module, `stream.rs`) with the
-// sync-streams client API: subscribe in the owner, drop the subscription in `on_cleanup`.
+pub use stream::use_sync_stream;
