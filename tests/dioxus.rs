@@ -517,3 +517,14 @@ async fn provide_database_makes_the_store_available_to_children() {
     drive_until(&mut dom, "<p>1</p>").await;
     db.close().await;
 }
+
+#[test]
+fn live_states_compare_by_rows() {
+    let rows: std::sync::Arc<[i64]> = vec![1, 2].into();
+    assert_eq!(LiveState::Ready(rows.clone()), LiveState::Ready(rows));
+    assert_eq!(
+        LiveState::Ready(vec![1].into()),
+        LiveState::<i64>::Ready(vec![1].into())
+    );
+    assert_ne!(LiveState::Ready(vec![1].into()), LiveState::<i64>::Loading);
+}

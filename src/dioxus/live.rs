@@ -41,6 +41,19 @@ impl<T> Clone for LiveState<T> {
     }
 }
 
+/// Equal when both are loading, hold equal rows (the same shared rows compare without
+/// looking at them), or hold the same error: so a `LiveState` can be a component prop.
+impl<T: PartialEq> PartialEq for LiveState<T> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Loading, Self::Loading) => true,
+            (Self::Ready(a), Self::Ready(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Self::Error(a), Self::Error(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 impl<T> LiveState<T> {
     /// The rows, if there are any yet.
     pub fn rows(&self) -> Option<Arc<[T]>> {

@@ -59,7 +59,9 @@ impl UseSyncStream {
         self.status.read().clone()
     }
 
-    /// Whether the stream's data has been applied at least once.
+    /// Whether the stream's data has been applied at least once. A subscription the
+    /// service refused also counts as synced once the checkpoint was applied (there is
+    /// no data for it): check [`errors`](Self::errors) too.
     pub fn has_synced(&self) -> bool {
         self.status
             .read()
@@ -67,8 +69,18 @@ impl UseSyncStream {
             .is_some_and(SyncStreamStatus::has_synced)
     }
 
-    /// Why subscribing failed (invalid parameters, a database error), if it did. Errors
-    /// the service reports are in [`status`](Self::status)`.errors`.
+    /// What the service reported about this subscription (for example a missing
+    /// parameter or an unknown stream); empty when all is well.
+    pub fn errors(&self) -> Vec<String> {
+        self.status
+            .read()
+            .as_ref()
+            .map(|s| s.errors.clone())
+            .unwrap_or_default()
+    }
+
+    /// Why subscribing failed locally (invalid parameters, a database error), if it did.
+    /// Errors the service reports are in [`errors`](Self::errors).
     pub fn error(&self) -> Option<Arc<Error>> {
         self.error.read().clone()
     }
