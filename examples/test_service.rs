@@ -38,14 +38,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "owner_id",
             ParameterSource::UserId,
         ))
-        .stream(TestStream::new(
+        .stream(TestStream::per_parameter(
             "list_todos",
-            BucketRule::per_value(
-                "list_todos",
-                "todos",
-                "list_id",
-                ParameterSource::StreamParameter("list_id".into()),
-            ),
+            "todos",
+            "list_id",
+            "list_id",
         ))
         .start()
         .await?;

@@ -34,7 +34,7 @@ use livesync::dioxus::{
     LiveState, provide_database, use_database, use_live_query, use_live_query_one, use_sync_status,
     use_sync_stream,
 };
-use livesync::testing::{BucketRule, ParameterSource, TestStream, TestSyncService};
+use livesync::testing::{BucketRule, TestStream, TestSyncService};
 use livesync::{Database, Row, Schema, SyncOptions, SyncStatus};
 use serde_json::json;
 
@@ -464,14 +464,11 @@ fn describe(status: &SyncStatus) -> String {
 async fn start_service() -> livesync::Result<TestSyncService> {
     let service = TestSyncService::builder()
         .stream(TestStream::new("lists", BucketRule::global("lists", ["lists"])).auto_subscribe())
-        .stream(TestStream::new(
+        .stream(TestStream::per_parameter(
             "list_todos",
-            BucketRule::per_value(
-                "list_todos",
-                "todos",
-                "list_id",
-                ParameterSource::StreamParameter("list_id".into()),
-            ),
+            "todos",
+            "list_id",
+            "list_id",
         ))
         .start()
         .await?;

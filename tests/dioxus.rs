@@ -13,7 +13,7 @@ use livesync::dioxus::{
     LiveState, provide_database, use_database, use_live_query, use_live_query_one, use_sync_status,
     use_sync_stream,
 };
-use livesync::testing::{BucketRule, ParameterSource, TestStream, TestSyncService};
+use livesync::testing::{BucketRule, TestStream, TestSyncService};
 use livesync::{Column, Database, Schema, SyncOptions, Table};
 use serde_json::json;
 
@@ -422,14 +422,11 @@ fn streamed_app() -> Element {
 #[tokio::test]
 async fn a_mounted_component_keeps_its_sync_stream_subscribed() {
     let service = TestSyncService::builder()
-        .stream(TestStream::new(
+        .stream(TestStream::per_parameter(
             "list_todos",
-            BucketRule::per_value(
-                "list_todos",
-                "todos",
-                "list_id",
-                ParameterSource::StreamParameter("list_id".into()),
-            ),
+            "todos",
+            "list_id",
+            "list_id",
         ))
         .keepalive_interval(Duration::from_millis(200))
         .start()

@@ -376,16 +376,10 @@ mod client {
 
     #[tokio::test]
     async fn a_sync_stream_is_subscribed_while_its_owner_lives() {
-        use livesync::testing::{BucketRule, ParameterSource, TestStream, TestSyncService};
+        use livesync::testing::{TestStream, TestSyncService};
         let service = TestSyncService::builder()
-            .stream(TestStream::new(
-                "owned",
-                BucketRule::per_value(
-                    "owned",
-                    "todos",
-                    "owner_id",
-                    ParameterSource::StreamParameter("owner".into()),
-                ),
+            .stream(TestStream::per_parameter(
+                "owned", "todos", "owner_id", "owner",
             ))
             .start()
             .await

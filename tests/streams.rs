@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use livesync::testing::{BucketRule, ParameterSource, TestStream, TestSyncService};
+use livesync::testing::{BucketRule, TestStream, TestSyncService};
 use livesync::{Column, Database, Schema, SubscribeOptions, SyncOptions, Table};
 use serde_json::{Value, json};
 
-/// Upper bound for anything the tests wait for (bounded loops, never a hang).
-const WAIT: Duration = Duration::from_secs(10);
+mod common;
+
+use common::synced::{WAIT, until};
 
 fn schema() -> Schema {
     Schema::new([
@@ -28,14 +29,11 @@ fn schema() -> Schema {
 async fn service() -> TestSyncService {
     let service = TestSyncService::builder()
         .stream(TestStream::new("lists", BucketRule::global("lists", ["lists"])).auto_subscribe())
-        .stream(TestStream::new(
+        .stream(TestStream::per_parameter(
             "list_todos",
-            BucketRule::per_value(
-                "list_todos",
-                "todos",
-                "list_id",
-                ParameterSource::StreamParameter("list_id".into()),
-            ),
+            "todos",
+            "list_id",
+            "list_id",
         ))
         .keepalive_interval(Duration::from_millis(100))
         .start()
@@ -91,15 +89,6 @@ async fn eventually(db: &Database, sql: &'static str, expected: &[&str]) {
             "{sql}: still {rows:?}, expected {expected:?}; status {:?}",
             db.status()
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Waits until `check` holds (bounded by `WAIT`).
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -550,16 +539,8 @@ async fn signing_out_forgets_what_the_service_said_about_subscriptions() {
 async fn a_default_stream_the_service_cannot_resolve_reports_its_error() {
     let service = TestSyncService::builder()
         .stream(
-            TestStream::new(
-                "needs_param",
-                BucketRule::per_value(
-                    "needs_param",
-                    "todos",
-                    "list_id",
-                    ParameterSource::StreamParameter("list_id".into()),
-                ),
-            )
-            .auto_subscribe(),
+            TestStream::per_parameter("needs_param", "todos", "list_id", "list_id")
+                .auto_subscribe(),
         )
         .start()
         .await

@@ -45,6 +45,32 @@ impl TestStream {
         }
     }
 
+    /// The common parameterised stream: every row of `table` whose `column` equals the
+    /// subscription's parameter `parameter`, in one bucket per value (named after the
+    /// stream).
+    ///
+    /// ```
+    /// use livesync::testing::TestStream;
+    /// // db.sync_stream("list_todos", json!({"list_id": "l1"})) gets list l1's todos.
+    /// let list_todos = TestStream::per_parameter("list_todos", "todos", "list_id", "list_id");
+    /// # let _ = list_todos;
+    /// ```
+    pub fn per_parameter(
+        name: impl Into<String>,
+        table: impl Into<String>,
+        column: impl Into<String>,
+        parameter: impl Into<String>,
+    ) -> Self {
+        let name = name.into();
+        let rule = BucketRule::per_value(
+            name.clone(),
+            table,
+            column,
+            super::ParameterSource::StreamParameter(parameter.into()),
+        );
+        Self::new(name, rule)
+    }
+
     /// Adds another bucket rule (a stream with several queries).
     pub fn rule(mut self, rule: BucketRule) -> Self {
         self.rules.push(rule);
