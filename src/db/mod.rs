@@ -195,13 +195,13 @@ impl Database {
                 // journals buffer 64 KiB in one chunk before touching a file, while MEMORY
                 // journals allocate per KiB and made every trigger-backed write ~25% dearer.)
                 //
-                // Checkpoints run every 10,000 WAL pages (~40 MiB) instead of SQLite's 1,000:
-                // a sync download writes every row twice (op log, then the table), and
-                // checkpointing four times as often cost a third of its time. The WAL file
+                // Checkpoints run every 1,000 WAL pages (SQLite's default), which suits many
+                // small transactions (a large WAL makes each one dearer); a large sync
+                // download raises it while it runs (see `storage::bulk_writes`). The WAL file
                 // is truncated back to 64 MiB after a checkpoint.
                 conn.execute_batch(
                     "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; \
-                     PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = 67108864",
+                     PRAGMA wal_autocheckpoint = 1000; PRAGMA journal_size_limit = 67108864",
                 )?;
                 prepare_writer(conn, &checked, publisher).map_err(|e| e.on_file(&path))
             })

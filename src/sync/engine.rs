@@ -150,6 +150,10 @@ async fn download_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
         if let Err(error) = engine.db.refresh_subscriptions().await {
             tracing::debug!(%error, "could not refresh stream subscriptions");
         }
+        // An interrupted large download leaves the WAL settings as for small writes.
+        if let Err(error) = engine.db.write(|c| storage::bulk_writes(c, false)).await {
+            tracing::debug!(%error, "could not reset WAL checkpointing");
+        }
         if let End::Delayed(error) = end {
             if let Some(error) = &error {
                 tracing::warn!(%error, "sync iteration failed; retrying after the delay");
@@ -516,6 +520,9 @@ impl Database {
         });
         if let Err(error) = self.refresh_subscriptions().await {
             tracing::debug!(%error, "could not refresh stream subscriptions");
+        }
+        if let Err(error) = self.write(|c| storage::bulk_writes(c, false)).await {
+            tracing::debug!(%error, "could not reset WAL checkpointing");
         }
     }
 

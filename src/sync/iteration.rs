@@ -62,6 +62,8 @@ pub(crate) struct Iteration {
     streams: StreamState,
     /// A checkpoint is tracked and not yet fully applied.
     downloading: bool,
+    /// The WAL checkpoints less often for a large download (`storage::bulk_writes`).
+    bulk: bool,
 }
 
 impl std::fmt::Debug for Iteration {
@@ -85,6 +87,7 @@ impl Iteration {
             store_failed: Arc::default(),
             streams,
             downloading: false,
+            bulk: false,
         }
     }
 
@@ -242,6 +245,7 @@ impl Iteration {
             self.blocked = None;
             self.streams.set_rows(rows);
             self.applied_fully(status, &synced);
+            self.end_bulk(db).await?;
         }
         Ok(())
     }
@@ -281,6 +285,11 @@ impl Iteration {
         // A newer checkpoint supersedes one held back by local writes.
         self.blocked = None;
         self.downloading = true;
+        let to_download = self.download_progress().total;
+        if to_download >= storage::BULK_DOWNLOAD_OPS && !self.bulk {
+            db.write(|c| storage::bulk_writes(c, true)).await?;
+            self.bulk = true;
+        }
         self.publish_progress(status, |s| {
             s.connected = true;
             s.connecting = false;
@@ -310,6 +319,15 @@ impl Iteration {
                 .collect()
         });
         self.streams.statuses(per_bucket.as_ref())
+    }
+
+    /// A large download was applied: back to frequent WAL checkpoints.
+    async fn end_bulk(&mut self, db: &Database) -> Result<()> {
+        if self.bulk {
+            db.write(|c| storage::bulk_writes(c, false)).await?;
+            self.bulk = false;
+        }
+        Ok(())
     }
 
     fn applied_fully(&mut self, status: &StatusCell, synced: &[(i64, i64)]) {
@@ -388,6 +406,7 @@ impl Iteration {
                 tracing::debug!(checkpoint = target.last_op_id, "applied checkpoint");
                 self.blocked = None;
                 self.applied_fully(status, &synced);
+                self.end_bulk(db).await?;
             }
             (Some(ApplyOutcome::Applied), Some(priority)) => {
                 tracing::debug!(
