@@ -9,6 +9,7 @@
 //! runtime is required. An in-memory database has a single connection, on the writer
 //! thread, that serves reads too (with `PRAGMA query_only` set while a read runs).
 
+mod checkpoint;
 mod hooks;
 mod notify;
 mod readers;
@@ -39,6 +40,7 @@ pub use notify::{TableUpdateStream, TableUpdates};
 
 use crate::schema::{self, CheckedSchema, Schema};
 use crate::{Error, Result};
+use checkpoint::Checkpointer;
 use hooks::ChangeTracker;
 use notify::Publisher;
 use readers::ReaderPool;
@@ -195,13 +197,11 @@ impl Database {
                 // journals buffer 64 KiB in one chunk before touching a file, while MEMORY
                 // journals allocate per KiB and made every trigger-backed write ~25% dearer.)
                 //
-                // Checkpoints run every 1,000 WAL pages (SQLite's default), which suits many
-                // small transactions (a large WAL makes each one dearer); a large sync
-                // download raises it while it runs (see `storage::bulk_writes`). The WAL file
-                // is truncated back to 64 MiB after a checkpoint.
+                // The writer checkpoints the WAL itself (see `checkpoint`); the WAL file is
+                // truncated back to 64 MiB after a checkpoint.
                 conn.execute_batch(
                     "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; \
-                     PRAGMA wal_autocheckpoint = 1000; PRAGMA journal_size_limit = 67108864",
+                     PRAGMA journal_size_limit = 67108864",
                 )?;
                 prepare_writer(conn, &checked, publisher).map_err(|e| e.on_file(&path))
             })
@@ -557,6 +557,23 @@ impl Database {
             .map_err(|e| self.on_file(e))
     }
 
+    /// Checkpoints the WAL less often while a large sync download runs (`true`), or
+    /// as usual again (`false`); see `checkpoint`.
+    pub(crate) async fn set_bulk_writes(&self, bulk: bool) -> Result<()> {
+        self.on_writer(move |state| {
+            state.checkpointer.set_bulk(bulk);
+            Ok(())
+        })
+        .await
+    }
+
+    /// The writer's current WAL checkpoint threshold, in pages.
+    #[cfg(test)]
+    pub(crate) async fn checkpoint_threshold(&self) -> Result<i32> {
+        self.on_writer(|state| Ok(state.checkpointer.threshold()))
+            .await
+    }
+
     fn on_file(&self, error: Error) -> Error {
         match &self.inner.path {
             Some(path) => error.on_file(path),
@@ -590,10 +607,12 @@ fn prepare_writer(
 ) -> Result<WriterState> {
     let tracker = Arc::new(ChangeTracker::default());
     tracker.install(&mut conn)?;
+    let checkpointer = Checkpointer::install(&mut conn)?;
     let mut state = WriterState {
         conn,
         tracker,
         publisher,
+        checkpointer,
     };
     apply_in_transaction(&mut state, schema)?;
     state.tracker.load_counters(&state.conn)?;

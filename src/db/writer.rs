@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
+use super::checkpoint::Checkpointer;
 use super::hooks::ChangeTracker;
 use super::notify::Publisher;
 use crate::{Error, Result};
@@ -23,6 +24,7 @@ pub(crate) struct WriterState {
     pub conn: Connection,
     pub tracker: Arc<ChangeTracker>,
     pub publisher: Publisher,
+    pub checkpointer: Checkpointer,
 }
 
 type Job = Box<dyn FnOnce(&mut WriterState) + Send>;
@@ -98,6 +100,8 @@ impl Writer {
                 catch_unwind(AssertUnwindSafe(|| job(state))).unwrap_or_else(|p| Err(panicked(p)));
             finish_job(state);
             let _ = reply.send(result);
+            // After the answer, so no caller waits for the checkpoint it happens to trigger.
+            state.checkpointer.run_if_due(&state.conn);
         });
         let queued = {
             let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);

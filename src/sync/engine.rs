@@ -151,7 +151,7 @@ async fn download_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
             tracing::debug!(%error, "could not refresh stream subscriptions");
         }
         // An interrupted large download leaves the WAL settings as for small writes.
-        if let Err(error) = engine.db.write(|c| storage::bulk_writes(c, false)).await {
+        if let Err(error) = engine.db.set_bulk_writes(false).await {
             tracing::debug!(%error, "could not reset WAL checkpointing");
         }
         if let End::Delayed(error) = end {
@@ -521,7 +521,7 @@ impl Database {
         if let Err(error) = self.refresh_subscriptions().await {
             tracing::debug!(%error, "could not refresh stream subscriptions");
         }
-        if let Err(error) = self.write(|c| storage::bulk_writes(c, false)).await {
+        if let Err(error) = self.set_bulk_writes(false).await {
             tracing::debug!(%error, "could not reset WAL checkpointing");
         }
     }

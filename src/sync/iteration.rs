@@ -62,7 +62,7 @@ pub(crate) struct Iteration {
     streams: StreamState,
     /// A checkpoint is tracked and not yet fully applied.
     downloading: bool,
-    /// The WAL checkpoints less often for a large download (`storage::bulk_writes`).
+    /// The WAL checkpoints less often for a large download (`Database::set_bulk_writes`).
     bulk: bool,
 }
 
@@ -287,7 +287,7 @@ impl Iteration {
         self.downloading = true;
         let to_download = self.download_progress().total;
         if to_download >= storage::BULK_DOWNLOAD_OPS && !self.bulk {
-            db.write(|c| storage::bulk_writes(c, true)).await?;
+            db.set_bulk_writes(true).await?;
             self.bulk = true;
         }
         self.publish_progress(status, |s| {
@@ -324,7 +324,7 @@ impl Iteration {
     /// A large download was applied: back to frequent WAL checkpoints.
     async fn end_bulk(&mut self, db: &Database) -> Result<()> {
         if self.bulk {
-            db.write(|c| storage::bulk_writes(c, false)).await?;
+            db.set_bulk_writes(false).await?;
             self.bulk = false;
         }
         Ok(())

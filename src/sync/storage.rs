@@ -567,21 +567,9 @@ pub(crate) fn sync_state(conn: &Connection) -> Result<Vec<(i64, i64)>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// A download of at least this many ops checkpoints the WAL less often while it runs.
+/// A download of at least this many ops checkpoints the WAL less often while it runs
+/// (`Database::set_bulk_writes`).
 pub(crate) const BULK_DOWNLOAD_OPS: u64 = 10_000;
-
-/// Checkpoints every 10,000 WAL pages (~40 MiB) during a large download instead of every
-/// 1,000: it writes every row twice (op log, then the table), and checkpointing ten times
-/// as often cost a third of its time. Back to 1,000 afterwards, where many small
-/// transactions are cheaper with a small WAL.
-pub(crate) fn bulk_writes(conn: &Connection, bulk: bool) -> Result<()> {
-    conn.pragma_update(
-        None,
-        "wal_autocheckpoint",
-        if bulk { 10_000 } else { 1_000 },
-    )?;
-    Ok(())
-}
 
 /// Deletes all synced state and data (spec §4.9): buckets, ops, the upload queue, the
 /// gate, sync times and every synced table's rows; with `clear_local`, local-only tables

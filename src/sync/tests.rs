@@ -822,21 +822,17 @@ async fn a_full_apply_marks_only_subscriptions_the_request_carried() {
 async fn a_large_download_checkpoints_the_wal_rarely_until_applied() {
     let mut h = Harness::new().await;
     h.reconnect().await;
-    let autocheckpoint = |db: Database| async move {
-        db.write(|c| Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get::<_, i64>(0))?))
-            .await
-            .unwrap()
-    };
-    assert_eq!(autocheckpoint(h.db.clone()).await, 1_000);
+    let threshold = |db: Database| async move { db.checkpoint_threshold().await.unwrap() };
+    assert_eq!(threshold(h.db.clone()).await, 1_000);
     // The count only feeds progress; the checksum of the one op sent is what validates.
     h.lines(&[
         r#"{"checkpoint":{"last_op_id":"1","buckets":[{"bucket":"b","checksum":1,"priority":3,"count":10000}]}}"#,
         r#"{"data":{"bucket":"b","data":[{"op_id":"1","op":"PUT","object_type":"todos","object_id":"t1","checksum":1,"data":"{}"}]}}"#,
     ])
     .await;
-    assert_eq!(autocheckpoint(h.db.clone()).await, 10_000);
+    assert_eq!(threshold(h.db.clone()).await, 10_000);
     h.lines(&[r#"{"checkpoint_complete":{"last_op_id":"1"}}"#])
         .await;
     assert_eq!(h.todos().await, ["t1:NULL:NULL"]);
-    assert_eq!(autocheckpoint(h.db.clone()).await, 1_000);
+    assert_eq!(threshold(h.db.clone()).await, 1_000);
 }
