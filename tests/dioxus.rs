@@ -321,6 +321,54 @@ async fn changing_a_signal_read_by_the_query_re_keys_it() {
     db.close().await;
 }
 
+/// While a new key loads, the screen keeps the latest rows it had; the one-shot snapshot
+/// taken at mount (older than those rows) never comes back.
+#[tokio::test]
+async fn a_re_key_never_shows_an_older_result_than_the_screen_had() {
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.execute_batch(
+        "INSERT INTO todos(id, description, list_id) VALUES ('a', 'one', 'l1'), ('z', 'last', 'l2')",
+    )
+    .await
+    .unwrap();
+    let handle = Handle::<String>::default();
+    let (dom, _) = dom_with(filtered_app, &db);
+    let mut dom = dom.with_root_context(handle.clone());
+    dom.rebuild_in_place();
+    drive_until(&mut dom, "<p>one</p><ul><li>one</li></ul>").await;
+    db.execute(
+        "INSERT INTO todos(id, description, list_id) VALUES ('b', 'two', 'l1')",
+        (),
+    )
+    .await
+    .unwrap();
+    drive_until(&mut dom, "<p>one</p><ul><li>one</li><li>two</li></ul>").await;
+
+    let list = handle.get();
+    dom.in_runtime(|| {
+        let mut list = list;
+        list.set("l2".to_owned());
+    });
+    let target = "<p>last</p><ul><li>last</li></ul>";
+    let mut seen = Vec::new();
+    for _ in 0..200 {
+        let html = dioxus_ssr::render(&dom);
+        seen.push(html.clone());
+        if html == target {
+            break;
+        }
+        drive(&mut dom).await;
+    }
+    assert_eq!(seen.last().map(String::as_str), Some(target));
+    assert!(
+        !seen
+            .iter()
+            .any(|html| html.contains("<ul><li>one</li></ul>")),
+        "the mount-time snapshot came back during the re-key: {seen:?}"
+    );
+    db.close().await;
+}
+
 #[component]
 fn SuspendedTodos() -> Element {
     let db = use_database();

@@ -418,6 +418,61 @@ mod client {
         })
         .await;
     }
+
+    /// `Runtime::dispose` drops the owners without running their `on_cleanup`s: the live
+    /// tasks must still stop (the feed aborts its task when dropped) and release the
+    /// table-change subscriptions and the stream subscription.
+    #[tokio::test]
+    async fn disposing_the_whole_runtime_stops_every_live_task() {
+        use livesync::testing::{TestStream, TestSyncService};
+        let service = TestSyncService::builder()
+            .stream(TestStream::per_parameter(
+                "owned", "todos", "owner_id", "owner",
+            ))
+            .start()
+            .await
+            .unwrap();
+        let db = client(&service, "u1").await;
+        let params = || serde_json::json!({"owner": "x"});
+        tokio::task::LocalSet::new()
+            .run_until(async move {
+                let baseline = db.active_watchers();
+                let runtime = create_runtime();
+                provide_database(db.clone());
+                let (for_resource, for_signal) = (db.clone(), db.clone());
+                let resource = create_live_query(move || for_resource.query::<Todo>(TODOS));
+                let signal = create_live_signal(move || for_signal.query::<Todo>(TODOS));
+                let stream = livesync::leptos::use_sync_stream("owned", Some(params()));
+                until("everything subscribed", || {
+                    db.active_watchers() == baseline + 2
+                        && signal.get_untracked().is_some()
+                        && stream.get_untracked().is_some_and(|s| s.has_synced())
+                })
+                .await;
+                assert!(peek(resource).is_some());
+                let expiry = db
+                    .status()
+                    .for_stream("owned", params())
+                    .and_then(|s| s.expires_at);
+
+                runtime.dispose();
+                until("the live queries' subscriptions were released", || {
+                    db.active_watchers() == baseline
+                })
+                .await;
+                until(
+                    "the stream subscription was released (TTL restarted)",
+                    || {
+                        db.status()
+                            .for_stream("owned", params())
+                            .and_then(|s| s.expires_at)
+                            > expiry
+                    },
+                )
+                .await;
+            })
+            .await;
+    }
 }
 
 #[cfg(feature = "leptos-ssr-example")]

@@ -114,7 +114,11 @@ impl<T: 'static> UseLiveQuery<T> {
         if !*self.fetching.read() {
             return self.live.read().clone();
         }
-        if let Some(snapshot) = self.snapshot.read().as_ref() {
+        // A restarted resource keeps its previous value while it runs: only a snapshot
+        // that finished for the current key is newer than what the live signal holds.
+        if matches!(*self.snapshot.state().read(), UseResourceState::Ready)
+            && let Some(snapshot) = self.snapshot.read().as_ref()
+        {
             return snapshot.clone();
         }
         self.live.read().clone()
@@ -198,6 +202,10 @@ impl<T: 'static> UseLiveQuery<T> {
 /// and deduplicated by the live query (see [`LiveQuery`](crate::LiveQuery)): a burst of
 /// writes re-renders a handful of times and ends on the final state; writes to unrelated
 /// tables do not re-render at all.
+///
+/// Like every Dioxus hook, `make` is the closure of the first render: a plain prop it
+/// captures keeps its first value. Take such props as `ReadSignal<T>` (see
+/// [`use_live_query_one`]) so a new value from the parent re-keys the query.
 ///
 /// ```
 /// use dioxus::prelude::*;
@@ -296,15 +304,18 @@ impl<T: Clone + 'static> UseLiveQueryOne<T> {
 /// [`use_live_query`] for one row: the first row of the result, as `Option<T>` (add
 /// `LIMIT 1` to the SQL so only one row is read).
 ///
+/// The prop is a `ReadSignal` (the parent still passes a plain `String`), so a new `id`
+/// from the parent re-keys the query:
+///
 /// ```
 /// use dioxus::prelude::*;
 /// use livesync::dioxus::{use_database, use_live_query_one};
 ///
 /// #[component]
-/// fn ListName(id: String) -> Element {
+/// fn ListName(id: ReadSignal<String>) -> Element {
 ///     let db = use_database();
 ///     let name = use_live_query_one(move || {
-///         db.query::<String>("SELECT name FROM lists WHERE id = ? LIMIT 1").bind(id.clone())
+///         db.query::<String>("SELECT name FROM lists WHERE id = ? LIMIT 1").bind(id())
 ///     });
 ///     rsx! { h2 { {name.row().unwrap_or_default()} } }
 /// }

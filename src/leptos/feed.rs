@@ -11,11 +11,32 @@ use leptos_reactive::on_cleanup;
 /// Handle to the task feeding one reactive value (at most one runs at a time).
 #[derive(Clone)]
 pub(super) struct Feed {
-    running: Rc<RefCell<Option<AbortHandle>>>,
+    running: Rc<Running>,
+}
+
+/// The running task's abort handle. Aborting also on drop covers a runtime disposed as a
+/// whole (`Runtime::dispose` drops the owners' closures without running their
+/// `on_cleanup`s): once nothing holds the feed, its task stops.
+#[derive(Default)]
+struct Running(RefCell<Option<AbortHandle>>);
+
+impl Running {
+    fn stop(&self) {
+        if let Some(abort) = self.0.borrow_mut().take() {
+            abort.abort();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl Feed {
     /// A feed owned by the current reactive owner: disposing the owner aborts its task.
+    /// The task must not hold the feed itself, or dropping the owner could not stop it.
     pub(super) fn new() -> Self {
         let feed = Self {
             running: Rc::default(),
@@ -34,15 +55,13 @@ impl Feed {
         if spawn_local(async move {
             let _ = Abortable::new(task, registration).await;
         }) {
-            *self.running.borrow_mut() = Some(abort);
+            *self.running.0.borrow_mut() = Some(abort);
         }
     }
 
     /// Aborts the current task; the executor drops it (and what it holds) at its next poll.
     pub(super) fn stop(&self) {
-        if let Some(abort) = self.running.borrow_mut().take() {
-            abort.abort();
-        }
+        self.running.stop();
     }
 }
 

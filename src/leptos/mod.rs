@@ -40,7 +40,14 @@
 //!   ready as soon as the resource exists; live updates run as tasks on the current
 //!   tokio [`LocalSet`](https://docs.rs/tokio/latest/tokio/task/struct.LocalSet.html),
 //!   so build the reactive tree inside one (as leptos' own `ssr` mode requires). Outside
-//!   a `LocalSet` the values are snapshots and an error is logged.
+//!   a `LocalSet` nothing is live and an error is logged: resources keep their snapshot,
+//!   a live signal stays `None`, the sync status keeps its first value and
+//!   `use_sync_stream` does not subscribe. tokio can only report a missing `LocalSet` by
+//!   panicking, which livesync catches: a panic hook still sees that panic, and a build
+//!   with `panic = "abort"` must create these values inside a `LocalSet`.
+//!
+//! Disposing an owner (a component unmounting) or the whole runtime stops its live
+//! tasks and releases their subscriptions.
 //!
 //! Background tasks are started with `wasm_bindgen_futures` on wasm and tokio's local
 //! spawner elsewhere; nothing tokio-specific appears in this module's API.

@@ -236,11 +236,14 @@ where
     T: FromRow + PartialEq,
     S: Shape<T>,
 {
-    let shared = Rc::clone(state);
+    // Weak: the task must not keep the state (and with it the feed) alive, or a runtime
+    // disposed as a whole could not stop it.
+    let shared = Rc::downgrade(state);
     state.feed.start(async move {
         // The handle is read when the task first runs: a first fetch that leptos_reactive
         // ran inline starts the feed before `create_resource` has returned it.
-        if let Some(resource) = shared.resource.get() {
+        let resource = shared.upgrade().and_then(|state| state.resource.get());
+        if let Some(resource) = resource {
             feed_resource::<T, S>(resource, live).await;
         }
     });
