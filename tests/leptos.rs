@@ -374,16 +374,21 @@ mod client {
         reactive.dispose();
     }
 
-    #[tokio::test]
-    async fn a_sync_stream_is_subscribed_while_its_owner_lives() {
+    /// A service with the stream `owned`: the todos whose `owner_id` is the `owner` parameter.
+    async fn owned_stream_service() -> livesync::testing::TestSyncService {
         use livesync::testing::{TestStream, TestSyncService};
-        let service = TestSyncService::builder()
+        TestSyncService::builder()
             .stream(TestStream::per_parameter(
                 "owned", "todos", "owner_id", "owner",
             ))
             .start()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_sync_stream_is_subscribed_while_its_owner_lives() {
+        let service = owned_stream_service().await;
         service.upsert_row(
             "todos",
             "t9",
@@ -424,14 +429,7 @@ mod client {
     /// table-change subscriptions and the stream subscription.
     #[tokio::test]
     async fn disposing_the_whole_runtime_stops_every_live_task() {
-        use livesync::testing::{TestStream, TestSyncService};
-        let service = TestSyncService::builder()
-            .stream(TestStream::per_parameter(
-                "owned", "todos", "owner_id", "owner",
-            ))
-            .start()
-            .await
-            .unwrap();
+        let service = owned_stream_service().await;
         let db = client(&service, "u1").await;
         let params = || serde_json::json!({"owner": "x"});
         tokio::task::LocalSet::new()
