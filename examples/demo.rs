@@ -160,10 +160,12 @@ async fn main() -> livesync::Result<()> {
         (),
     )
     .await?;
-    let (queued, bytes) = a.upload_queue_stats().await?;
+    let queue = a.upload_queue_stats().await?;
     println!(
-        "device A: {}; {queued} write(s) ({bytes} bytes) wait for upload",
-        describe(&a.status())
+        "device A: {}; {} write(s) ({} bytes) wait for upload",
+        describe(&a.status()),
+        queue.count,
+        queue.size_bytes
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     println!("device B still shows {} todos", todo_count(&b).await?);

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::schema::GATE_PENDING;
+use crate::sync::write_gate;
 use crate::{Database, Error, Result};
 
 /// The kind of a local write.
@@ -170,8 +170,8 @@ async fn complete_through(
     last_client_id: i64,
     checkpoint: Option<i64>,
 ) -> Result<()> {
-    let insert_only = db.insert_only_tables();
-    db.transaction(move |tx| {
+    let insert_only = db.store().insert_only_tables();
+    db.store().transaction(move |tx| {
         // Uploaded rows are re-derived from server data at the next full sync apply, so a
         // write the backend rejected reverts. (Marked here rather than by the triggers:
         // no apply can happen while the entries are queued anyway.)
@@ -190,25 +190,12 @@ async fn complete_through(
             [last_client_id],
         )?;
         tx.execute("DELETE FROM ps_crud WHERE id <= ?1", [last_client_id])?;
-        let queue_empty = crate::sync::storage::crud_queue_empty(tx)?;
-        // Close the download gate: data may only be applied again once the service has
-        // confirmed (through a write checkpoint) that it reflects these uploads. With a
-        // custom checkpoint, that checkpoint is the target once nothing else is queued.
-        let target = match checkpoint {
-            Some(checkpoint) if queue_empty => checkpoint,
-            _ => GATE_PENDING,
-        };
-        crate::sync::storage::set_gate_target(tx, target)?;
-        tx.execute(
-            "DELETE FROM ps_kv WHERE key IN ('last_seen_checkpoint_request_id', 'last_applied_checkpoint_request_id')",
-            [],
-        )?;
-        Ok(())
+        write_gate::close_after_upload(tx, checkpoint)
     })
     .await
 }
 
-fn next_transaction(
+fn read_transaction(
     conn: &Connection,
     after: i64,
 ) -> Result<Option<(Option<i64>, Vec<CrudEntry>)>> {
@@ -235,91 +222,108 @@ fn next_transaction(
     Ok((!entries.is_empty()).then_some((tx_id, entries)))
 }
 
-impl Database {
-    /// The oldest queued local transaction, or `None` when nothing waits for upload.
-    pub async fn get_next_crud_transaction(&self) -> Result<Option<CrudTransaction>> {
-        let found = self.read(|conn| next_transaction(conn, 0)).await?;
-        Ok(found.map(|(transaction_id, crud)| CrudTransaction {
-            transaction_id,
-            crud,
-            db: self.clone(),
-        }))
-    }
+/// [`Database::get_next_crud_transaction`].
+pub(crate) async fn next_transaction(db: &Database) -> Result<Option<CrudTransaction>> {
+    let found = db.store().read(|conn| read_transaction(conn, 0)).await?;
+    Ok(found.map(|(transaction_id, crud)| CrudTransaction {
+        transaction_id,
+        crud,
+        db: db.clone(),
+    }))
+}
 
-    /// Up to `limit` of the oldest queued writes (across transaction boundaries), or
-    /// `None` when the queue is empty.
-    pub async fn get_crud_batch(&self, limit: usize) -> Result<Option<CrudBatch>> {
-        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
-        let (crud, have_more) = self
-            .read(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached("SELECT id, tx_id, data FROM ps_crud ORDER BY id LIMIT ?1")?;
-                let rows = stmt.query_map([limit.saturating_add(1)], |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, Option<i64>>(1)?,
-                        row.get::<_, String>(2)?,
-                    ))
-                })?;
-                let mut crud = Vec::new();
-                let mut have_more = false;
-                for row in rows {
-                    let (id, tx_id, data) = row?;
-                    if crud.len() as i64 == limit {
-                        have_more = true;
-                        break;
-                    }
-                    crud.push(CrudEntry::from_row(id, tx_id, &data)?);
+/// [`Database::get_crud_batch`].
+pub(crate) async fn batch(db: &Database, limit: usize) -> Result<Option<CrudBatch>> {
+    let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+    let (crud, have_more) = db
+        .store()
+        .read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, tx_id, data FROM ps_crud ORDER BY id LIMIT ?1")?;
+            let rows = stmt.query_map([limit.saturating_add(1)], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Option<i64>>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut crud = Vec::new();
+            let mut have_more = false;
+            for row in rows {
+                let (id, tx_id, data) = row?;
+                if crud.len() as i64 == limit {
+                    have_more = true;
+                    break;
                 }
-                Ok((crud, have_more))
-            })
-            .await?;
-        Ok((!crud.is_empty()).then(|| CrudBatch {
-            crud,
-            have_more,
-            db: self.clone(),
-        }))
-    }
-
-    /// Every queued transaction in order, read lazily. The stream ends at the end of the
-    /// queue; it does not remove anything (call [`CrudTransaction::complete`] for that).
-    pub fn crud_transactions(
-        &self,
-    ) -> impl Stream<Item = Result<CrudTransaction>> + Send + 'static {
-        let db = self.clone();
-        futures::stream::unfold(Some(0i64), move |after| {
-            let db = db.clone();
-            async move {
-                let after = after?;
-                match db.read(move |conn| next_transaction(conn, after)).await {
-                    Ok(Some((transaction_id, crud))) => {
-                        let last = crud.last().map_or(after, |e| e.client_id);
-                        let tx = CrudTransaction {
-                            transaction_id,
-                            crud,
-                            db,
-                        };
-                        Some((Ok(tx), Some(last)))
-                    }
-                    Ok(None) => None,
-                    Err(e) => Some((Err(e), None)),
-                }
+                crud.push(CrudEntry::from_row(id, tx_id, &data)?);
             }
+            Ok((crud, have_more))
         })
-    }
+        .await?;
+    Ok((!crud.is_empty()).then(|| CrudBatch {
+        crud,
+        have_more,
+        db: db.clone(),
+    }))
+}
 
-    /// Number of queued writes and their approximate size in bytes.
-    pub async fn upload_queue_stats(&self) -> Result<(u64, u64)> {
-        self.read(|conn| {
+/// [`Database::crud_transactions`].
+pub(crate) fn transactions(
+    db: &Database,
+) -> impl Stream<Item = Result<CrudTransaction>> + Send + 'static {
+    let db = db.clone();
+    futures::stream::unfold(Some(0i64), move |after| {
+        let db = db.clone();
+        async move {
+            let after = after?;
+            match db
+                .store()
+                .read(move |conn| read_transaction(conn, after))
+                .await
+            {
+                Ok(Some((transaction_id, crud))) => {
+                    let last = crud.last().map_or(after, |e| e.client_id);
+                    let tx = CrudTransaction {
+                        transaction_id,
+                        crud,
+                        db,
+                    };
+                    Some((Ok(tx), Some(last)))
+                }
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    })
+}
+
+/// How many local writes wait for upload, from [`Database::upload_queue_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UploadQueueStats {
+    /// Queued CRUD entries.
+    pub count: u64,
+    /// Their approximate size: the bytes of their JSON.
+    pub size_bytes: u64,
+}
+
+/// [`Database::upload_queue_stats`].
+pub(crate) async fn queue_stats(db: &Database) -> Result<UploadQueueStats> {
+    db.store()
+        .read(|conn| {
             Ok(conn
                 .query_row(
                     "SELECT count(*), ifnull(sum(length(data)), 0) FROM ps_crud",
                     [],
-                    |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+                    |r| {
+                        Ok(UploadQueueStats {
+                            count: r.get::<_, i64>(0)?.max(0) as u64,
+                            size_bytes: r.get::<_, i64>(1)?.max(0) as u64,
+                        })
+                    },
                 )
                 .optional()?
-                .unwrap_or((0, 0)))
+                .unwrap_or_default())
         })
         .await
-    }
 }

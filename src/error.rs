@@ -1,6 +1,7 @@
 //! The one error type of livesync, with messages that say what to do next.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rusqlite::ErrorCode;
 
@@ -8,6 +9,9 @@ use rusqlite::ErrorCode;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in livesync.
+///
+/// Errors are cheap to clone (the underlying library errors are shared), so one error
+/// can be stored in a status, a UI signal and a log at once.
 ///
 /// Each variant is something a caller can act on; the message names the object involved
 /// and suggests a fix. SQLite failures are sorted into the variants an app usually wants
@@ -23,7 +27,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// assert!(err.to_string().contains("SELEC 1"));
 /// # }
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A statement failed inside SQLite (syntax error, constraint violation, ...).
@@ -31,7 +35,7 @@ pub enum Error {
     Sqlite {
         /// The error reported by SQLite.
         #[source]
-        source: rusqlite::Error,
+        source: Arc<rusqlite::Error>,
         /// The statement that failed, when known.
         sql: Option<String>,
     },
@@ -76,7 +80,7 @@ pub enum Error {
         path: PathBuf,
         /// The underlying SQLite error.
         #[source]
-        source: rusqlite::Error,
+        source: Arc<rusqlite::Error>,
     },
 
     /// The schema is invalid, or applying it conflicts with objects already in the database.
@@ -118,7 +122,7 @@ pub enum Error {
         context: String,
         /// The parser's error.
         #[source]
-        source: serde_json::Error,
+        source: Arc<serde_json::Error>,
     },
 
     /// A query result column could not be decoded into the requested Rust type.
@@ -150,7 +154,7 @@ pub enum Error {
     /// The app's [`BackendConnector`](crate::BackendConnector) reported a failure (its
     /// backend refused an upload, its auth could not issue a token, ...).
     #[error("the backend connector failed: {0}")]
-    Connector(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Connector(#[source] Arc<dyn std::error::Error + Send + Sync>),
 
     /// A sync service (or backend) answered with an error status. `code` and
     /// `description` come from the PowerSync error body when there was one
@@ -176,7 +180,7 @@ pub enum Error {
         url: String,
         /// The HTTP client's error.
         #[source]
-        source: reqwest::Error,
+        source: Arc<reqwest::Error>,
     },
 
     /// The sync service sent something that does not follow the PowerSync protocol.
@@ -195,6 +199,25 @@ pub enum Error {
         "the sync stream sent nothing for {0:?}; reconnecting (raise SyncOptions::idle_timeout if the network is that slow)"
     )]
     StreamIdle(std::time::Duration),
+
+    /// The service did not answer a write-checkpoint request in time. The upload round
+    /// is retried after `SyncOptions::retry_delay`; local writes stay queued.
+    #[error(
+        "the sync service did not issue a write checkpoint within {0:?}; the upload round is retried (check the service's health and its connection to the source database)"
+    )]
+    WriteCheckpointTimeout(std::time::Duration),
+
+    /// livesync could not start one of its worker threads (the writer or a reader).
+    #[error(
+        "cannot start the {thread} thread: {source} (the process may have reached its thread or memory limit)"
+    )]
+    ThreadSpawn {
+        /// Which thread: `"writer"` or `"reader"`.
+        thread: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
 
     /// The connector returned credentials livesync cannot use.
     #[error("invalid credentials: {0}")]
@@ -265,7 +288,23 @@ impl Error {
     /// assert_eq!(err.to_string(), "the backend connector failed: backend is down");
     /// ```
     pub fn connector(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self::Connector(error.into())
+        Self::Connector(Arc::from(error.into()))
+    }
+
+    /// An error for an HTTP request that failed (a transport-level failure).
+    pub(crate) fn transport(url: impl Into<String>, source: reqwest::Error) -> Self {
+        Self::Transport {
+            url: url.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// An error for a worker thread that could not be started.
+    pub(crate) fn thread_spawn(thread: &'static str, source: std::io::Error) -> Self {
+        Self::ThreadSpawn {
+            thread,
+            source: Arc::new(source),
+        }
     }
 
     /// Wraps an SQLite error, remembering the statement that caused it.
@@ -277,7 +316,10 @@ impl Error {
     fn classify(source: rusqlite::Error, sql: Option<String>) -> Self {
         match source.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Busy { sql },
-            _ => Self::Sqlite { source, sql },
+            _ => Self::Sqlite {
+                source: Arc::new(source),
+                sql,
+            },
         }
     }
 
@@ -287,7 +329,10 @@ impl Error {
         match source.sqlite_error_code() {
             Some(ErrorCode::NotADatabase) => Self::NotADatabase { path },
             Some(ErrorCode::ReadOnly) => Self::ReadOnly { path },
-            Some(ErrorCode::CannotOpen) => Self::CannotOpen { path, source },
+            Some(ErrorCode::CannotOpen) => Self::CannotOpen {
+                path,
+                source: Arc::new(source),
+            },
             _ => Self::classify(source, None),
         }
     }
@@ -295,13 +340,14 @@ impl Error {
     /// Re-labels file-level failures of an error that happened on an open database.
     pub(crate) fn on_file(self, path: &std::path::Path) -> Self {
         match self {
-            Self::Sqlite { source, .. }
-                if matches!(
-                    source.sqlite_error_code(),
-                    Some(ErrorCode::NotADatabase | ErrorCode::ReadOnly | ErrorCode::CannotOpen)
-                ) =>
-            {
-                Self::while_opening(source, path)
+            Self::Sqlite { source, sql } => {
+                let path = path.to_path_buf();
+                match source.sqlite_error_code() {
+                    Some(ErrorCode::NotADatabase) => Self::NotADatabase { path },
+                    Some(ErrorCode::ReadOnly) => Self::ReadOnly { path },
+                    Some(ErrorCode::CannotOpen) => Self::CannotOpen { path, source },
+                    _ => Self::Sqlite { source, sql },
+                }
             }
             other => other,
         }
@@ -332,7 +378,7 @@ impl Error {
     pub(crate) fn json(context: impl Into<String>, source: serde_json::Error) -> Self {
         Self::Json {
             context: context.into(),
-            source,
+            source: Arc::new(source),
         }
     }
 }

@@ -23,10 +23,7 @@ pub(crate) fn http_client_with(extra: Option<&str>) -> Result<reqwest::Client> {
         .connect_timeout(std::time::Duration::from_secs(10))
         .tcp_keepalive(std::time::Duration::from_secs(30))
         .build()
-        .map_err(|source| Error::Transport {
-            url: String::new(),
-            source,
-        })
+        .map_err(|source| Error::transport(String::new(), source))
 }
 
 /// [`http_client_with`] without an app-specific user agent.
@@ -38,10 +35,10 @@ pub(crate) fn http_client() -> Result<reqwest::Client> {
 /// Sends `request` (to `url`, named in errors); a transport failure becomes
 /// [`Error::Transport`] and a status other than 2xx an [`Error::HttpStatus`].
 pub(crate) async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-    let response = request.send().await.map_err(|source| Error::Transport {
-        url: url.to_owned(),
-        source,
-    })?;
+    let response = request
+        .send()
+        .await
+        .map_err(|source| Error::transport(url.to_owned(), source))?;
     if !response.status().is_success() {
         return Err(error_from_response(url.to_owned(), response).await);
     }

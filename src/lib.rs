@@ -56,7 +56,7 @@
 
 mod connector;
 mod crud;
-mod db;
+mod database;
 #[cfg(feature = "dioxus")]
 pub mod dioxus;
 mod error;
@@ -65,19 +65,21 @@ mod http_client;
 pub mod leptos;
 pub mod query;
 pub mod schema;
+mod store;
 mod sync;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use connector::{BackendConnector, Credentials};
-pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType};
-pub use db::{Database, OpenOptions, TableUpdateStream, TableUpdates};
+pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType, UploadQueueStats};
+pub use database::Database;
 pub use error::{Error, Result};
 pub use query::{ColumnValue, FromRow, LiveDiff, LiveQuery, Query, QueryDiff, RowValues, Serde};
+pub use store::{OpenOptions, TableUpdateStream, TableUpdates};
 pub use sync::{
-    DEFAULT_STREAM_TTL, DownloadProgress, FULL_SYNC, MAX_STREAM_TTL, PriorityStatus,
-    StreamProgress, SubscribeOptions, SyncError, SyncOptions, SyncStatus, SyncStream,
-    SyncStreamStatus, SyncStreamSubscription,
+    DEFAULT_STREAM_TTL, DownloadProgress, FULL_SYNC, MAX_STREAM_TTL, PriorityProgress,
+    PriorityStatus, StreamProgress, SubscribeOptions, SyncError, SyncOptions, SyncStatus,
+    SyncStream, SyncStreamStatus, SyncStreamSubscription,
 };
 
 /// Derives [`FromRow`] for a struct with named fields: each field is read from the

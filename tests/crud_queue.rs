@@ -243,7 +243,7 @@ async fn batches_respect_the_limit_and_complete_removes_everything_before() {
     let rest = db.get_crud_batch(10).await.unwrap().unwrap();
     assert_eq!(rest.crud.len(), 2);
     assert!(!rest.have_more);
-    assert_eq!(db.upload_queue_stats().await.unwrap().0, 2);
+    assert_eq!(db.upload_queue_stats().await.unwrap().count, 2);
 
     // Completing a later transaction also removes the earlier ones.
     let mut all: Vec<_> = db.crud_transactions().map(Result::unwrap).collect().await;

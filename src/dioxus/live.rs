@@ -28,7 +28,7 @@ pub enum LiveState<T> {
     /// The current rows (shared: cloning the state clones a pointer).
     Ready(Arc<[T]>),
     /// The query failed; it runs again on the next change of its tables.
-    Error(Arc<Error>),
+    Error(Error),
 }
 
 impl<T> Clone for LiveState<T> {
@@ -36,7 +36,7 @@ impl<T> Clone for LiveState<T> {
         match self {
             Self::Loading => Self::Loading,
             Self::Ready(rows) => Self::Ready(Arc::clone(rows)),
-            Self::Error(error) => Self::Error(Arc::clone(error)),
+            Self::Error(error) => Self::Error(error.clone()),
         }
     }
 }
@@ -48,7 +48,7 @@ impl<T: PartialEq> PartialEq for LiveState<T> {
         match (self, other) {
             (Self::Loading, Self::Loading) => true,
             (Self::Ready(a), Self::Ready(b)) => Arc::ptr_eq(a, b) || a == b,
-            (Self::Error(a), Self::Error(b)) => Arc::ptr_eq(a, b),
+            (Self::Error(a), Self::Error(b)) => a.to_string() == b.to_string(),
             _ => false,
         }
     }
@@ -64,9 +64,9 @@ impl<T> LiveState<T> {
     }
 
     /// The error, if the last run failed.
-    pub fn error(&self) -> Option<Arc<Error>> {
+    pub fn error(&self) -> Option<Error> {
         match self {
-            Self::Error(error) => Some(Arc::clone(error)),
+            Self::Error(error) => Some(error.clone()),
             _ => None,
         }
     }
@@ -79,7 +79,7 @@ impl<T> LiveState<T> {
     fn from_result(result: crate::Result<Vec<T>>) -> Self {
         match result {
             Ok(rows) => Self::Ready(rows.into()),
-            Err(error) => Self::Error(Arc::new(error)),
+            Err(error) => Self::Error(error),
         }
     }
 }
@@ -136,7 +136,7 @@ impl<T: 'static> UseLiveQuery<T> {
     }
 
     /// The error of the last run, if it failed.
-    pub fn error(&self) -> Option<Arc<Error>> {
+    pub fn error(&self) -> Option<Error> {
         self.value().error()
     }
 
@@ -273,7 +273,7 @@ impl<T: Clone + 'static> UseLiveQueryOne<T> {
     }
 
     /// The error of the last run, if it failed.
-    pub fn error(&self) -> Option<Arc<Error>> {
+    pub fn error(&self) -> Option<Error> {
         self.inner.error()
     }
 

@@ -1,7 +1,5 @@
 //! `use_sync_status` and `use_sync_stream`: the sync engine as component state.
 
-use std::sync::Arc;
-
 use dioxus::prelude::*;
 use futures::StreamExt;
 use serde_json::Value;
@@ -42,7 +40,7 @@ pub fn use_sync_status() -> ReadSignal<SyncStatus> {
 /// A sync stream subscription held by a component, from [`use_sync_stream`]. `Copy`.
 pub struct UseSyncStream {
     status: Memo<Option<SyncStreamStatus>>,
-    error: Signal<Option<Arc<Error>>>,
+    error: Signal<Option<Error>>,
 }
 
 impl Clone for UseSyncStream {
@@ -81,7 +79,7 @@ impl UseSyncStream {
 
     /// Why subscribing failed locally (invalid parameters, a database error), if it did.
     /// Errors the service reports are in [`errors`](Self::errors).
-    pub fn error(&self) -> Option<Arc<Error>> {
+    pub fn error(&self) -> Option<Error> {
         self.error.read().clone()
     }
 }
@@ -123,7 +121,7 @@ pub fn use_sync_stream(name: impl Into<String>, parameters: Option<Value>) -> Us
                 }
                 Err(failed) => {
                     tracing::warn!(error = %failed, stream = stream.name(), "could not subscribe");
-                    error.set(Some(Arc::new(failed)));
+                    error.set(Some(failed));
                 }
             }
         })

@@ -4,7 +4,6 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use futures::StreamExt;
 use leptos_reactive::{
@@ -15,15 +14,14 @@ use super::feed::Feed;
 use crate::{Error, FromRow, LiveQuery, Query};
 
 /// The value of a live resource or signal: the result, or the error of the last run,
-/// shared so the value can be cloned (`Resource::get`) and shown by an `<ErrorBoundary>`
-/// (`Arc<Error>` is a `std::error::Error`).
+/// cheap to clone (`Resource::get`) and shown by an `<ErrorBoundary>` ([`Error`] is a
+/// `std::error::Error`).
 ///
 /// ```
-/// use std::sync::Arc;
-/// let failed: livesync::leptos::LiveResult<Vec<String>> = Err(Arc::new(livesync::Error::Closed));
+/// let failed: livesync::leptos::LiveResult<Vec<String>> = Err(livesync::Error::Closed);
 /// assert!(failed.unwrap_err().to_string().contains("closed"));
 /// ```
-pub type LiveResult<T> = Result<T, Arc<Error>>;
+pub type LiveResult<T> = Result<T, Error>;
 
 /// What [`create_live_query`] returns (`O = Vec<T>`) and [`create_live_query_one`]
 /// returns (`O = Option<T>`): a plain Leptos [`Resource`] keyed by the query.
@@ -55,7 +53,7 @@ pub type LiveResource<T, O = Vec<T>> = Resource<Query<T>, LiveResult<O>>;
 ///   `ssr` the resource resolves once from its snapshot and is serialized into the page
 ///   for hydration like any `create_resource`. See the [module docs](super).
 /// - **Cleanup.** When the owner is disposed, `on_cleanup` stops the subscription.
-/// - **Errors** are values, `Err(Arc<Error>)`; the resource keeps following the query
+/// - **Errors** are values, `Err(Error)`; the resource keeps following the query
 ///   and holds rows again after the next successful run.
 ///
 /// `T` must be serializable (`serde`'s `Serialize` and `Deserialize`, Leptos' default)
@@ -211,7 +209,7 @@ where
                 // Subscribe before the snapshot, so a write landing between the two is
                 // in the live query's first result (compared by value, not skipped).
                 let live = state.on_client.get().then(|| query.clone().watch());
-                let fetched = S::fetch(query).await.map_err(Arc::new);
+                let fetched = S::fetch(query).await;
                 if let Some(live) = live
                     && state.generation.get() == generation
                 {
@@ -257,7 +255,7 @@ where
     S: Shape<T>,
 {
     while let Some(next) = live.next().await {
-        let next = next.map(S::from_rows).map_err(Arc::new);
+        let next = next.map(S::from_rows);
         let unchanged = untrack(|| {
             resource.try_with(|current| matches!((current, &next), (Some(Ok(a)), Ok(b)) if a == b))
         });

@@ -203,7 +203,7 @@ impl<T: FromRow> Watch<T> {
 /// be read (the query itself will then report the problem).
 async fn source_tables(db: &crate::Database, sql: &str) -> Option<HashSet<String>> {
     let sql = sql.to_owned();
-    let public_names = db.public_table_names();
+    let public_names = db.store().public_table_names();
     db.read(move |conn| tables_read_by(conn, &sql, &public_names))
         .await
         .ok()
@@ -259,10 +259,7 @@ fn public_name<'a>(table: &'a str, public_names: &'a HashMap<String, String>) ->
     if let Some(name) = public_names.get(&table.to_ascii_lowercase()) {
         return name;
     }
-    table
-        .strip_prefix("ps_data__")
-        .or_else(|| table.strip_prefix("ps_data_local__"))
-        .unwrap_or(table)
+    crate::schema::names::app_table(table).unwrap_or(table)
 }
 
 /// One item of [`LiveDiff`]: the full result plus what changed since the previous item,

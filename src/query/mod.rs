@@ -98,7 +98,7 @@ impl<T> Clone for Query<T> {
 /// ```
 impl<T> PartialEq for Query<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.db.is_same(&other.db)
+        self.db == other.db
             && self.sql == other.sql
             && self.params == other.params
             && self.bind_error == other.bind_error
@@ -117,13 +117,12 @@ impl<T> std::fmt::Debug for Query<T> {
     }
 }
 
-impl Database {
-    /// A query returning rows of `T`: a `#[derive(Row)]` struct, a tuple, a single value,
-    /// or [`Serde<T>`](Serde) for any `Deserialize` type. See [`Query`].
-    pub fn query<T: FromRow>(&self, sql: impl Into<String>) -> Query<T> {
-        Query {
-            db: self.clone(),
-            sql: sql.into().into(),
+impl<T> Query<T> {
+    /// A query of `sql` on `db` with no parameters bound (see [`Database::query`]).
+    pub(crate) fn new(db: Database, sql: String) -> Self {
+        Self {
+            db,
+            sql: sql.into(),
             params: Vec::new(),
             bind_error: None,
             throttle: DEFAULT_THROTTLE,

@@ -86,10 +86,11 @@ pub(crate) fn apply_schema(conn: &Connection, schema: &CheckedSchema) -> Result<
         if wanted_tables.contains(folded) {
             continue;
         }
-        if let Some(name) = data_table.strip_prefix("ps_data__") {
+        if let Some(name) = super::names::synced_type(data_table) {
             // Synced rows are parked, not lost: re-adding the table brings them back.
             let park = format!(
-                "INSERT OR REPLACE INTO ps_untyped(type, id, data) SELECT ?1, id, data FROM \"{data_table}\""
+                "INSERT OR REPLACE INTO ps_untyped(type, id, data) SELECT ?1, id, data FROM {}",
+                super::names::quote(data_table)
             );
             conn.execute(&park, [name])
                 .map_err(|e| Error::sqlite_with_sql(e, park.clone()))?;
@@ -248,10 +249,8 @@ impl Inventory {
         for row in rows {
             let (kind, name, table, object_sql) = row?;
             let folded = name.to_ascii_lowercase();
-            let is_data_table =
-                |n: &str| n.starts_with("ps_data__") || n.starts_with("ps_data_local__");
             match kind.as_str() {
-                "table" if is_data_table(&name) => {
+                "table" if super::names::is_data_table(&name) => {
                     inventory.data_tables.insert(folded, name);
                 }
                 "view" if object_sql.ends_with(VIEW_MARKER) => {
@@ -264,7 +263,7 @@ impl Inventory {
                         },
                     );
                 }
-                "index" if is_data_table(&table) && !object_sql.is_empty() => {
+                "index" if super::names::is_data_table(&table) && !object_sql.is_empty() => {
                     let index = ExistingIndex {
                         name,
                         table,

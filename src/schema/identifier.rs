@@ -64,7 +64,7 @@ impl Identifier {
 
     /// The name in double quotes, ready for SQL text.
     pub(crate) fn quoted(&self) -> String {
-        format!("\"{}\"", self.0)
+        super::names::quote(&self.0)
     }
 
     /// The lowercase form SQLite uses to compare identifiers.

@@ -23,12 +23,12 @@
 mod apply;
 mod identifier;
 mod json;
+pub(crate) mod names;
 pub(crate) mod sql;
 mod validate;
 
 pub(crate) use apply::{apply_schema, client_id, data_table_view_names};
 pub use identifier::Identifier;
-pub(crate) use sql::GATE_PENDING;
 pub(crate) use validate::CheckedSchema;
 
 /// The SQLite type a column's values are cast to when read through the view.

@@ -5,19 +5,17 @@
 //! also compared verbatim with `sqlite_schema.sql` to decide whether an object must be
 //! recreated, so the output is deterministic.
 //!
-//! CRUD capture relies on three functions registered on the writer connection
-//! (see `db::functions`): `livesync_txn_token()` identifies the current SQLite transaction,
-//! `livesync_diff(a, b)` computes PATCH data, and `livesync_crud_entry(...)` renders the
-//! entry JSON.
+//! CRUD capture relies on SQL functions registered on every connection (see
+//! `store/crud_functions.rs`): `livesync_crud_id()` and `livesync_tx_id()` hand out the
+//! entry id and the upload transaction id (real counters on the writer only);
+//! `livesync_put_entry`, `livesync_patch_entry` and `livesync_crud_entry` render the
+//! entry JSON, `livesync_diff(a, b)` computes PATCH data and `livesync_differs(...)`
+//! tells whether any pair of values differs.
 
 use super::validate::{CheckedIndex, CheckedTable};
 
 /// Marker that ends every generated view, used to recognise managed views.
 pub(crate) const VIEW_MARKER: &str = "-- powersync-auto-generated";
-
-/// `ps_kv` `target_checkpoint_request_id` value meaning "local writes pending, no write
-/// checkpoint requested yet".
-pub(crate) const GATE_PENDING: i64 = i64::MAX;
 
 pub(crate) fn create_data_table(data_table: &str) -> String {
     format!("CREATE TABLE \"{data_table}\"(id TEXT PRIMARY KEY NOT NULL, data TEXT)")
@@ -131,7 +129,7 @@ fn sorted_columns(table: &CheckedTable) -> Vec<&super::Identifier> {
 }
 
 /// Appends one entry to the upload queue. Ids come from the writer's counters
-/// (`db::hooks`): `livesync_crud_id()` is monotonic and never reused,
+/// (`store/crud_functions.rs`): `livesync_crud_id()` is monotonic and never reused,
 /// `livesync_tx_id()` is the running SQLite transaction's upload transaction id. Keeping
 /// both out of SQL tables makes a recorded write cost one queue insert and no extra
 /// statement; the counters are persisted in `ps_tx` when uploads complete.

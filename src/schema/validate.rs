@@ -202,11 +202,7 @@ impl CheckedTable {
 }
 
 pub(crate) fn data_table_name(table: &str, local_only: bool) -> String {
-    if local_only {
-        format!("ps_data_local__{table}")
-    } else {
-        format!("ps_data__{table}")
-    }
+    super::names::data_table(table, local_only)
 }
 
 #[cfg(test)]

@@ -10,12 +10,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::apply::{self, ApplyOutcome};
+use super::checksums;
+use super::oplog::{self, StoredCounts};
 use super::protocol::{BucketChecksum, StreamDescription, SyncLine};
-use super::status::{self, DownloadProgress, StatusCell, SyncStatus};
-use super::storage::{self, ApplyOutcome, StoredCounts, TargetCheckpoint};
+use super::status::{self, DownloadProgress, PriorityProgress, StatusCell, SyncStatus};
 use super::stream_state::StreamState;
 use super::subscriptions::{self, SubscriptionRow};
-use crate::{Database, Error, Result};
+use super::target_checkpoint::TargetCheckpoint;
+use crate::store::Store;
+use crate::{Error, Result};
 
 /// What the connection should do after a line.
 #[derive(Debug)]
@@ -62,7 +66,7 @@ pub(crate) struct Iteration {
     streams: StreamState,
     /// A checkpoint is tracked and not yet fully applied.
     downloading: bool,
-    /// The WAL checkpoints less often for a large download (`Database::set_bulk_writes`).
+    /// The WAL checkpoints less often for a large download (`Store::set_bulk_writes`).
     bulk: bool,
 }
 
@@ -133,7 +137,7 @@ impl Iteration {
 
     pub(crate) async fn handle(
         &mut self,
-        db: &Database,
+        db: &Store,
         status: &StatusCell,
         line: SyncLine,
         line_bytes: usize,
@@ -150,7 +154,7 @@ impl Iteration {
                             "data line skipped after an earlier one could not be stored".into(),
                         ));
                     }
-                    let count = storage::store_data(tx, &data, line_bytes).inspect_err(|_| {
+                    let count = oplog::store_data(tx, &data, line_bytes).inspect_err(|_| {
                         failed.store(true, Ordering::SeqCst);
                     })?;
                     // The parsed line goes back to be freed here, off the writer thread
@@ -220,11 +224,7 @@ impl Iteration {
     }
 
     /// The upload queue drained: a checkpoint held back by it may apply now.
-    pub(crate) async fn upload_finished(
-        &mut self,
-        db: &Database,
-        status: &StatusCell,
-    ) -> Result<()> {
+    pub(crate) async fn upload_finished(&mut self, db: &Store, status: &StatusCell) -> Result<()> {
         self.flush(status).await?;
         let Some(blocked) = self.blocked.clone() else {
             return Ok(());
@@ -233,11 +233,11 @@ impl Iteration {
         let covered = self.streams.synced_by(None);
         let (outcome, synced, rows) = db
             .transaction(move |tx| {
-                let outcome = storage::apply(tx, &blocked, None, now)?;
+                let outcome = apply::apply(tx, &blocked, None, now)?;
                 if outcome == ApplyOutcome::Applied {
                     subscriptions::mark_synced(tx, &covered, now)?;
                 }
-                Ok((outcome, storage::sync_state(tx)?, subscriptions::rows(tx)?))
+                Ok((outcome, apply::sync_state(tx)?, subscriptions::rows(tx)?))
             })
             .await?;
         if outcome == ApplyOutcome::Applied {
@@ -253,7 +253,7 @@ impl Iteration {
     /// Makes `target` the tracked checkpoint, deleting buckets it no longer lists.
     async fn track(
         &mut self,
-        db: &Database,
+        db: &Store,
         status: &StatusCell,
         target: TargetCheckpoint,
         removed: Vec<String>,
@@ -263,8 +263,8 @@ impl Iteration {
         let requested = self.streams.requested().to_vec();
         let (counts, reconciled) = db
             .transaction(move |tx| {
-                storage::delete_buckets(tx, removed.iter().map(String::as_str))?;
-                let counts = storage::progress_counts(tx, &for_counts)?;
+                oplog::delete_buckets(tx, removed.iter().map(String::as_str))?;
+                let counts = oplog::progress_counts(tx, &for_counts)?;
                 // Only a `checkpoint` line describes the streams; a diff keeps them.
                 let reconciled = match streams {
                     Some(streams) => {
@@ -286,7 +286,7 @@ impl Iteration {
         self.blocked = None;
         self.downloading = true;
         let to_download = self.download_progress().total;
-        if to_download >= storage::BULK_DOWNLOAD_OPS && !self.bulk {
+        if to_download >= oplog::BULK_DOWNLOAD_OPS && !self.bulk {
             db.set_bulk_writes(true).await?;
             self.bulk = true;
         }
@@ -322,7 +322,7 @@ impl Iteration {
     }
 
     /// A large download was applied: back to frequent WAL checkpoints.
-    async fn end_bulk(&mut self, db: &Database) -> Result<()> {
+    async fn end_bulk(&mut self, db: &Store) -> Result<()> {
         if self.bulk {
             db.set_bulk_writes(false).await?;
             self.bulk = false;
@@ -344,7 +344,7 @@ impl Iteration {
 
     async fn complete(
         &mut self,
-        db: &Database,
+        db: &Store,
         status: &StatusCell,
         priority: Option<u8>,
     ) -> Result<Next> {
@@ -359,13 +359,13 @@ impl Iteration {
         let covered_urgent = self.streams.synced_by(Some(0));
         let (mismatches, outcome, synced, rows) = db
             .transaction(move |tx| {
-                let mismatches = storage::validate(tx, &for_apply, priority)?;
+                let mismatches = checksums::validate(tx, &for_apply, priority)?;
                 if !mismatches.is_empty() {
                     let names = mismatches.iter().map(|m| m.bucket.as_str());
-                    storage::delete_buckets(tx, names)?;
+                    oplog::delete_buckets(tx, names)?;
                     return Ok((mismatches, None, Vec::new(), None));
                 }
-                let mut outcome = storage::apply(tx, &for_apply, priority, now)?;
+                let mut outcome = apply::apply(tx, &for_apply, priority, now)?;
                 if outcome == ApplyOutcome::Applied {
                     subscriptions::mark_synced(tx, &covered, now)?;
                 }
@@ -373,7 +373,7 @@ impl Iteration {
                 if outcome == ApplyOutcome::Blocked && priority.is_none() && all_urgent {
                     // Priority 0 data is shown despite pending writes; the service sends
                     // no partial line when every bucket has priority 0.
-                    if storage::apply(tx, &for_apply, Some(0), now)? == ApplyOutcome::Applied {
+                    if apply::apply(tx, &for_apply, Some(0), now)? == ApplyOutcome::Applied {
                         subscriptions::mark_synced(tx, &covered_urgent, now)?;
                     }
                     outcome = ApplyOutcome::Blocked;
@@ -382,7 +382,7 @@ impl Iteration {
                 Ok((
                     mismatches,
                     Some(outcome),
-                    storage::sync_state(tx)?,
+                    apply::sync_state(tx)?,
                     Some(rows),
                 ))
             })
@@ -439,17 +439,21 @@ impl Iteration {
             entry.0 = entry.0.saturating_add(bucket.stored.since_last);
             entry.1 = entry.1.saturating_add(total);
         }
-        let per_priority: Vec<(u8, u64, u64)> = per_priority
+        let per_priority: Vec<PriorityProgress> = per_priority
             .into_iter()
-            .map(|(p, (d, t))| (p, d, t))
+            .map(|(priority, (downloaded, total))| PriorityProgress {
+                priority,
+                downloaded,
+                total,
+            })
             .collect();
         DownloadProgress {
             downloaded: per_priority
                 .iter()
-                .fold(0, |sum, p| sum.saturating_add(p.1)),
+                .fold(0, |sum, p| sum.saturating_add(p.downloaded)),
             total: per_priority
                 .iter()
-                .fold(0, |sum, p| sum.saturating_add(p.2)),
+                .fold(0, |sum, p| sum.saturating_add(p.total)),
             per_priority,
         }
     }

@@ -1,31 +1,44 @@
-//! The PowerSync protocol client (spec: `sync-protocol.md`).
+//! The PowerSync protocol client (docs/sync-protocol.md), split by job:
 //!
-//! - `protocol` / `lines`: wire types and NDJSON framing;
-//! - `storage`: bucket storage, checksums, checkpoint apply and the write gate (SQL);
-//! - `iteration`: what each sync line does, for one connection;
-//! - `transport`: the HTTP requests;
-//! - `engine`: the download and upload loops and the `Database` methods driving them;
-//! - `subscriptions` / `stream_state` / `streams`: sync stream subscriptions as stored,
-//!   as one connection sees them, and the public handles;
+//! - wire: `protocol` (typed sync lines), `lines` (NDJSON splitter), `transport` (the
+//!   HTTP requests);
+//! - local sync state, each function running inside a caller's write transaction:
+//!   `oplog` (storing data lines, deleting buckets, download counters), `checksums`
+//!   (validation at `checkpoint_complete`), `apply` (checkpoint → data tables),
+//!   `write_gate` (when downloaded data may be applied), `clear` (sign-out);
+//! - one connection: `iteration` (what each line does), `target_checkpoint`,
+//!   `download` (the download loop), `upload` (the upload loop), `connection`
+//!   (connect/disconnect, credentials, the [`SyncSlot`] of each database);
+//! - sync streams: `subscriptions` (as stored), `stream_state` (as one connection sees
+//!   them), `streams` (the public handles);
 //! - `status` / `options`: the public status value and connection settings.
 
-mod engine;
+mod apply;
+mod checksums;
+mod clear;
+mod connection;
+mod download;
 mod iteration;
 pub(crate) mod lines;
+mod oplog;
 mod options;
 pub(crate) mod protocol;
 mod status;
-pub(crate) mod storage;
 mod stream_state;
 mod streams;
 mod subscriptions;
+mod target_checkpoint;
 mod transport;
+mod upload;
+pub(crate) mod write_gate;
 
-pub(crate) use engine::SyncSlot;
+pub(crate) use connection::{
+    SyncSlot, connect, disconnect, disconnect_and_clear, load_offline_status,
+};
 pub use options::SyncOptions;
 pub use status::{
-    DownloadProgress, FULL_SYNC, PriorityStatus, StreamProgress, SyncError, SyncStatus,
-    SyncStreamStatus,
+    DownloadProgress, FULL_SYNC, PriorityProgress, PriorityStatus, StreamProgress, SyncError,
+    SyncStatus, SyncStreamStatus,
 };
 pub use streams::{
     DEFAULT_STREAM_TTL, MAX_STREAM_TTL, SubscribeOptions, SyncStream, SyncStreamSubscription,

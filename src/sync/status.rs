@@ -1,12 +1,14 @@
 //! [`SyncStatus`]: what the sync engine is doing, as a value the UI can render, and the
 //! cell that publishes changes of it.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
-use crate::Error;
+use crate::{Error, Result};
 
 /// The priority number of a complete sync in [`PriorityStatus`] (every priority synced).
 ///
@@ -191,8 +193,27 @@ pub struct DownloadProgress {
     pub downloaded: u64,
     /// Operations the current checkpoint adds over the last applied one.
     pub total: u64,
-    /// `(priority, downloaded, total)` per bucket priority present, highest first.
-    pub per_priority: Vec<(u8, u64, u64)>,
+    /// Per bucket priority present, highest priority (lowest number) first.
+    pub per_priority: Vec<PriorityProgress>,
+}
+
+/// Download progress of the buckets of one priority (or, from
+/// [`DownloadProgress::until_priority`], of all priorities up to one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PriorityProgress {
+    /// The bucket priority (0 is the highest).
+    pub priority: u8,
+    /// Operations received since the last applied checkpoint.
+    pub downloaded: u64,
+    /// Operations the current checkpoint adds over the last applied one.
+    pub total: u64,
+}
+
+impl PriorityProgress {
+    /// `downloaded / total` between 0 and 1 (0 when there is nothing to download).
+    pub fn fraction(&self) -> f64 {
+        fraction(self.downloaded, self.total)
+    }
 }
 
 impl DownloadProgress {
@@ -201,12 +222,36 @@ impl DownloadProgress {
         fraction(self.downloaded, self.total)
     }
 
-    /// `(downloaded, total)` over buckets of priority number ≤ `priority`.
-    pub fn until_priority(&self, priority: u8) -> (u64, u64) {
+    /// The progress over buckets of priority number ≤ `priority` (what a partial
+    /// checkpoint of that priority waits for).
+    ///
+    /// ```
+    /// use livesync::{DownloadProgress, PriorityProgress};
+    /// let progress = DownloadProgress {
+    ///     downloaded: 3,
+    ///     total: 10,
+    ///     per_priority: vec![
+    ///         PriorityProgress { priority: 0, downloaded: 1, total: 1 },
+    ///         PriorityProgress { priority: 3, downloaded: 2, total: 9 },
+    ///     ],
+    /// };
+    /// assert_eq!(progress.until_priority(1).total, 1);
+    /// ```
+    pub fn until_priority(&self, priority: u8) -> PriorityProgress {
         self.per_priority
             .iter()
-            .filter(|(p, _, _)| *p <= priority)
-            .fold((0, 0), |(d, t), (_, pd, pt)| (d + pd, t + pt))
+            .filter(|p| p.priority <= priority)
+            .fold(
+                PriorityProgress {
+                    priority,
+                    ..PriorityProgress::default()
+                },
+                |sum, p| PriorityProgress {
+                    downloaded: sum.downloaded.saturating_add(p.downloaded),
+                    total: sum.total.saturating_add(p.total),
+                    ..sum
+                },
+            )
     }
 }
 
@@ -229,7 +274,7 @@ fn fraction(done: u64, total: u64) -> f64 {
 /// }
 /// ```
 #[derive(Debug, Clone)]
-pub struct SyncError(Arc<Error>);
+pub struct SyncError(Error);
 
 impl SyncError {
     /// The error.
@@ -240,13 +285,13 @@ impl SyncError {
 
 impl From<Error> for SyncError {
     fn from(error: Error) -> Self {
-        Self(Arc::new(error))
+        Self(error)
     }
 }
 
 impl PartialEq for SyncError {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+        self.0.to_string() == other.0.to_string()
     }
 }
 
@@ -308,6 +353,43 @@ impl StatusCell {
 
     /// Sets the persisted part (`priority_status`, `has_synced`, `last_synced_at`) from
     /// stored `(priority, µs)` pairs.
+    /// The current status, then every change of it, in order; a consumer more than 64
+    /// changes behind skips to the current status.
+    pub(crate) fn watch(&self) -> BoxStream<'static, SyncStatus> {
+        let changes = self.changes();
+        let current = self.subscribe();
+        let first = current.borrow().clone();
+        let rest = futures::stream::unfold(
+            (changes, current, first.clone()),
+            |(mut changes, current, mut last)| async move {
+                loop {
+                    let next = match changes.recv().await {
+                        Ok(status) => status,
+                        Err(RecvError::Lagged(_)) => current.borrow().clone(),
+                        Err(RecvError::Closed) => return None,
+                    };
+                    // The first item may already include the oldest buffered change.
+                    if next != last {
+                        last = next.clone();
+                        return Some((next, (changes, current, last)));
+                    }
+                }
+            },
+        );
+        futures::stream::once(async move { first })
+            .chain(rest)
+            .boxed()
+    }
+
+    /// Waits until a complete checkpoint has been applied.
+    pub(crate) async fn wait_for_first_sync(&self) -> Result<()> {
+        self.subscribe()
+            .wait_for(|s| s.has_synced)
+            .await
+            .map(drop)
+            .map_err(|_| Error::Closed)
+    }
+
     pub(crate) fn set_synced(&self, stored: &[(i64, i64)]) {
         let priority_status = priority_status(stored);
         self.update(|status| apply_synced(status, priority_status));
@@ -375,10 +457,24 @@ mod tests {
         let progress = DownloadProgress {
             downloaded: 3,
             total: 12,
-            per_priority: vec![(0, 1, 1), (2, 2, 11)],
+            per_priority: vec![
+                PriorityProgress {
+                    priority: 0,
+                    downloaded: 1,
+                    total: 1,
+                },
+                PriorityProgress {
+                    priority: 2,
+                    downloaded: 2,
+                    total: u64::MAX,
+                },
+            ],
         };
-        assert_eq!(progress.until_priority(0), (1, 1));
-        assert_eq!(progress.until_priority(3), (3, 12));
+        let first = progress.until_priority(0);
+        assert_eq!((first.priority, first.downloaded, first.total), (0, 1, 1));
+        // Sums saturate: a hostile count cannot wrap or panic.
+        let all = progress.until_priority(3);
+        assert_eq!((all.downloaded, all.total), (3, u64::MAX));
         assert!((progress.fraction() - 0.25).abs() < 1e-9);
         assert_eq!(DownloadProgress::default().fraction(), 0.0);
     }

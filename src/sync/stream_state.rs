@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::protocol::{BucketReason, StreamDescription};
 use super::status::{StreamProgress, SyncStreamStatus, from_micros};
-use super::storage::TargetCheckpoint;
 use super::subscriptions::{RequestedSubscription, SubscriptionError, SubscriptionRow};
+use super::target_checkpoint::TargetCheckpoint;
 
 #[derive(Debug, Default)]
 pub(crate) struct StreamState {

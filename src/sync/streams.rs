@@ -1,4 +1,4 @@
-//! Sync streams, the app side (spec §6): [`SyncStream`] names a stream and its
+//! Sync streams, the app side (docs/sync-protocol.md §6): [`SyncStream`] names a stream and its
 //! parameters, [`SyncStream::subscribe`] keeps it synced while the returned
 //! [`SyncStreamSubscription`] lives (and for a TTL afterwards).
 //!
@@ -150,55 +150,34 @@ pub struct SyncStream {
     parameters: Option<Value>,
 }
 
-impl Database {
-    /// The sync stream `name` with `parameters` (a JSON object, or `None`). Nothing is
-    /// subscribed until [`SyncStream::subscribe`].
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
-    /// use serde_json::json;
-    /// let db = livesync::Database::in_memory(livesync::Schema::default()).await?;
-    /// let stream = db.sync_stream("lists", json!({"owner": "u1"}));
-    /// assert_eq!(stream.name(), "lists");
-    /// let everything = db.sync_stream("global", None);
-    /// assert!(everything.parameters().is_none());
-    /// # Ok(()) }
-    /// ```
-    pub fn sync_stream(
-        &self,
-        name: impl Into<String>,
-        parameters: impl Into<Option<Value>>,
-    ) -> SyncStream {
-        SyncStream {
-            db: self.clone(),
-            name: name.into(),
-            parameters: parameters.into().filter(|p| !p.is_null()),
-        }
+/// Renews the TTLs of subscriptions with handles, drops expired ones, publishes the
+/// stored subscriptions (unless a live connection does) and tells the engine.
+pub(crate) async fn refresh_subscriptions(db: &Database) -> Result<()> {
+    let registry = &db.sync_slot().streams;
+    let active = registry.active_keys();
+    let now = now_micros();
+    let stored = db
+        .store()
+        .transaction(move |tx| subscriptions::refreshed(tx, &active, now))
+        .await?;
+    if !registry.iteration_live.load(Ordering::SeqCst) {
+        db.sync_slot()
+            .status
+            .update(|s| s.streams = offline_statuses(&stored.rows, &s.streams));
     }
-
-    /// Renews the TTLs of subscriptions with handles, drops expired ones, publishes the
-    /// stored subscriptions (unless a live connection does) and tells the engine.
-    pub(crate) async fn refresh_subscriptions(&self) -> Result<()> {
-        let registry = &self.sync_slot().streams;
-        let active = registry.active_keys();
-        let now = now_micros();
-        let rows = self
-            .transaction(move |tx| {
-                subscriptions::refresh_and_sweep(tx, &active, now)?;
-                subscriptions::rows(tx)
-            })
-            .await?;
-        if !registry.iteration_live.load(Ordering::SeqCst) {
-            self.sync_slot()
-                .status
-                .update(|s| s.streams = offline_statuses(&rows, &s.streams));
-        }
-        registry.notify();
-        Ok(())
-    }
+    registry.notify();
+    Ok(())
 }
 
 impl SyncStream {
+    pub(crate) fn new(db: Database, name: String, parameters: Option<Value>) -> Self {
+        Self {
+            db,
+            name,
+            parameters: parameters.filter(|p| !p.is_null()),
+        }
+    }
+
     /// The stream's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -268,6 +247,7 @@ impl SyncStream {
         let stored = key.clone();
         let now = now_micros();
         self.db
+            .store()
             .transaction(move |tx| {
                 subscriptions::subscribe(tx, &stored, ttl, options.priority, now)
             })
@@ -278,7 +258,7 @@ impl SyncStream {
             db: self.db.clone(),
             key,
         };
-        self.db.refresh_subscriptions().await?;
+        refresh_subscriptions(&self.db).await?;
         Ok(handle)
     }
 
@@ -294,9 +274,10 @@ impl SyncStream {
     pub async fn unsubscribe_all(&self) -> Result<()> {
         let key = self.key()?;
         self.db
+            .store()
             .transaction(move |tx| subscriptions::unsubscribe_all(tx, &key))
             .await?;
-        self.db.refresh_subscriptions().await
+        refresh_subscriptions(&self.db).await
     }
 
     /// This stream's entry in the current [`SyncStatus`](crate::SyncStatus), if it is
@@ -385,13 +366,14 @@ impl Drop for SyncStreamSubscription {
         let now = now_micros();
         let renewed = self
             .db
+            .store()
             .queue_transaction(move |tx| subscriptions::refresh_and_sweep(tx, &keys, now));
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let db = self.db.clone();
                 runtime.spawn(async move {
                     let refreshed = match renewed.await {
-                        Ok(()) => db.refresh_subscriptions().await,
+                        Ok(()) => refresh_subscriptions(&db).await,
                         Err(error) => Err(error),
                     };
                     if let Err(error) = refreshed {

@@ -183,6 +183,23 @@ pub(crate) fn refresh_and_sweep(conn: &Connection, active: &[StreamKey], now: i6
     Ok(())
 }
 
+/// The stored subscriptions after a refresh: what the next request lists, and every row.
+#[derive(Debug)]
+pub(crate) struct Refreshed {
+    pub(crate) requested: Vec<RequestedSubscription>,
+    pub(crate) rows: Vec<SubscriptionRow>,
+}
+
+/// Renews the TTLs of `active` keys, drops expired subscriptions, then reads what is
+/// left: the one "sweep, then read" step every connection and handle change runs.
+pub(crate) fn refreshed(conn: &Connection, active: &[StreamKey], now: i64) -> Result<Refreshed> {
+    refresh_and_sweep(conn, active, now)?;
+    Ok(Refreshed {
+        requested: requested(conn)?,
+        rows: rows(conn)?,
+    })
+}
+
 /// The explicit subscriptions, in the order the request lists them (spec §6.3).
 pub(crate) fn requested(conn: &Connection) -> Result<Vec<RequestedSubscription>> {
     let mut stmt = conn.prepare_cached(

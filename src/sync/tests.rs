@@ -5,10 +5,10 @@
 
 use super::iteration::{Iteration, Next};
 use super::protocol::SyncLine;
-use super::status::{FULL_SYNC, StatusCell};
-use super::storage;
+use super::status::{FULL_SYNC, PriorityProgress, StatusCell};
 use super::stream_state::StreamState;
 use super::subscriptions;
+use super::{clear, oplog, write_gate};
 use crate::{Column, Database, Error, Schema, Table};
 
 struct Harness {
@@ -58,7 +58,7 @@ impl Harness {
             .db
             .read(|c| {
                 Ok((
-                    storage::requested_buckets(c)?,
+                    oplog::requested_buckets(c)?,
                     subscriptions::requested(c)?,
                     subscriptions::rows(c)?,
                 ))
@@ -76,7 +76,7 @@ impl Harness {
         let parsed = SyncLine::parse(line.as_bytes())?;
         let next = self
             .iteration
-            .handle(&self.db, &self.status, parsed, line.len())
+            .handle(self.db.store(), &self.status, parsed, line.len())
             .await?;
         // Data lines are stored in the background; the checks below read the database.
         self.iteration.flush(&self.status).await?;
@@ -379,12 +379,16 @@ async fn tv6_local_writes_hold_checkpoints_until_the_write_checkpoint_arrives() 
         h.kv().await,
         [format!("target_checkpoint_request_id={}", i64::MAX)]
     );
-    h.iteration.upload_finished(&h.db, &h.status).await.unwrap();
-    assert_eq!(h.todos().await, ["t1:edited:1"]);
-    h.db.write(|c| storage::set_gate_target(c, 7))
+    h.iteration
+        .upload_finished(h.db.store(), &h.status)
         .await
         .unwrap();
-    h.iteration.upload_finished(&h.db, &h.status).await.unwrap();
+    assert_eq!(h.todos().await, ["t1:edited:1"]);
+    h.db.write(|c| write_gate::set_target(c, 7)).await.unwrap();
+    h.iteration
+        .upload_finished(h.db.store(), &h.status)
+        .await
+        .unwrap();
     assert_eq!(
         h.todos().await,
         ["t1:edited:1"],
@@ -434,8 +438,16 @@ async fn tv7_high_priority_data_applies_despite_pending_writes() {
     assert_eq!(status.priority_status[0].priority, 0);
     assert!(!status.has_synced);
     let progress = status.downloading.unwrap();
-    assert_eq!(progress.until_priority(0), (1, 1));
-    assert_eq!(progress.per_priority[1], (2, 0, 1));
+    let first = progress.until_priority(0);
+    assert_eq!((first.downloaded, first.total), (1, 1));
+    assert_eq!(
+        progress.per_priority[1],
+        PriorityProgress {
+            priority: 2,
+            downloaded: 0,
+            total: 1
+        }
+    );
     let hi = h.bucket("hi").await.unwrap();
     assert_eq!((hi.last_op, hi.last_applied_op), (2, 2));
 
@@ -463,7 +475,10 @@ async fn tv7_high_priority_data_applies_despite_pending_writes() {
     )
     .await
     .unwrap();
-    h.iteration.upload_finished(&h.db, &h.status).await.unwrap();
+    h.iteration
+        .upload_finished(h.db.store(), &h.status)
+        .await
+        .unwrap();
     assert_eq!(h.todos().await, ["h1:high:NULL", "l1:low:NULL"]);
     let status = h.status.get();
     assert!(status.has_synced);
@@ -570,7 +585,7 @@ async fn clearing_removes_synced_state_but_keeps_the_client_id() {
     .await
     .unwrap();
     let mut changes = h.db.watch_tables(["todos"]);
-    h.db.transaction(|tx| storage::clear(tx, false))
+    h.db.transaction(|tx| clear::clear(tx, false))
         .await
         .unwrap();
     assert!(
@@ -755,7 +770,14 @@ async fn progress_of_a_later_checkpoint_counts_only_new_ops() {
     let status = h.status.get();
     let downloading = status.downloading.clone().unwrap();
     assert_eq!((downloading.downloaded, downloading.total), (0, 2));
-    assert_eq!(downloading.per_priority, [(1, 0, 2)]);
+    assert_eq!(
+        downloading.per_priority,
+        [PriorityProgress {
+            priority: 1,
+            downloaded: 0,
+            total: 2
+        }]
+    );
     let stream = status.for_stream("all", None).unwrap();
     assert_eq!(
         stream.progress.map(|p| (p.downloaded, p.total)),
@@ -822,7 +844,7 @@ async fn a_full_apply_marks_only_subscriptions_the_request_carried() {
 async fn a_large_download_checkpoints_the_wal_rarely_until_applied() {
     let mut h = Harness::new().await;
     h.reconnect().await;
-    let threshold = |db: Database| async move { db.checkpoint_threshold().await.unwrap() };
+    let threshold = |db: Database| async move { db.store().checkpoint_threshold().await.unwrap() };
     assert_eq!(threshold(h.db.clone()).await, 1_000);
     // The count only feeds progress; the checksum of the one op sent is what validates.
     h.lines(&[

@@ -108,10 +108,10 @@ pub(crate) async fn write_checkpoint(
         .header("Authorization", authorization(credentials)?)
         .header("Accept", "application/json");
     let response = send(&url, get).await?;
-    let body: Value = response.json().await.map_err(|source| Error::Transport {
-        url: url.clone(),
-        source,
-    })?;
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|source| Error::transport(url.clone(), source))?;
     body["data"]["write_checkpoint"]
         .as_str()
         .and_then(|text| text.parse::<i64>().ok())

@@ -1,32 +1,28 @@
-//! Per-transaction bookkeeping on the writer connection: which tables a transaction
-//! touched (SQLite's update/commit/rollback hooks) and the SQL functions the CRUD
-//! triggers call.
+//! The SQL functions the CRUD triggers call (see `schema/sql.rs`): upload ids
+//! (`livesync_tx_id()`, `livesync_crud_id()`) and the builders of the CRUD entries' JSON
+//! (`livesync_put_entry`, `livesync_patch_entry`, `livesync_crud_entry`,
+//! `livesync_diff`, `livesync_differs`).
 //!
-//! SQLite runs the commit hook *before* the commit is visible to other connections, so
-//! the hook only moves the touched tables to a "committed" list; the writer publishes
-//! that list after the statement that committed has returned (see `writer.rs`).
+//! The id functions exist with real counters only on the writer connection; reader
+//! connections get versions that fail, so a write attempted there fails as "read-only"
+//! rather than as "no such function" (SQLite resolves a trigger's functions when the
+//! statement is prepared).
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use rusqlite::Connection;
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, hooks::Action};
 use serde_json::{Map, Value};
 
-/// Shared between the hooks (which SQLite calls on the writer thread) and the writer.
+/// The upload id counters of the writer connection.
 #[derive(Default)]
-pub(crate) struct ChangeTracker {
-    state: Mutex<TrackerState>,
+pub(crate) struct CrudIds {
+    state: Mutex<IdState>,
 }
 
 #[derive(Default)]
-struct TrackerState {
-    /// Raw table names changed by the open transaction. A short list: a linear scan of a
-    /// few names is cheaper than hashing on every changed row.
-    touched: Vec<String>,
-    /// Change sets of transactions committed since the last [`ChangeTracker::take_committed`].
-    committed: Vec<HashSet<String>>,
+struct IdState {
     /// Upload transaction id of the open SQLite transaction, once it recorded a write.
     current_tx: Option<i64>,
     /// Next upload transaction id to hand out.
@@ -41,7 +37,7 @@ struct TrackerState {
     data_version: i64,
 }
 
-impl TrackerState {
+impl IdState {
     fn remember_counters(&mut self) {
         if self.rollback_to.is_none() {
             self.rollback_to = Some((self.next_tx, self.next_crud_id));
@@ -49,9 +45,9 @@ impl TrackerState {
     }
 }
 
-impl ChangeTracker {
-    fn lock(&self) -> MutexGuard<'_, TrackerState> {
-        // A panic while holding this lock cannot leave the sets inconsistent.
+impl CrudIds {
+    fn lock(&self) -> MutexGuard<'_, IdState> {
+        // Plain counters: a panic while holding the lock cannot leave them inconsistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -61,46 +57,21 @@ impl ChangeTracker {
         self.lock().next_crud_id
     }
 
-    /// Change sets of every transaction that committed since the last call, oldest first.
-    pub(super) fn take_committed(&self) -> Vec<HashSet<String>> {
-        std::mem::take(&mut self.lock().committed)
+    /// Called by the commit hook: the ids taken are used for good.
+    pub(super) fn transaction_committed(&self) {
+        let mut state = self.lock();
+        state.current_tx = None;
+        state.rollback_to = None;
     }
 
-    /// Installs the hooks and SQL functions on the writer connection.
-    pub(super) fn install(self: &Arc<Self>, conn: &mut Connection) -> rusqlite::Result<()> {
-        self.register_functions(conn)?;
-
-        let tracker = Arc::clone(self);
-        conn.update_hook(Some(
-            move |_: Action, _db: &str, table: &str, _rowid: i64| {
-                let mut state = tracker.lock();
-                if !state.touched.iter().any(|t| t == table) {
-                    state.touched.push(table.to_owned());
-                }
-            },
-        ))?;
-        let tracker = Arc::clone(self);
-        conn.commit_hook(Some(move || {
-            let mut state = tracker.lock();
-            state.current_tx = None;
-            state.rollback_to = None;
-            let touched = std::mem::take(&mut state.touched);
-            if !touched.is_empty() {
-                state.committed.push(touched.into_iter().collect());
-            }
-            false // never veto the commit
-        }))?;
-        let tracker = Arc::clone(self);
-        conn.rollback_hook(Some(move || {
-            let mut state = tracker.lock();
-            state.current_tx = None;
-            if let Some((next_tx, next_crud_id)) = state.rollback_to.take() {
-                state.next_tx = next_tx;
-                state.next_crud_id = next_crud_id;
-            }
-            state.touched.clear();
-        }))?;
-        Ok(())
+    /// Called by the rollback hook: the ids taken go back.
+    pub(super) fn transaction_rolled_back(&self) {
+        let mut state = self.lock();
+        state.current_tx = None;
+        if let Some((next_tx, next_crud_id)) = state.rollback_to.take() {
+            state.next_tx = next_tx;
+            state.next_crud_id = next_crud_id;
+        }
     }
 
     /// Loads the id counters from the database: the persisted high-water marks, or past
@@ -134,15 +105,15 @@ impl ChangeTracker {
         Ok(())
     }
 
-    /// Registers the SQL functions the CRUD triggers call. Reader connections get them
-    /// too, so a write attempted there fails as "read-only", not as "no such function".
-    pub(super) fn register_functions(self: &Arc<Self>, conn: &Connection) -> rusqlite::Result<()> {
+    /// Registers every CRUD function on the writer connection, the id functions backed
+    /// by these counters.
+    pub(super) fn register(self: &Arc<Self>, conn: &Connection) -> rusqlite::Result<()> {
         // Called from the CRUD triggers, hence usable from schema objects; not
         // deterministic, as every call may hand out a new id.
         let counter_flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_INNOCUOUS;
-        let tracker = Arc::clone(self);
+        let ids = Arc::clone(self);
         conn.create_scalar_function("livesync_tx_id", 0, counter_flags, move |_| {
-            let mut state = tracker.lock();
+            let mut state = ids.lock();
             Ok(match state.current_tx {
                 Some(id) => id,
                 None => {
@@ -154,44 +125,47 @@ impl ChangeTracker {
                 }
             })
         })?;
-        let tracker = Arc::clone(self);
+        let ids = Arc::clone(self);
         conn.create_scalar_function("livesync_crud_id", 0, counter_flags, move |_| {
-            let mut state = tracker.lock();
+            let mut state = ids.lock();
             state.remember_counters();
             let id = state.next_crud_id;
             state.next_crud_id += 1;
             Ok(id)
         })?;
-        conn.create_scalar_function(
-            "livesync_diff",
-            2,
-            FunctionFlags::SQLITE_UTF8
-                | FunctionFlags::SQLITE_DETERMINISTIC
-                | FunctionFlags::SQLITE_INNOCUOUS,
-            |ctx| {
-                let old = json_object_arg(ctx, 0)?;
-                let new = json_object_arg(ctx, 1)?;
-                Ok(Value::Object(json_diff(old, new)).to_string())
-            },
-        )?;
-        let flags = FunctionFlags::SQLITE_UTF8
-            | FunctionFlags::SQLITE_DETERMINISTIC
-            | FunctionFlags::SQLITE_INNOCUOUS;
-        conn.create_scalar_function("livesync_put_entry", -1, flags, put_entry_json)?;
-        conn.create_scalar_function("livesync_patch_entry", -1, flags, patch_entry_json)?;
-        conn.create_scalar_function("livesync_differs", -1, flags, |ctx| {
-            Ok((0..ctx.len() / 2).any(|i| !same_value(ctx.get_raw(2 * i), ctx.get_raw(2 * i + 1))))
-        })?;
-        conn.create_scalar_function(
-            "livesync_crud_entry",
-            6,
-            FunctionFlags::SQLITE_UTF8
-                | FunctionFlags::SQLITE_DETERMINISTIC
-                | FunctionFlags::SQLITE_INNOCUOUS,
-            crud_entry_json,
-        )?;
-        Ok(())
+        register_entry_builders(conn)
     }
+}
+
+/// Registers the CRUD functions on a read-only connection: the id functions fail (a
+/// write cannot succeed there anyway; SQLite reports it as read-only first).
+pub(super) fn register_read_only(conn: &Connection) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_INNOCUOUS;
+    for name in ["livesync_tx_id", "livesync_crud_id"] {
+        conn.create_scalar_function(name, 0, flags, |_| -> rusqlite::Result<i64> {
+            Err(user_error("local writes go through the writer connection"))
+        })?;
+    }
+    register_entry_builders(conn)
+}
+
+/// The pure functions that build CRUD entries' JSON.
+fn register_entry_builders(conn: &Connection) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8
+        | FunctionFlags::SQLITE_DETERMINISTIC
+        | FunctionFlags::SQLITE_INNOCUOUS;
+    conn.create_scalar_function("livesync_diff", 2, flags, |ctx| {
+        let old = json_object_arg(ctx, 0)?;
+        let new = json_object_arg(ctx, 1)?;
+        Ok(Value::Object(json_diff(old, new)).to_string())
+    })?;
+    conn.create_scalar_function("livesync_put_entry", -1, flags, put_entry_json)?;
+    conn.create_scalar_function("livesync_patch_entry", -1, flags, patch_entry_json)?;
+    conn.create_scalar_function("livesync_differs", -1, flags, |ctx| {
+        Ok((0..ctx.len() / 2).any(|i| !same_value(ctx.get_raw(2 * i), ctx.get_raw(2 * i + 1))))
+    })?;
+    conn.create_scalar_function("livesync_crud_entry", 6, flags, crud_entry_json)?;
+    Ok(())
 }
 
 fn json_object_arg(ctx: &Context<'_>, index: usize) -> rusqlite::Result<Map<String, Value>> {

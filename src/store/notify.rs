@@ -174,10 +174,10 @@ impl Publisher {
         if let Some(name) = self.public_names.get(&raw.to_ascii_lowercase()) {
             return name.clone();
         }
-        raw.strip_prefix("ps_data__")
-            .or_else(|| raw.strip_prefix("ps_data_local__"))
-            .map(str::to_owned)
-            .unwrap_or(raw)
+        match crate::schema::names::app_table(&raw) {
+            Some(name) => name.to_owned(),
+            None => raw,
+        }
     }
 }
 

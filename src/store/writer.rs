@@ -14,15 +14,17 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
-use super::checkpoint::Checkpointer;
-use super::hooks::ChangeTracker;
+use super::change_tracker::ChangeTracker;
+use super::crud_functions::CrudIds;
 use super::notify::Publisher;
+use super::wal_checkpoint::Checkpointer;
 use crate::{Error, Result};
 
 /// What a writer job can reach.
 pub(crate) struct WriterState {
     pub conn: Connection,
     pub tracker: Arc<ChangeTracker>,
+    pub crud_ids: Arc<CrudIds>,
     pub publisher: Publisher,
     pub checkpointer: Checkpointer,
 }
@@ -66,7 +68,7 @@ impl Writer {
                 }
                 drop(state);
             })
-            .map_err(|e| Error::UnexpectedData(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| Error::thread_spawn("writer", e))?;
         opened.await.map_err(|_| Error::Closed)??;
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),
@@ -93,7 +95,7 @@ impl Writer {
         let boxed: Job = Box::new(move |state: &mut WriterState| {
             // Another connection (a second `Database` on the file, another process) may
             // have queued writes since the last job: resynchronise the id counters.
-            if let Err(e) = state.tracker.reload_if_changed(&state.conn) {
+            if let Err(e) = state.crud_ids.reload_if_changed(&state.conn) {
                 tracing::warn!(error = %e, "could not check for writes by other connections");
             }
             let result =

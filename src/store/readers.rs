@@ -13,7 +13,6 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{oneshot, watch};
 
-use super::hooks::ChangeTracker;
 use super::writer::panicked;
 use crate::{Error, Result};
 
@@ -65,7 +64,7 @@ impl ReaderPool {
                         }
                     }
                 })
-                .map_err(|e| Error::UnexpectedData(format!("cannot start a reader thread: {e}")))?;
+                .map_err(|e| Error::thread_spawn("reader", e))?;
             opened.await.map_err(|_| Error::Closed)??;
         }
         drop(exiting);
@@ -110,6 +109,6 @@ fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     let conn =
         Connection::open_with_flags(path, flags).map_err(|e| Error::while_opening(e, path))?;
     conn.busy_timeout(busy_timeout)?;
-    Arc::new(ChangeTracker::default()).register_functions(&conn)?;
+    super::crud_functions::register_read_only(&conn)?;
     Ok(conn)
 }

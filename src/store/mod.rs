@@ -1,5 +1,6 @@
-//! The [`Database`] handle: opening, the async read/write API, schema changes and
-//! table-change notifications.
+//! The local store: one SQLite database with its writer thread, reader pool, change
+//! notifications and CRUD capture. It knows nothing of sync; the [`Database`](crate::Database)
+//! facade puts it together with the sync engine.
 //!
 //! # Design
 //! A file database runs in WAL mode with one writer thread owning the only read-write
@@ -9,10 +10,11 @@
 //! runtime is required. An in-memory database has a single connection, on the writer
 //! thread, that serves reads too (with `PRAGMA query_only` set while a read runs).
 
-mod checkpoint;
-mod hooks;
+mod change_tracker;
+mod crud_functions;
 mod notify;
 mod readers;
+mod wal_checkpoint;
 mod writer;
 
 use std::fmt;
@@ -40,13 +42,14 @@ pub use notify::{TableUpdateStream, TableUpdates};
 
 use crate::schema::{self, CheckedSchema, Schema};
 use crate::{Error, Result};
-use checkpoint::Checkpointer;
-use hooks::ChangeTracker;
+use change_tracker::ChangeTracker;
+use crud_functions::CrudIds;
 use notify::Publisher;
 use readers::ReaderPool;
+use wal_checkpoint::Checkpointer;
 use writer::{Writer, WriterState};
 
-/// Settings for [`Database::open_with`].
+/// Settings for [`Database::open_with`](crate::Database::open_with).
 ///
 /// ```
 /// use std::time::Duration;
@@ -85,39 +88,9 @@ impl OpenOptions {
     }
 }
 
-/// A local livesync database: a cheap, cloneable, `Send + Sync` handle.
-///
-/// App code reads and writes the schema's tables with plain SQL; every write to a synced
-/// table is queued for upload (see [`get_next_crud_transaction`](Self::get_next_crud_transaction)),
-/// and every committed transaction is announced to [`watch_tables`](Self::watch_tables)
-/// streams.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
-/// use livesync::{Column, Database, Schema, Table};
-///
-/// let schema = Schema::new([Table::new("todos", [Column::text("title"), Column::integer("done")])]);
-/// let dir = tempfile::tempdir().unwrap();
-/// let db = Database::open(dir.path().join("app.db"), schema).await?;
-///
-/// db.execute("INSERT INTO todos(id, title, done) VALUES (?1, ?2, 0)", ("t1", "buy milk")).await?;
-/// let title: String = db
-///     .read(|conn| Ok(conn.query_row("SELECT title FROM todos WHERE id = 't1'", [], |r| r.get(0))?))
-///     .await?;
-/// assert_eq!(title, "buy milk");
-///
-/// let pending = db.get_next_crud_transaction().await?.expect("the insert is queued");
-/// assert_eq!(pending.crud[0].table, "todos");
-/// pending.complete().await?;
-/// db.close().await;
-/// # Ok(()) }
-/// ```
-#[derive(Clone)]
-pub struct Database {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
+/// The local store behind a [`Database`](crate::Database): a file database runs one
+/// writer thread and a reader pool, an in-memory one a single connection on the writer.
+pub(crate) struct Store {
     path: Option<PathBuf>,
     writer: Writer,
     /// `None` for an in-memory database: reads then run on the writer's connection.
@@ -125,44 +98,19 @@ struct Inner {
     updates: Subscriptions,
     /// Shared with writer jobs, which update it together with the database.
     schema: Arc<RwLock<(Schema, CheckedSchema)>>,
-    sync: crate::sync::SyncSlot,
 }
 
-/// Handles are equal when they are clones of one opened database (so a `Database` can
-/// be a prop of a Dioxus or Leptos component).
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
-/// let a = livesync::Database::in_memory(livesync::Schema::default()).await?;
-/// let b = livesync::Database::in_memory(livesync::Schema::default()).await?;
-/// assert!(a == a.clone() && a != b);
-/// # Ok(()) }
-/// ```
-impl PartialEq for Database {
-    fn eq(&self, other: &Self) -> bool {
-        self.is_same(other)
-    }
-}
-
-impl Eq for Database {}
-
-impl fmt::Debug for Database {
+impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Database")
-            .field("path", &self.inner.path)
+        f.debug_struct("Store")
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
-impl Database {
-    /// Opens (or creates) the database file at `path` and applies `schema`, with default
-    /// [`OpenOptions`]. The path may also be an SQLite URI (`file:app.db?mode=ro`).
-    pub async fn open(path: impl AsRef<Path>, schema: Schema) -> Result<Self> {
-        Self::open_with(path, schema, OpenOptions::default()).await
-    }
-
-    /// Opens (or creates) the database file at `path` with `options`.
-    pub async fn open_with(
+impl Store {
+    /// Opens (or creates) the database file at `path` with `options` and applies `schema`.
+    pub(crate) async fn open(
         path: impl AsRef<Path>,
         schema: Schema,
         options: OpenOptions,
@@ -209,21 +157,17 @@ impl Database {
         };
         let readers = ReaderPool::open(&path, options.readers, options.busy_timeout).await?;
         tracing::debug!(path = %path.display(), readers = options.readers, "database opened");
-        let db = Self::assemble(Some(path), writer, Some(readers), schema, checked);
-        db.load_offline_status().await?;
-        Ok(db)
+        Ok(Self::assemble(
+            Some(path),
+            writer,
+            Some(readers),
+            schema,
+            checked,
+        ))
     }
 
     /// An in-memory database with one connection, for tests and throwaway state.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
-    /// let db = livesync::Database::in_memory(livesync::Schema::default()).await?;
-    /// db.execute_batch("CREATE TABLE t(x)").await?;
-    /// assert_eq!(db.execute("INSERT INTO t VALUES (1), (2)", ()).await?, 2);
-    /// # Ok(()) }
-    /// ```
-    pub async fn in_memory(schema: Schema) -> Result<Self> {
+    pub(crate) async fn in_memory(schema: Schema) -> Result<Self> {
         let checked = CheckedSchema::check(&schema)?;
         let writer = {
             let checked = checked.clone();
@@ -232,9 +176,7 @@ impl Database {
             })
             .await?
         };
-        let db = Self::assemble(None, writer, None, schema, checked);
-        db.load_offline_status().await?;
-        Ok(db)
+        Ok(Self::assemble(None, writer, None, schema, checked))
     }
 
     fn assemble(
@@ -245,20 +187,12 @@ impl Database {
         checked: CheckedSchema,
     ) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                path,
-                writer,
-                readers,
-                updates,
-                schema: Arc::new(RwLock::new((schema, checked))),
-                sync: crate::sync::SyncSlot::new(),
-            }),
+            path,
+            writer,
+            readers,
+            updates,
+            schema: Arc::new(RwLock::new((schema, checked))),
         }
-    }
-
-    /// The sync engine's status and tasks.
-    pub(crate) fn sync_slot(&self) -> &crate::sync::SyncSlot {
-        &self.inner.sync
     }
 
     /// [`transaction`](Self::transaction), queued on the writer right away: transactions
@@ -272,8 +206,8 @@ impl Database {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
     {
-        let path = self.inner.path.clone();
-        let answer = self.inner.writer.submit(move |state| {
+        let path = self.path.clone();
+        let answer = self.writer.submit(move |state| {
             let tx = state
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -291,7 +225,7 @@ impl Database {
 
     /// The id the next recorded local write will get (changes with every local write).
     pub(crate) async fn crud_counter(&self) -> Result<i64> {
-        self.on_writer(|state| Ok(state.tracker.next_crud_id()))
+        self.on_writer(|state| Ok(state.crud_ids.next_crud_id()))
             .await
     }
 
@@ -303,7 +237,7 @@ impl Database {
         F: FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<T> + Send + 'static,
     {
         self.on_writer(move |state| {
-            let counter = state.tracker.next_crud_id();
+            let counter = state.crud_ids.next_crud_id();
             let tx = state
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -315,14 +249,13 @@ impl Database {
     }
 
     /// The file path, or `None` for an in-memory database.
-    pub fn path(&self) -> Option<&Path> {
-        self.inner.path.as_deref()
+    pub(crate) fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     /// The schema currently applied.
-    pub fn schema(&self) -> Schema {
-        self.inner
-            .schema
+    pub(crate) fn schema(&self) -> Schema {
+        self.schema
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .0
@@ -332,15 +265,7 @@ impl Database {
     /// Runs one statement with `params` on the writer and returns the number of changed
     /// rows. `params` is anything rusqlite accepts that can move to another thread: `()`,
     /// a tuple, an array, or [`rusqlite::params_from_iter`].
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
-    /// # let db = livesync::Database::in_memory(Default::default()).await?;
-    /// db.execute_batch("CREATE TABLE t(a, b)").await?;
-    /// assert_eq!(db.execute("INSERT INTO t VALUES (?1, ?2)", (1, "x".to_string())).await?, 1);
-    /// # Ok(()) }
-    /// ```
-    pub async fn execute(
+    pub(crate) async fn execute(
         &self,
         sql: impl Into<String>,
         params: impl rusqlite::Params + Send + 'static,
@@ -357,7 +282,7 @@ impl Database {
     }
 
     /// Runs several `;`-separated statements without parameters on the writer.
-    pub async fn execute_batch(&self, sql: impl Into<String>) -> Result<()> {
+    pub(crate) async fn execute_batch(&self, sql: impl Into<String>) -> Result<()> {
         let sql = sql.into();
         self.on_writer(move |state| {
             state
@@ -370,24 +295,15 @@ impl Database {
 
     /// Runs `read` on a read-only connection. It sees the latest committed data and runs
     /// concurrently with writes; a write attempted inside fails.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
-    /// # let db = livesync::Database::in_memory(Default::default()).await?;
-    /// let n: i64 = db.read(|conn| Ok(conn.query_row("SELECT 40 + 2", [], |r| r.get(0))?)).await?;
-    /// assert_eq!(n, 42);
-    /// # Ok(()) }
-    /// ```
-    pub async fn read<T, F>(&self, read: F) -> Result<T>
+    pub(crate) async fn read<T, F>(&self, read: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        match &self.inner.readers {
+        match &self.readers {
             Some(readers) => readers.run(read).await.map_err(|e| self.on_file(e)),
             None => {
-                self.inner
-                    .writer
+                self.writer
                     .run(move |state| {
                         state.conn.pragma_update(None, "query_only", true)?;
                         let _restore = QueryOnlyGuard(&state.conn);
@@ -401,7 +317,7 @@ impl Database {
     /// Runs `write` on the writer connection. Each statement commits on its own unless
     /// the closure manages a transaction; prefer [`transaction`](Self::transaction) for
     /// several statements. A transaction left open is rolled back.
-    pub async fn write<T, F>(&self, write: F) -> Result<T>
+    pub(crate) async fn write<T, F>(&self, write: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
@@ -411,22 +327,7 @@ impl Database {
 
     /// Runs `work` in one write transaction: committed when it returns `Ok`, rolled back
     /// when it returns `Err` or panics. Watchers get one event for the whole transaction.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
-    /// use livesync::{Column, Database, Schema, Table};
-    /// let db = Database::in_memory(Schema::new([Table::new("todos", [Column::text("title")])])).await?;
-    /// db.transaction(|tx| {
-    ///     tx.execute("INSERT INTO todos(id, title) VALUES ('a', 'one')", [])?;
-    ///     tx.execute("INSERT INTO todos(id, title) VALUES ('b', 'two')", [])?;
-    ///     Ok(())
-    /// })
-    /// .await?;
-    /// let entries = db.get_next_crud_transaction().await?.unwrap().crud;
-    /// assert_eq!(entries.len(), 2);
-    /// # Ok(()) }
-    /// ```
-    pub async fn transaction<T, F>(&self, work: F) -> Result<T>
+    pub(crate) async fn transaction<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
@@ -445,9 +346,9 @@ impl Database {
     /// Applies a new schema in one transaction. Existing rows are kept: columns can be
     /// added or removed freely, a dropped synced table's rows are parked and come back when
     /// the table returns (see the [`schema`](crate::schema) module).
-    pub async fn update_schema(&self, schema: Schema) -> Result<()> {
+    pub(crate) async fn update_schema(&self, schema: Schema) -> Result<()> {
         let checked = CheckedSchema::check(&schema)?;
-        let current = Arc::clone(&self.inner.schema);
+        let current = Arc::clone(&self.schema);
         self.on_writer(move |state| {
             apply_in_transaction(state, &checked)?;
             // Recorded on the writer, so concurrent updates are recorded in the order
@@ -458,35 +359,22 @@ impl Database {
         .await
     }
 
-    /// Whether both handles are clones of one opened database.
-    pub(crate) fn is_same(&self, other: &Database) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
-    }
-
     /// Data table name (lowercase) → public name, for reporting tables by the names app
     /// code uses.
     pub(crate) fn public_table_names(&self) -> std::collections::HashMap<String, String> {
-        let schema = self
-            .inner
-            .schema
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let schema = self.schema.read().unwrap_or_else(PoisonError::into_inner);
         schema::data_table_view_names(&schema.1)
     }
 
     /// How many table-change subscriptions are alive ([`watch_tables`](Self::watch_tables)
     /// streams, live queries). Useful to check that UI code releases what it watches.
-    pub fn active_watchers(&self) -> usize {
-        self.inner.updates.receiver_count()
+    pub(crate) fn active_watchers(&self) -> usize {
+        self.updates.receiver_count()
     }
 
     /// Names of the insert-only tables, as a JSON array (for SQL `json_each`).
     pub(crate) fn insert_only_tables(&self) -> String {
-        let schema = self
-            .inner
-            .schema
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let schema = self.schema.read().unwrap_or_else(PoisonError::into_inner);
         let names: Vec<&str> = schema
             .1
             .tables
@@ -498,7 +386,7 @@ impl Database {
     }
 
     /// The persistent client id (a UUID created with the database, kept across clears).
-    pub async fn client_id(&self) -> Result<String> {
+    pub(crate) async fn client_id(&self) -> Result<String> {
         self.read(|conn| {
             schema::client_id(conn)?.ok_or_else(|| {
                 Error::UnexpectedData("the database has no client_id in ps_kv".into())
@@ -511,50 +399,41 @@ impl Database {
     /// `tables` (names as used in SQL: view names, or internal names such as `ps_crud`).
     /// Events list only the watched tables that changed. Nothing is reported for a
     /// rolled-back transaction.
-    pub fn watch_tables<I, S>(&self, tables: I) -> TableUpdateStream
+    pub(crate) fn watch_tables<I, S>(&self, tables: I) -> TableUpdateStream
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         let tables = tables.into_iter().map(Into::into).collect();
-        TableUpdateStream::new(&self.inner.updates, Some(tables), Vec::new())
+        TableUpdateStream::new(&self.updates, Some(tables), Vec::new())
     }
 
     /// A stream with one [`TableUpdates`] per committed write transaction, whatever it
     /// changed.
-    pub fn watch_all_updates(&self) -> TableUpdateStream {
+    pub(crate) fn watch_all_updates(&self) -> TableUpdateStream {
         let mut all: Vec<String> = {
-            let schema = self
-                .inner
-                .schema
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
+            let schema = self.schema.read().unwrap_or_else(PoisonError::into_inner);
             schema.1.tables.iter().map(|t| t.view.to_string()).collect()
         };
         all.push("ps_crud".to_owned());
-        TableUpdateStream::new(&self.inner.updates, None, all)
+        TableUpdateStream::new(&self.updates, None, all)
     }
 
     /// Closes the database: waits for queued work, then closes every connection. Every
     /// handle (all clones) then fails with [`Error::Closed`] and watch streams end.
-    pub async fn close(&self) {
-        self.disconnect().await;
-        if let Some(readers) = &self.inner.readers {
+    pub(crate) async fn close(&self) {
+        if let Some(readers) = &self.readers {
             readers.close().await;
         }
-        self.inner.writer.close().await;
-        tracing::debug!(path = ?self.inner.path, "database closed");
+        self.writer.close().await;
+        tracing::debug!(path = ?self.path, "database closed");
     }
 
     async fn on_writer<T: Send + 'static>(
         &self,
         job: impl FnOnce(&mut WriterState) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        self.inner
-            .writer
-            .run(job)
-            .await
-            .map_err(|e| self.on_file(e))
+        self.writer.run(job).await.map_err(|e| self.on_file(e))
     }
 
     /// Checkpoints the WAL less often while a large sync download runs (`true`), or
@@ -575,7 +454,7 @@ impl Database {
     }
 
     fn on_file(&self, error: Error) -> Error {
-        match &self.inner.path {
+        match &self.path {
             Some(path) => error.on_file(path),
             None => error,
         }
@@ -606,16 +485,19 @@ fn prepare_writer(
     publisher: Publisher,
 ) -> Result<WriterState> {
     let tracker = Arc::new(ChangeTracker::default());
-    tracker.install(&mut conn)?;
+    let crud_ids = Arc::new(CrudIds::default());
+    crud_ids.register(&conn)?;
+    tracker.install(&mut conn, &crud_ids)?;
     let checkpointer = Checkpointer::install(&mut conn)?;
     let mut state = WriterState {
         conn,
         tracker,
+        crud_ids,
         publisher,
         checkpointer,
     };
     apply_in_transaction(&mut state, schema)?;
-    state.tracker.load_counters(&state.conn)?;
+    state.crud_ids.load_counters(&state.conn)?;
     // Setting up the schema is not an app change worth announcing.
     state.tracker.take_committed();
     Ok(state)

@@ -1,0 +1,66 @@
+//! The one home of the names livesync gives SQLite objects: data table prefixes and
+//! identifier quoting. Nothing else spells `ps_data__` or quotes an identifier by hand.
+
+/// Prefix of a synced table's data table: `ps_data__todos`.
+pub(crate) const SYNCED_PREFIX: &str = "ps_data__";
+/// Prefix of a local-only table's data table: `ps_data_local__drafts`.
+pub(crate) const LOCAL_PREFIX: &str = "ps_data_local__";
+/// `GLOB` pattern matching every synced data table.
+pub(crate) const SYNCED_GLOB: &str = "ps_data__*";
+/// `GLOB` pattern matching every data table, synced or local-only.
+pub(crate) const ANY_DATA_GLOB: &str = "ps_data*__*";
+
+/// The data table of the app table `table`.
+pub(crate) fn data_table(table: &str, local_only: bool) -> String {
+    let prefix = if local_only {
+        LOCAL_PREFIX
+    } else {
+        SYNCED_PREFIX
+    };
+    format!("{prefix}{table}")
+}
+
+/// The app table a data table stores (`ps_data__todos` → `todos`), or `None` for any
+/// other table.
+pub(crate) fn app_table(raw: &str) -> Option<&str> {
+    raw.strip_prefix(SYNCED_PREFIX)
+        .or_else(|| raw.strip_prefix(LOCAL_PREFIX))
+}
+
+/// The object type (the sync protocol's row `type`) a synced data table stores.
+pub(crate) fn synced_type(raw: &str) -> Option<&str> {
+    raw.strip_prefix(SYNCED_PREFIX)
+}
+
+/// Whether `raw` names a data table.
+pub(crate) fn is_data_table(raw: &str) -> bool {
+    app_table(raw).is_some()
+}
+
+/// `name` as an SQL identifier in double quotes, inner quotes doubled, so any text is
+/// safe in SQL text.
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_table_names_round_trip() {
+        assert_eq!(data_table("todos", false), "ps_data__todos");
+        assert_eq!(data_table("drafts", true), "ps_data_local__drafts");
+        assert_eq!(app_table("ps_data_local__drafts"), Some("drafts"));
+        assert_eq!(app_table("ps_data__todos"), Some("todos"));
+        assert_eq!(synced_type("ps_data_local__drafts"), None);
+        assert_eq!(app_table("ps_crud"), None);
+        assert!(is_data_table("ps_data__x") && !is_data_table("todos"));
+    }
+
+    #[test]
+    fn quoting_doubles_inner_quotes() {
+        assert_eq!(quote("todos"), "\"todos\"");
+        assert_eq!(quote("a\"b"), "\"a\"\"b\"");
+    }
+}

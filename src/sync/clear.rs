@@ -1,0 +1,36 @@
+//! Signing out (docs/sync-protocol.md §4.9): deleting every synced row and all sync
+//! state, keeping the client id.
+
+use rusqlite::Connection;
+
+use crate::Result;
+use crate::schema::names;
+
+/// Deletes all synced state and data (spec §4.9): buckets, ops, the upload queue, the
+/// gate, sync times and every synced table's rows; with `clear_local`, local-only tables
+/// too. The client id stays.
+pub(crate) fn clear(conn: &Connection, clear_local: bool) -> Result<()> {
+    conn.execute_batch(
+        "DELETE FROM ps_oplog; DELETE FROM ps_oplog_pending; DELETE FROM ps_buckets; DELETE FROM ps_crud; DELETE FROM ps_untyped; \
+         DELETE FROM ps_updated_rows; DELETE FROM ps_kv WHERE key != 'client_id'; DELETE FROM ps_sync_state;",
+    )?;
+    super::subscriptions::clear(conn)?;
+    let pattern = if clear_local {
+        names::ANY_DATA_GLOB
+    } else {
+        names::SYNCED_GLOB
+    };
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name GLOB ?1")?
+        .query_map([pattern], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for table in tables {
+        // One row first, then the rest: a bare `DELETE FROM t` truncates without running
+        // the update hook, and watchers would not hear that the table changed.
+        let quoted = names::quote(&table);
+        conn.execute_batch(&format!(
+            "DELETE FROM {quoted} WHERE rowid IN (SELECT rowid FROM {quoted} LIMIT 1); DELETE FROM {quoted};"
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! A connection to the sync service: the [`SyncSlot`] each database has, starting and
+//! stopping the download and upload tasks, and the credentials they share
+//! (docs/sync-protocol.md §8.2, §8.4).
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::options::SyncOptions;
+use super::status::{StatusCell, SyncStatus};
+use super::streams::{StreamRegistry, refresh_subscriptions};
+use super::{apply, clear, download, transport, upload};
+use crate::{BackendConnector, Credentials, Database, Error, Result};
+
+/// The sync part of a [`Database`]: its status and, while connected, its tasks.
+#[derive(Debug)]
+pub(crate) struct SyncSlot {
+    pub(crate) status: StatusCell,
+    pub(crate) streams: StreamRegistry,
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+impl SyncSlot {
+    pub(crate) fn new() -> Self {
+        Self {
+            status: StatusCell::new(),
+            streams: StreamRegistry::new(),
+            running: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Running {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Everything the download and upload loops of one connection share.
+pub(super) struct Engine<C> {
+    pub(super) db: Database,
+    pub(super) connector: C,
+    pub(super) options: SyncOptions,
+    pub(super) client_id: String,
+    pub(super) http: reqwest::Client,
+    credentials: Mutex<Option<Credentials>>,
+    /// Ask the upload loop for a round now (the stream just opened).
+    pub(super) upload_now: Notify,
+    /// The upload queue drained (and a write checkpoint was requested if needed).
+    pub(super) upload_finished: Notify,
+}
+
+impl<C: BackendConnector> Engine<C> {
+    pub(super) fn status(&self) -> &StatusCell {
+        &self.db.sync_slot().status
+    }
+
+    pub(super) async fn credentials(&self) -> Result<Credentials> {
+        if let Some(cached) = self.cached_credentials() {
+            return Ok(cached);
+        }
+        let fetched = self.connector.fetch_credentials().await?;
+        self.remember_credentials(fetched.clone())?;
+        Ok(fetched)
+    }
+
+    /// Caches credentials for the next requests, once their endpoint is a usable URL.
+    pub(super) fn remember_credentials(&self, credentials: Credentials) -> Result<()> {
+        transport::service_url(&credentials.endpoint, "")?;
+        *self
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(credentials);
+        Ok(())
+    }
+
+    /// The cached credentials, unless their token expires within 30 s (then the next
+    /// request fetches new ones instead of being refused).
+    fn cached_credentials(&self) -> Option<Credentials> {
+        let cached = self
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(30);
+        let expiring = cached.expires_at.is_some_and(|expires| expires <= soon);
+        (!expiring).then_some(cached)
+    }
+
+    pub(super) fn invalidate_credentials(&self) {
+        self.credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.connector.invalidate_credentials();
+    }
+
+    /// Notes an error from a request: a refused token is dropped so the next attempt
+    /// fetches a new one.
+    pub(super) fn check_auth(&self, error: Error) -> Error {
+        if transport::is_unauthorized(&error) {
+            self.invalidate_credentials();
+        }
+        error
+    }
+}
+
+/// [`Database::connect`]: stops a previous connection, then starts the two loops.
+pub(crate) async fn connect<C: BackendConnector>(
+    db: &Database,
+    connector: C,
+    options: SyncOptions,
+) -> Result<()> {
+    let mut running = db.sync_slot().running.lock().await;
+    if let Some(previous) = running.take() {
+        previous.stop().await;
+    }
+    let engine = Arc::new(Engine {
+        db: db.clone(),
+        client_id: db.client_id().await?,
+        http: crate::http_client::http_client_with(options.user_agent.as_deref())?,
+        connector,
+        options,
+        credentials: Mutex::new(None),
+        upload_now: Notify::new(),
+        upload_finished: Notify::new(),
+    });
+    let span = tracing::info_span!("livesync_sync", client_id = %engine.client_id);
+    let tasks = vec![
+        tokio::spawn(download::download_loop(Arc::clone(&engine)).instrument(span.clone())),
+        tokio::spawn(upload::upload_loop(engine).instrument(span)),
+    ];
+    *running = Some(Running { tasks });
+    tracing::info!("sync started");
+    Ok(())
+}
+
+/// [`Database::disconnect`]: stops the tasks and shows the stored state again.
+pub(crate) async fn disconnect(db: &Database) {
+    let running = db.sync_slot().running.lock().await.take();
+    if let Some(running) = running {
+        running.stop().await;
+        tracing::info!("sync stopped");
+    }
+    db.sync_slot().status.update(|s| {
+        s.connected = false;
+        s.connecting = false;
+        s.downloading = None;
+        s.uploading = false;
+    });
+    after_iteration(db).await;
+}
+
+/// What follows every end of a connection, whether the loop retries or the app
+/// disconnected: the per-stream status goes back to what is stored (no progress, any
+/// subscription change the connection did not get to), and an interrupted large
+/// download leaves the WAL settings as for small writes.
+pub(super) async fn after_iteration(db: &Database) {
+    if let Err(error) = refresh_subscriptions(db).await {
+        tracing::debug!(%error, "could not refresh stream subscriptions");
+    }
+    if let Err(error) = db.store().set_bulk_writes(false).await {
+        tracing::debug!(%error, "could not reset WAL checkpointing");
+    }
+}
+
+/// [`Database::disconnect_and_clear`].
+pub(crate) async fn disconnect_and_clear(db: &Database, clear_local: bool) -> Result<()> {
+    disconnect(db).await;
+    db.store()
+        .transaction(move |tx| clear::clear(tx, clear_local))
+        .await?;
+    db.sync_slot().status.update(|s| {
+        *s = SyncStatus::default();
+    });
+    refresh_subscriptions(db).await
+}
+
+/// Loads the persisted part of the status (last sync times) when a database opens.
+pub(crate) async fn load_offline_status(db: &Database) -> Result<()> {
+    let synced = db.store().read(apply::sync_state).await?;
+    db.sync_slot().status.set_synced(&synced);
+    // Also sweeps subscriptions that expired while the app was closed.
+    refresh_subscriptions(db).await
+}

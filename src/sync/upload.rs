@@ -1,0 +1,90 @@
+//! The upload loop (docs/sync-protocol.md §8.5): wakes when the upload queue changes,
+//! hands queued transactions to the app's connector until the queue is empty, then asks
+//! for the write checkpoint that opens the download gate (§5.2).
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tracing::Instrument;
+
+use super::connection::Engine;
+use super::{transport, write_gate};
+use crate::{BackendConnector, Error, Result};
+
+/// How long a write-checkpoint request may take before the upload round fails (and is
+/// retried); a hung request would otherwise hold every later upload.
+const WRITE_CHECKPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub(super) async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
+    let mut changes = engine.db.watch_tables(["ps_crud"]).with_initial_event();
+    loop {
+        tokio::select! {
+            change = changes.next() => if change.is_none() { return },
+            () = engine.upload_now.notified() => {}
+        }
+        loop {
+            let round = upload_round(&engine)
+                .instrument(tracing::debug_span!("upload"))
+                .await;
+            match round {
+                Ok(()) => {
+                    engine.status().update(|s| {
+                        s.uploading = false;
+                        s.upload_error = None;
+                    });
+                    engine.upload_finished.notify_one();
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "upload failed; retrying after the delay");
+                    let error = engine.check_auth(error);
+                    engine.status().update(|s| {
+                        s.uploading = false;
+                        s.upload_error = Some(error.into());
+                    });
+                    tokio::time::sleep(engine.options.retry_delay).await;
+                }
+            }
+        }
+        tokio::time::sleep(engine.options.crud_upload_throttle).await;
+    }
+}
+
+/// Hands queued transactions to the connector until the queue is empty, then obtains
+/// the write checkpoint that opens the download gate.
+async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<()> {
+    let store = engine.db.store();
+    let mut previous_first = None;
+    loop {
+        let first: Option<i64> = store
+            .read(|conn| Ok(conn.query_row("SELECT min(id) FROM ps_crud", [], |r| r.get(0))?))
+            .await?;
+        let Some(first) = first else { break };
+        if previous_first == Some(first) {
+            return Err(Error::UploadStalled(first));
+        }
+        previous_first = Some(first);
+        engine.status().update(|s| s.uploading = true);
+        engine.connector.upload_data(&engine.db).await?;
+    }
+    if store.read(write_gate::needs_write_checkpoint).await? {
+        let before = store.crud_counter().await?;
+        let credentials = engine.credentials().await?;
+        let request = transport::write_checkpoint(&engine.http, &credentials, &engine.client_id);
+        let checkpoint = tokio::time::timeout(WRITE_CHECKPOINT_TIMEOUT, request)
+            .await
+            .map_err(|_| Error::WriteCheckpointTimeout(WRITE_CHECKPOINT_TIMEOUT))??;
+        let set = store
+            .transaction_with_crud_counter(move |tx, now| {
+                // A write that raced in needs its own round (and checkpoint).
+                let set = write_gate::crud_queue_empty(tx)? && now == before;
+                if set {
+                    write_gate::set_target(tx, checkpoint)?;
+                }
+                Ok(set)
+            })
+            .await?;
+        tracing::debug!(checkpoint, set, "requested write checkpoint");
+    }
+    Ok(())
+}

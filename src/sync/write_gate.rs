@@ -1,0 +1,91 @@
+//! The write-checkpoint gate (docs/sync-protocol.md §5): downloaded data is applied only
+//! while no local write is queued and the service has confirmed, with a write checkpoint,
+//! that it reflects every upload. Its state is three `ps_kv` keys, read and written only
+//! here.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::Result;
+
+/// The write checkpoint the gate waits for; [`PENDING`] while an upload awaits one.
+const TARGET: &str = "target_checkpoint_request_id";
+/// The write checkpoint carried by the newest complete checkpoint validated (recorded
+/// even when the gate then holds its data back).
+const LAST_SEEN: &str = "last_seen_checkpoint_request_id";
+/// The write checkpoint carried by the newest checkpoint applied in full.
+const LAST_APPLIED: &str = "last_applied_checkpoint_request_id";
+
+/// The [`TARGET`] value meaning "local writes were uploaded, no write checkpoint was
+/// requested for them yet".
+pub(crate) const PENDING: i64 = i64::MAX;
+
+/// Closes the gate after uploaded entries left the queue: data may only be applied again
+/// once the service confirmed, through a write checkpoint, that it reflects them. With a
+/// custom checkpoint (`CrudTransaction::complete_with_checkpoint`), that checkpoint is the
+/// target once nothing else is queued.
+pub(crate) fn close_after_upload(conn: &Connection, custom: Option<i64>) -> Result<()> {
+    let target = match custom {
+        Some(checkpoint) if crud_queue_empty(conn)? => checkpoint,
+        _ => PENDING,
+    };
+    set_target(conn, target)?;
+    conn.prepare_cached("DELETE FROM ps_kv WHERE key IN (?1, ?2)")?
+        .execute([LAST_SEEN, LAST_APPLIED])?;
+    Ok(())
+}
+
+/// Records the write checkpoint of a checkpoint that arrived.
+pub(crate) fn record_seen(conn: &Connection, write_checkpoint: i64) -> Result<()> {
+    set_kv(conn, LAST_SEEN, write_checkpoint)
+}
+
+/// Records the write checkpoint of a checkpoint applied in full.
+pub(crate) fn record_applied(conn: &Connection, write_checkpoint: i64) -> Result<()> {
+    set_kv(conn, LAST_APPLIED, write_checkpoint)
+}
+
+/// Whether downloaded data must wait (spec §5.1): local writes are queued, or the
+/// service has not yet confirmed the last upload with a write checkpoint.
+pub(crate) fn is_blocked(conn: &Connection) -> Result<bool> {
+    if !crud_queue_empty(conn)? {
+        return Ok(true);
+    }
+    let target = get_kv(conn, TARGET)?;
+    let seen = get_kv(conn, LAST_SEEN)?.unwrap_or(0);
+    Ok(target.is_some_and(|target| target > seen))
+}
+
+/// Whether no local write waits for upload.
+pub(crate) fn crud_queue_empty(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM ps_crud)")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// The gate's target: `Some(PENDING)` while an upload awaits its write checkpoint.
+pub(crate) fn target(conn: &Connection) -> Result<Option<i64>> {
+    get_kv(conn, TARGET)
+}
+
+/// Records the write checkpoint the service issued for our uploads.
+pub(crate) fn set_target(conn: &Connection, target: i64) -> Result<()> {
+    set_kv(conn, TARGET, target)
+}
+
+/// Whether the gate waits for a write checkpoint that has not been requested yet.
+pub(crate) fn needs_write_checkpoint(conn: &Connection) -> Result<bool> {
+    Ok(target(conn)? == Some(PENDING))
+}
+
+fn get_kv(conn: &Connection, key: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT CAST(value AS INTEGER) FROM ps_kv WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+fn set_kv(conn: &Connection, key: &str, value: i64) -> Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO ps_kv(key, value) VALUES (?1, ?2)")?
+        .execute(params![key, value])?;
+    Ok(())
+}
