@@ -15,6 +15,7 @@ use crate::{Database, Result};
 /// assert!(credentials.expires_at.is_none());
 /// ```
 #[derive(Clone, PartialEq, Eq)]
+#[must_use]
 pub struct Credentials {
     /// Base URL of the PowerSync Service, such as `https://abc.powersync.journeyapps.com`
     /// or `http://127.0.0.1:8080`. A trailing `/` is ignored; a path prefix is kept

@@ -120,6 +120,7 @@ impl UpdateType {
 /// All writes of one local transaction, oldest first. Upload them, then call
 /// [`complete`](Self::complete).
 #[derive(Debug, Clone)]
+#[must_use = "the entries stay queued until `complete()` is called"]
 pub struct CrudTransaction {
     /// The local transaction id (`None` for entries written without one).
     pub transaction_id: Option<i64>,
@@ -149,6 +150,7 @@ impl CrudTransaction {
 
 /// Up to `limit` of the oldest queued writes, across transactions.
 #[derive(Debug, Clone)]
+#[must_use = "the entries stay queued until `complete()` is called"]
 pub struct CrudBatch {
     /// The writes, oldest first.
     pub crud: Vec<CrudEntry>,

@@ -47,27 +47,27 @@
 //! JSON and append to the upload queue in the same transaction. Change notifications are
 //! collected by SQLite hooks and published only after the commit is visible to readers.
 
-#![warn(
-    missing_docs,
-    unreachable_pub,
-    clippy::await_holding_lock,
-    clippy::todo
-)]
+// Lints are set once for the workspace, in Cargo.toml's `[workspace.lints]`.
+// On docs.rs, items behind a feature say which feature they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod connector;
 mod crud;
 mod database;
 #[cfg(feature = "dioxus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dioxus")))]
 pub mod dioxus;
 mod error;
 mod http_client;
 #[cfg(feature = "leptos")]
+#[cfg_attr(docsrs, doc(cfg(feature = "leptos")))]
 pub mod leptos;
 pub mod query;
 pub mod schema;
 mod store;
 mod sync;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use connector::{BackendConnector, Credentials};

@@ -1,4 +1,4 @@
-//! The upload queue: CRUD entries written by the view triggers (spec §4.4, TV12).
+//! The upload queue: CRUD entries written by the view triggers (docs/sync-protocol.md §4.4, TV12).
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Schemas: validation before SQLite is touched, the PowerSync JSON form, idempotent
-//! application and migrations that keep data (spec §9, TV13).
+//! application and migrations that keep data (docs/sync-protocol.md §9, TV13).
 
 mod common;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use livesync::{Column, Schema, Table};
 
 /// `todos(description TEXT, done INTEGER, score REAL)`.
-pub fn todo_schema() -> Schema {
+pub(crate) fn todo_schema() -> Schema {
     Schema::new([Table::new(
         "todos",
         [
@@ -18,7 +18,7 @@ pub fn todo_schema() -> Schema {
 }
 
 /// A runtime shaped like the CI machine: two worker threads.
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -28,18 +28,18 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// Mean seconds per iteration, filled in by the measured closures for the summary lines.
 #[derive(Default)]
-pub struct Totals {
+pub(crate) struct Totals {
     time: Duration,
     iterations: u32,
 }
 
 impl Totals {
-    pub fn add(&mut self, time: Duration) {
+    pub(crate) fn add(&mut self, time: Duration) {
         self.time += time;
         self.iterations += 1;
     }
 
-    pub fn mean(&self) -> f64 {
+    pub(crate) fn mean(&self) -> f64 {
         self.time.as_secs_f64() / f64::from(self.iterations.max(1))
     }
 }

@@ -16,6 +16,7 @@ use crate::Database;
 ///     rsx! { p { "children can call use_database()" } }
 /// }
 /// ```
+#[track_caller]
 pub fn provide_database(db: Database) -> Database {
     use_context_provider(move || db)
 }
@@ -37,6 +38,7 @@ pub fn provide_database(db: Database) -> Database {
 ///     rsx! {}
 /// }
 /// ```
+#[track_caller]
 pub fn use_database() -> Database {
     try_use_database().unwrap_or_else(|| {
         panic!(
@@ -59,6 +61,7 @@ pub fn use_database() -> Database {
 ///     }
 /// }
 /// ```
+#[track_caller]
 pub fn try_use_database() -> Option<Database> {
     use_hook(try_consume_context::<Database>)
 }

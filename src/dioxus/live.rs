@@ -100,6 +100,13 @@ pub struct UseLiveQuery<T: 'static> {
     snapshot: Resource<LiveState<T>>,
 }
 
+impl<T: 'static> std::fmt::Debug for UseLiveQuery<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The rows are not printed: reading the signal here would subscribe the caller.
+        f.debug_struct("UseLiveQuery").finish_non_exhaustive()
+    }
+}
+
 impl<T: 'static> Clone for UseLiveQuery<T> {
     fn clone(&self) -> Self {
         *self
@@ -219,6 +226,7 @@ impl<T: 'static> UseLiveQuery<T> {
 ///     rsx! { span { "{count} open" } }
 /// }
 /// ```
+#[track_caller]
 pub fn use_live_query<T: FromRow>(make: impl FnMut() -> Query<T> + 'static) -> UseLiveQuery<T> {
     let query = use_memo(make);
     let generation = use_signal(|| 0_u64);
@@ -256,6 +264,12 @@ pub fn use_live_query<T: FromRow>(make: impl FnMut() -> Query<T> + 'static) -> U
 /// The first row of a live query, from [`use_live_query_one`]. `Copy`.
 pub struct UseLiveQueryOne<T: 'static> {
     inner: UseLiveQuery<T>,
+}
+
+impl<T: 'static> std::fmt::Debug for UseLiveQueryOne<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UseLiveQueryOne").finish_non_exhaustive()
+    }
 }
 
 impl<T: 'static> Clone for UseLiveQueryOne<T> {
@@ -320,6 +334,7 @@ impl<T: Clone + 'static> UseLiveQueryOne<T> {
 ///     rsx! { h2 { {name.row().unwrap_or_default()} } }
 /// }
 /// ```
+#[track_caller]
 pub fn use_live_query_one<T: FromRow + Clone>(
     make: impl FnMut() -> Query<T> + 'static,
 ) -> UseLiveQueryOne<T> {

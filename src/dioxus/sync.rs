@@ -20,6 +20,7 @@ use crate::{Error, SyncStatus, SyncStreamStatus};
 ///     rsx! { span { "{text}" } }
 /// }
 /// ```
+#[track_caller]
 pub fn use_sync_status() -> ReadSignal<SyncStatus> {
     let db = use_database();
     let initial = db.status();
@@ -41,6 +42,13 @@ pub fn use_sync_status() -> ReadSignal<SyncStatus> {
 pub struct UseSyncStream {
     status: Memo<Option<SyncStreamStatus>>,
     error: Signal<Option<Error>>,
+}
+
+impl std::fmt::Debug for UseSyncStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not printing the signals: reading them here would subscribe the caller.
+        f.debug_struct("UseSyncStream").finish_non_exhaustive()
+    }
 }
 
 impl Clone for UseSyncStream {
@@ -103,6 +111,7 @@ impl UseSyncStream {
 ///     rsx! { p { "list synced" } }
 /// }
 /// ```
+#[track_caller]
 pub fn use_sync_stream(name: impl Into<String>, parameters: Option<Value>) -> UseSyncStream {
     let db = use_database();
     let status = use_sync_status();

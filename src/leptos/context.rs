@@ -20,6 +20,7 @@ use crate::Database;
 /// runtime.dispose();
 /// # Ok(()) }
 /// ```
+#[track_caller]
 pub fn provide_database(db: Database) {
     provide_context(db);
 }
@@ -32,6 +33,7 @@ pub fn provide_database(db: Database) {
 /// assert!(livesync::leptos::use_database().is_none());
 /// runtime.dispose();
 /// ```
+#[track_caller]
 pub fn use_database() -> Option<Database> {
     use_context::<Database>()
 }

@@ -91,6 +91,7 @@ pub type LiveResource<T, O = Vec<T>> = Resource<Query<T>, LiveResult<O>>;
 ///     .await;
 /// # Ok(()) }
 /// ```
+#[track_caller]
 pub fn create_live_query<T>(query: impl Fn() -> Query<T> + 'static) -> LiveResource<T>
 where
     T: FromRow + PartialEq,
@@ -112,6 +113,7 @@ where
 ///     move || count.get().and_then(Result::ok).flatten()
 /// }
 /// ```
+#[track_caller]
 pub fn create_live_query_one<T>(
     query: impl Fn() -> Query<T> + 'static,
 ) -> LiveResource<T, Option<T>>

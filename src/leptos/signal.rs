@@ -34,6 +34,7 @@ use crate::{FromRow, Query};
 ///     move || titles.get().and_then(Result::ok).unwrap_or_default()
 /// }
 /// ```
+#[track_caller]
 pub fn create_live_signal<T>(
     query: impl Fn() -> Query<T> + 'static,
 ) -> Signal<Option<LiveResult<Vec<T>>>>
@@ -48,7 +49,7 @@ where
         let mut live = query.get().watch();
         feed.start(async move {
             while let Some(next) = live.next().await {
-                if set_rows.try_set(Some(next.map_err(Into::into))).is_some() {
+                if set_rows.try_set(Some(next)).is_some() {
                     break; // the signal was disposed
                 }
             }

@@ -30,6 +30,7 @@ use crate::SyncStatus;
 ///     }
 /// }
 /// ```
+#[track_caller]
 pub fn use_sync_status() -> Signal<SyncStatus> {
     let Some(db) = use_database() else {
         tracing::error!(

@@ -29,6 +29,7 @@ use crate::SyncStreamStatus;
 ///     }
 /// }
 /// ```
+#[track_caller]
 pub fn use_sync_stream(
     name: impl Into<String>,
     parameters: Option<Value>,

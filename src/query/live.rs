@@ -49,6 +49,7 @@ use crate::{Error, Result, TableUpdateStream, TableUpdates};
 /// assert_eq!(titles.next().await.unwrap()?, ["milk"]);
 /// # Ok(()) }
 /// ```
+#[must_use = "a live query yields nothing unless polled; dropping it unsubscribes"]
 pub struct LiveQuery<T> {
     results: BoxStream<'static, Result<Vec<T>>>,
     runs: Arc<AtomicU64>,
@@ -277,6 +278,7 @@ pub struct QueryDiff<T> {
 }
 
 /// A live query that reports differences: see [`Query::watch_diff`](super::Query::watch_diff).
+#[must_use = "a live diff yields nothing unless polled; dropping it unsubscribes"]
 pub struct LiveDiff<T> {
     results: BoxStream<'static, Result<QueryDiff<T>>>,
     runs: Arc<AtomicU64>,

@@ -59,6 +59,7 @@ enum Param {
 /// [`bind_named`](Self::bind_named) (`:name`), then run it once with `fetch_*` or keep it
 /// running with [`watch`](Self::watch). Reads use the reader connections, so they run
 /// alongside writes and see committed data only.
+#[must_use = "A query does nothing until it is fetched or watched"]
 pub struct Query<T> {
     db: Database,
     sql: Arc<str>,

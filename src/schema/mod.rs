@@ -55,6 +55,7 @@ impl ColumnType {
 
 /// One column of a [`Table`]. The `id TEXT` primary key is implicit and never listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub struct Column {
     /// Column name.
     pub name: String,
@@ -89,6 +90,7 @@ impl Column {
 
 /// One column of an [`Index`], with its sort direction.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub struct IndexColumn {
     /// The indexed column (must be a column of the table).
     pub column: String,
@@ -117,6 +119,7 @@ impl IndexColumn {
 /// An index over some of a table's columns, created on the data table so that queries
 /// through the view can use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub struct Index {
     /// Index name, unique within its table.
     pub name: String,
@@ -137,6 +140,7 @@ impl Index {
 /// Which previous values an `UPDATE` or `DELETE` records in its CRUD entry
 /// ([`CrudEntry::previous_values`](crate::CrudEntry::previous_values)).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub struct TrackPreviousValues {
     /// `None` for every column, or only these columns.
     pub columns: Option<Vec<String>>,
@@ -180,6 +184,7 @@ impl TrackPreviousValues {
 /// assert_eq!(todos.public_name(), "my_todos");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub struct Table {
     /// The table name: the `object_type` of synced rows and the name of uploaded entries.
     pub name: String,
@@ -267,6 +272,7 @@ impl Table {
 
 /// The set of tables of an app. Cheap to clone; validated when a database opens.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[must_use]
 pub struct Schema {
     /// The tables.
     pub tables: Vec<Table>,

@@ -381,7 +381,7 @@ pub(crate) const INTERNAL_TABLES_V2: &str = concat!(
     "{\"sql\":\"DELETE FROM ps_migration WHERE id >= 2\"}]');\n",
 );
 
-/// Layout 3: sync stream subscriptions (spec §6.2). `ttl` is set exactly for explicit
+/// Layout 3: sync stream subscriptions (docs/sync-protocol.md §6.2). `ttl` is set exactly for explicit
 /// subscriptions; times are Unix microseconds.
 pub(crate) const INTERNAL_TABLES_V3: &str = concat!(
     "CREATE TABLE ps_stream_subscriptions(id INTEGER NOT NULL PRIMARY KEY, stream_name TEXT NOT NULL, \

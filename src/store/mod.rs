@@ -59,6 +59,7 @@ use writer::{Writer, WriterState};
 /// # let _ = options;
 /// ```
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct OpenOptions {
     readers: usize,
     busy_timeout: Duration,

@@ -14,6 +14,7 @@
 //! thousand live queries, "everything changed" made queries on untouched tables re-run.)
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -186,6 +187,7 @@ impl Publisher {
 ///
 /// It is subscribed from the moment it is created, so no commit after that is missed,
 /// even before the first poll. It ends when the database is closed.
+#[must_use = "a stream yields nothing unless polled; dropping it unsubscribes"]
 pub struct TableUpdateStream {
     /// `Err(())` marks a lag: events were dropped for this watcher.
     events: BoxStream<'static, Result<TableUpdates, ()>>,
@@ -197,6 +199,15 @@ pub struct TableUpdateStream {
     history: Arc<Mutex<ChangeHistory>>,
     /// Sequence number of the last event received, or covered by a lag report.
     seen: u64,
+}
+
+impl fmt::Debug for TableUpdateStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableUpdateStream")
+            .field("filter", &self.filter)
+            .field("seen", &self.seen)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TableUpdateStream {

@@ -22,7 +22,7 @@ pub(crate) enum ApplyOutcome {
     Blocked,
 }
 
-/// Applies a validated checkpoint (spec §4.6): everything when `priority` is `None`,
+/// Applies a validated checkpoint (docs/sync-protocol.md §4.6): everything when `priority` is `None`,
 /// else only buckets with priority ≤ `priority`. `now_us` is the sync time to record.
 pub(crate) fn apply(
     conn: &Connection,

@@ -26,7 +26,7 @@ impl std::fmt::Display for ChecksumMismatch {
     }
 }
 
-/// Compares the local checksums of the buckets in scope with the checkpoint's (spec §3.4).
+/// Compares the local checksums of the buckets in scope with the checkpoint's (docs/sync-protocol.md §3.4).
 pub(crate) fn validate(
     conn: &Connection,
     checkpoint: &TargetCheckpoint,

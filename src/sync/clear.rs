@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::Result;
 use crate::schema::names;
 
-/// Deletes all synced state and data (spec §4.9): buckets, ops, the upload queue, the
+/// Deletes all synced state and data (docs/sync-protocol.md §4.9): buckets, ops, the upload queue, the
 /// gate, sync times and every synced table's rows; with `clear_local`, local-only tables
 /// too. The client id stays.
 pub(crate) fn clear(conn: &Connection, clear_local: bool) -> Result<()> {

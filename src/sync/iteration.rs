@@ -1,4 +1,4 @@
-//! One sync iteration's state machine (spec §2, §5, §8.1): what each sync line does to
+//! One sync iteration's state machine (docs/sync-protocol.md §2, §5, §8.1): what each sync line does to
 //! the local store and the status, independent of how the lines arrive.
 //!
 //! Each line is handled in one write transaction, and the in-memory state only advances
@@ -37,7 +37,7 @@ pub(crate) enum Next {
     TokenExpired,
 }
 
-/// Per-bucket download counters (spec §7.3).
+/// Per-bucket download counters (docs/sync-protocol.md §7.3).
 #[derive(Debug, Clone, Copy)]
 struct BucketProgress {
     priority: u8,
@@ -55,7 +55,7 @@ pub(crate) struct Iteration {
     /// Buckets listed in the request: "known locally" until the first checkpoint.
     requested: Vec<String>,
     target: Option<TargetCheckpoint>,
-    /// A validated full checkpoint held back by local writes (spec §5.2).
+    /// A validated full checkpoint held back by local writes (docs/sync-protocol.md §5.2).
     blocked: Option<TargetCheckpoint>,
     progress: BTreeMap<String, BucketProgress>,
     /// Data lines being stored, oldest first. Parsing the next line overlaps with the

@@ -16,7 +16,7 @@ use crate::Result;
 /// (`Store::set_bulk_writes`).
 pub(crate) const BULK_DOWNLOAD_OPS: u64 = 10_000;
 
-/// Per-bucket download counters as stored (spec §7.3).
+/// Per-bucket download counters as stored (docs/sync-protocol.md §7.3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct StoredCounts {
     pub(crate) at_last: u64,
@@ -32,7 +32,7 @@ pub(crate) fn requested_buckets(conn: &Connection) -> Result<Vec<(String, i64)>>
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Stores one `data` line (spec §4.5). Returns how many ops it held.
+/// Stores one `data` line (docs/sync-protocol.md §4.5). Returns how many ops it held.
 pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) -> Result<u64> {
     if line.data.is_empty() {
         return Ok(0);
@@ -166,7 +166,7 @@ pub(crate) fn store_data(conn: &Connection, line: &DataLine, line_bytes: usize) 
     Ok(count)
 }
 
-/// Deletes buckets locally (spec §4.8): their rows are marked for re-derivation at the
+/// Deletes buckets locally (docs/sync-protocol.md §4.8): their rows are marked for re-derivation at the
 /// next full apply, their ops and bookkeeping dropped.
 pub(crate) fn delete_buckets<'a>(
     conn: &Connection,

@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 /// assert_eq!(options.retry_delay_value(), Duration::from_secs(2));
 /// ```
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct SyncOptions {
     pub(crate) retry_delay: Duration,
     pub(crate) params: Map<String, Value>,

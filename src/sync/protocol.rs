@@ -1,4 +1,4 @@
-//! The sync lines a PowerSync Service sends, parsed and validated (spec §2–3).
+//! The sync lines a PowerSync Service sends, parsed and validated (docs/sync-protocol.md §2–3).
 //!
 //! A line is a JSON object with exactly one key naming its type. Unknown types are kept
 //! as [`SyncLine::Unknown`] (forward compatibility); anything malformed is an
@@ -96,7 +96,7 @@ pub(crate) struct BucketChecksum {
     pub(crate) priority: u8,
     #[serde(default)]
     pub(crate) count: Option<u64>,
-    /// Why the bucket is included (sync streams, spec §6.4); empty for sync rules.
+    /// Why the bucket is included (sync streams, docs/sync-protocol.md §6.4); empty for sync rules.
     #[serde(default)]
     pub(crate) subscriptions: Vec<BucketReason>,
 }

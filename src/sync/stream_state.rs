@@ -1,4 +1,4 @@
-//! What one connection knows about its stream subscriptions (spec §6.4–6.6): which local
+//! What one connection knows about its stream subscriptions (docs/sync-protocol.md §6.4–6.6): which local
 //! subscription each bucket serves, their resolved priorities, the service's errors,
 //! and the per-stream status built from that.
 
@@ -54,7 +54,7 @@ impl StreamState {
         self.rows = rows;
     }
 
-    /// Links each subscription to the buckets of `target` that name it (spec §6.4 step 5).
+    /// Links each subscription to the buckets of `target` that name it (docs/sync-protocol.md §6.4 step 5).
     pub(crate) fn associate(&mut self, target: &TargetCheckpoint) {
         self.buckets_of.clear();
         self.priority_of.clear();
@@ -63,7 +63,7 @@ impl StreamState {
                 let id = match *reason {
                     BucketReason::Sub(index) => self.requested.get(index).map(|r| r.id),
                     // A default reason counts for the stream's parameterless row only
-                    // when the app did not subscribe to it explicitly (spec §6.4 step 5;
+                    // when the app did not subscribe to it explicitly (docs/sync-protocol.md §6.4 step 5;
                     // otherwise that subscription's own reason covers the bucket).
                     BucketReason::Default(index) => self.descriptions.get(index).and_then(|d| {
                         self.rows

@@ -110,6 +110,7 @@ impl Drop for LiveGuard<'_> {
 /// # let _ = options;
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use]
 pub struct SubscribeOptions {
     ttl: Option<Duration>,
     priority: Option<u8>,
@@ -144,6 +145,7 @@ impl SubscribeOptions {
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
+#[must_use = "a sync stream is not subscribed until `subscribe()`"]
 pub struct SyncStream {
     db: Database,
     name: String,
@@ -302,6 +304,7 @@ impl SyncStream {
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
+#[must_use = "dropping the subscription releases it at once"]
 pub struct SyncStreamSubscription {
     db: Database,
     key: StreamKey,

@@ -1,4 +1,4 @@
-//! Stream subscriptions as stored in `ps_stream_subscriptions` (spec §6.2–6.4): what
+//! Stream subscriptions as stored in `ps_stream_subscriptions` (docs/sync-protocol.md §6.2–6.4): what
 //! the app subscribed to, what the request asks for, and what the last checkpoint said.
 //!
 //! Every function here runs on a connection (usually inside a write transaction); the
@@ -49,7 +49,7 @@ fn parse_params(text: &str) -> Option<Value> {
 }
 
 /// JSON text with object keys sorted and no whitespace, so equal parameters always give
-/// the same key (matching is by exact text, spec §6.1), whatever serde_json's map order.
+/// the same key (matching is by exact text, docs/sync-protocol.md §6.1), whatever serde_json's map order.
 pub(crate) fn canonical_json(value: &Value) -> String {
     fn write(value: &Value, out: &mut String) {
         match value {
@@ -117,7 +117,7 @@ impl RequestedSubscription {
     }
 }
 
-/// Adds or renews an explicit subscription (spec §6.2 `subscribe`).
+/// Adds or renews an explicit subscription (docs/sync-protocol.md §6.2 `subscribe`).
 ///
 /// An existing explicit subscription keeps the higher of its priority and the new one
 /// (a `NULL` "stream default" priority stays, as in the official client); one that was
@@ -150,7 +150,7 @@ fn expiry(now: i64, ttl_secs: i64) -> i64 {
     now.saturating_add(ttl_secs.saturating_mul(1_000_000))
 }
 
-/// Ends the explicit subscription of `key` (spec §6.2 `unsubscribe_all`): no longer
+/// Ends the explicit subscription of `key` (docs/sync-protocol.md §6.2 `unsubscribe_all`): no longer
 /// requested, removed once the service stops listing it.
 pub(crate) fn unsubscribe_all(conn: &Connection, key: &StreamKey) -> Result<()> {
     conn.prepare_cached(
@@ -162,7 +162,7 @@ pub(crate) fn unsubscribe_all(conn: &Connection, key: &StreamKey) -> Result<()> 
 }
 
 /// Renews the expiry of the subscriptions that have live handles, then deletes expired
-/// ones and ones that are neither explicit nor listed by the service (spec §6.2).
+/// ones and ones that are neither explicit nor listed by the service (docs/sync-protocol.md §6.2).
 pub(crate) fn refresh_and_sweep(conn: &Connection, active: &[StreamKey], now: i64) -> Result<()> {
     let mut renew = conn.prepare_cached(
         "UPDATE ps_stream_subscriptions SET expires_at = ?3 + ttl * 1000000 \
@@ -200,7 +200,7 @@ pub(crate) fn refreshed(conn: &Connection, active: &[StreamKey], now: i64) -> Re
     })
 }
 
-/// The explicit subscriptions, in the order the request lists them (spec §6.3).
+/// The explicit subscriptions, in the order the request lists them (docs/sync-protocol.md §6.3).
 pub(crate) fn requested(conn: &Connection) -> Result<Vec<RequestedSubscription>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, stream_name, local_params, local_priority FROM ps_stream_subscriptions \
@@ -250,7 +250,7 @@ pub(crate) struct SubscriptionError {
     pub(crate) message: String,
 }
 
-/// Brings the table in line with a `checkpoint` line's `streams` (spec §6.4 steps 1–4):
+/// Brings the table in line with a `checkpoint` line's `streams` (docs/sync-protocol.md §6.4 steps 1–4):
 /// listed streams are active (with the service's `is_default`), default streams the app
 /// never subscribed to get a row, and rows neither explicit nor listed go. Returns the
 /// reported errors, attached to their rows.
@@ -331,7 +331,7 @@ pub(crate) fn clear(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Records that the subscriptions `ids` were synced at `now` (spec §6.6).
+/// Records that the subscriptions `ids` were synced at `now` (docs/sync-protocol.md §6.6).
 pub(crate) fn mark_synced(conn: &Connection, ids: &[i64], now: i64) -> Result<()> {
     let mut stmt = conn
         .prepare_cached("UPDATE ps_stream_subscriptions SET last_synced_at = ?2 WHERE id = ?1")?;

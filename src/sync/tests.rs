@@ -1,4 +1,4 @@
-//! The test vectors of sync-protocol.md §11, replayed line by line through the
+//! The test vectors of docs/sync-protocol.md §11, replayed line by line through the
 //! iteration state machine on an in-memory database, checking the same observable facts
 //! the spec lists (bucket bookkeeping, stored ops, re-derive marks, gate keys, rows,
 //! status).
@@ -742,7 +742,7 @@ async fn tv8_sync_streams_reconcile_progress_and_synced_times() {
     assert_eq!(requested[0].key, u1);
 }
 
-/// Spec §7.3: a later checkpoint counts only the ops it adds, overall, per priority and
+/// docs/sync-protocol.md §7.3: a later checkpoint counts only the ops it adds, overall, per priority and
 /// per stream (2 more ops show as 0/2, not 2/4).
 #[tokio::test]
 async fn progress_of_a_later_checkpoint_counts_only_new_ops() {

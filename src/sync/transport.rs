@@ -1,4 +1,4 @@
-//! HTTP requests to the sync service (spec §1): the `/sync/stream` request and the
+//! HTTP requests to the sync service (docs/sync-protocol.md §1): the `/sync/stream` request and the
 //! legacy write checkpoint, with the service's error bodies turned into [`Error`]s.
 
 use serde_json::{Map, Value, json};
@@ -31,7 +31,7 @@ fn authorization(credentials: &Credentials) -> Result<String> {
     Ok(format!("Token {}", credentials.token))
 }
 
-/// What the client sends to open a sync stream (spec §1.3).
+/// What the client sends to open a sync stream (docs/sync-protocol.md §1.3).
 pub(crate) struct StreamRequest<'a> {
     pub(crate) buckets: &'a [(String, i64)],
     pub(crate) client_id: &'a str,
@@ -87,7 +87,7 @@ pub(crate) async fn open_stream(
     Ok(response)
 }
 
-/// Asks the service for a write checkpoint covering everything uploaded so far (spec §1.4).
+/// Asks the service for a write checkpoint covering everything uploaded so far (docs/sync-protocol.md §1.4).
 pub(crate) async fn write_checkpoint(
     http: &reqwest::Client,
     credentials: &Credentials,

@@ -44,7 +44,7 @@ pub(crate) fn record_applied(conn: &Connection, write_checkpoint: i64) -> Result
     set_kv(conn, LAST_APPLIED, write_checkpoint)
 }
 
-/// Whether downloaded data must wait (spec §5.1): local writes are queued, or the
+/// Whether downloaded data must wait (docs/sync-protocol.md §5.1): local writes are queued, or the
 /// service has not yet confirmed the last upload with a write checkpoint.
 pub(crate) fn is_blocked(conn: &Connection) -> Result<bool> {
     if !crud_queue_empty(conn)? {

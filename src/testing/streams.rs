@@ -185,7 +185,7 @@ pub(crate) struct ResolvedStreams {
     pub(crate) descriptions: Vec<Value>,
 }
 
-/// Resolves default streams and subscriptions into buckets (spec §2.1, §6).
+/// Resolves default streams and subscriptions into buckets (docs/sync-protocol.md §2.1, §6).
 pub(crate) fn resolve(
     streams: &[TestStream],
     request: &StreamsRequest,

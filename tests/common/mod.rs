@@ -11,7 +11,7 @@ pub fn todo_schema() -> Schema {
     )])
 }
 
-/// The schema of spec §11 TV12: every table option at once.
+/// The schema of docs/sync-protocol.md §11 TV12: every table option at once.
 pub fn tv12_schema() -> Schema {
     Schema::new([
         Table::new(
