@@ -1,11 +1,9 @@
 //! The Leptos integration, through the public API, with a leptos_reactive runtime per
 //! test inside a tokio `LocalSet` (where the live feeds run).
 //!
-//! Cargo unifies features: with `leptos-ssr-example` (so under `--all-features`) every
-//! test binary gets leptos_reactive compiled for `ssr`, where effects never run. The
-//! client tests need effects, so they are built without that feature
-//! (`cargo test --features leptos,testing --test leptos`, which `.ci/run` also runs);
-//! with it, the `server` tests check the server behaviour instead.
+//! These are the client-side tests: leptos_reactive without `ssr`, so effects run. The
+//! server behaviour (under `ssr`) is tested in `demos/leptos_ssr/tests/ssr.rs`, in the
+//! package that enables `ssr`.
 #![cfg(all(feature = "leptos", feature = "testing"))]
 
 mod common;
@@ -50,7 +48,6 @@ fn current(resource: livesync::leptos::LiveResource<Todo>) -> Option<Vec<String>
     peek(resource).and_then(Result::ok).map(|rows| ids(&rows))
 }
 
-#[cfg(not(feature = "leptos-ssr-example"))]
 mod client {
     use std::cell::RefCell;
     use std::rc::Rc;
@@ -470,85 +467,5 @@ mod client {
                 .await;
             })
             .await;
-    }
-}
-
-#[cfg(feature = "leptos-ssr-example")]
-mod server {
-    use leptos_reactive::{
-        SignalGetUntracked, SignalWith, SuspenseContext, create_isomorphic_effect, provide_context,
-    };
-    use livesync::leptos::{
-        create_live_query, create_live_signal, provide_database, use_sync_status,
-    };
-
-    use super::*;
-
-    #[tokio::test]
-    async fn under_ssr_the_resource_resolves_once_from_a_snapshot() {
-        let service = service().await;
-        let b = client(&service, "u2").await;
-        in_runtime(|| async move {
-            let baseline = b.active_watchers();
-            let suspense = SuspenseContext::new();
-            provide_context(suspense);
-            let db = b.clone();
-            let todos = create_live_query(move || db.query::<Todo>(TODOS));
-            // Server rendering reads resources in isomorphic code (effects never run).
-            create_isomorphic_effect(move |_| todos.with(|_| ()));
-            let ready = suspense.ready();
-            assert!(
-                todos.loading().get_untracked(),
-                "loading on the request's LocalSet"
-            );
-            assert!(!ready.get_untracked(), "<Suspense> waits for it");
-
-            until("resolved", || current(todos).is_some()).await;
-            assert_eq!(current(todos), Some(vec![]));
-            assert!(ready.get_untracked(), "<Suspense> renders its children");
-            assert_eq!(
-                b.active_watchers(),
-                baseline,
-                "nothing subscribed on the server"
-            );
-
-            b.execute(
-                "INSERT INTO todos(id, description, owner_id) VALUES ('t1', 'later', 'u2')",
-                (),
-            )
-            .await
-            .unwrap();
-            assert_eq!(current(todos), Some(vec![]), "a snapshot");
-        })
-        .await;
-    }
-
-    #[tokio::test]
-    async fn under_ssr_live_signals_stay_empty_and_the_status_is_a_snapshot() {
-        let service = service().await;
-        let b = client(&service, "u2").await;
-        in_runtime(|| async move {
-            let baseline = b.active_watchers();
-            provide_database(b.clone());
-            let db = b.clone();
-            let titles =
-                create_live_signal(move || db.query::<String>("SELECT description FROM todos"));
-            let status = use_sync_status();
-            tokio::task::yield_now().await;
-            assert!(
-                titles.get_untracked().is_none(),
-                "client-only, like a local resource"
-            );
-            assert!(
-                status.get_untracked().has_synced,
-                "the status at render time"
-            );
-            assert_eq!(
-                b.active_watchers(),
-                baseline,
-                "nothing subscribed on the server"
-            );
-        })
-        .await;
     }
 }

@@ -1,6 +1,5 @@
 //! The server-rendered Leptos example serves its synced rows over HTTP: it runs the
 //! example binary, loads the page from 127.0.0.1 and checks the list inside `<Suspense>`.
-#![cfg(feature = "leptos-ssr-example")]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,21 +8,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// `target/<profile>/examples/leptos_ssr`, built by cargo for this test.
+/// The example binary, which cargo builds for this package's integration tests.
 fn example_binary() -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let binary = deps
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/leptos_ssr");
-    assert!(
-        binary.exists(),
-        "{} is missing: run the tests with --features leptos-ssr-example (or --all-features) so cargo builds the example",
-        binary.display()
-    );
-    binary
+    PathBuf::from(env!("CARGO_BIN_EXE_livesync-demo-leptos-ssr"))
 }
 
 /// `GET /` over HTTP/1.1 on `addr`; the whole response as text.

@@ -12,8 +12,8 @@
 //! device: its writes wait in its upload queue until "Go online" reconnects it.
 //!
 //! ```sh
-//! cargo run --features web-demo --example todo_web            # http://127.0.0.1:8080
-//! cargo run --features web-demo --example todo_web -- --port 0  # any free port
+//! cargo run -p livesync-demo-todo-web              # http://127.0.0.1:8080
+//! cargo run -p livesync-demo-todo-web -- --port 0  # any free port
 //! ```
 //!
 //! The port comes from `--port`, else `TODO_WEB_PORT`, else 8080. The first line on
@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum08::extract::WebSocketUpgrade;
-use axum08::response::Html;
-use axum08::routing::get;
+use axum::extract::WebSocketUpgrade;
+use axum::response::Html;
+use axum::routing::get;
 use dioxus::prelude::*;
 use dioxus_liveview::{LiveViewPool, axum_socket, interpreter_glue};
 use livesync::dioxus::{
@@ -563,7 +563,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let pool = LiveViewPool::new();
-    let app = axum08::Router::new()
+    let app = axum::Router::new()
         .route("/", get(|| async { Html(index_page()) }))
         .route(
             "/ws",
@@ -587,7 +587,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The first stdout line: tests and scripts read the address from it.
     println!("listening on http://{address}");
     std::io::stdout().flush()?;
-    axum08::serve(listener, app).await?;
+    axum::serve(listener, app).await?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 //! request renders the database as it is then: under `ssr` a live resource resolves
 //! once from a snapshot, and nothing subscribes to changes on the server.
 //!
-//! Run with `cargo run --features leptos-ssr-example --example leptos_ssr`, then open
+//! Run with `cargo run -p livesync-demo-leptos-ssr`, then open
 //! the printed address. (A client build with `hydrate` would keep the list live in the
 //! browser; this example ships no wasm bundle.)
 
@@ -126,7 +126,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let app = axum::Router::new().route("/", axum::routing::get(render));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    // tests/leptos_ssr_example.rs reads this line to find the page.
+    // tests/leptos_ssr.rs reads this line to find the page.
     println!("listening on http://{}/", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())

@@ -1,14 +1,13 @@
-//! The web demo (`examples/todo_web.rs`) in a real browser: the test starts the example
-//! on 127.0.0.1, drives headless Chromium through chromedriver (WebDriver, with
+//! The web demo (`src/main.rs`) in a real browser: the test starts the demo binary on
+//! 127.0.0.1, drives headless Chromium through chromedriver (WebDriver, with
 //! fantoccini) like a person would — typing and clicking in the two device panes — and
 //! checks that the panes converge through sync, also after a device was offline.
-//! Once everything passed it saves `docs/web-demo.png`, the screenshot the README shows
-//! (taken while device A was offline with a write queued).
+//! Once everything passed it saves the repository's `docs/web-demo.png`, the screenshot
+//! the README shows (taken while device A was offline with a write queued).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); override
 //! the paths with `CHROMIUM` and `CHROMEDRIVER`. Without them the test fails, it never
 //! skips.
-#![cfg(feature = "web-demo")]
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -28,28 +27,9 @@ const WAIT: Duration = Duration::from_secs(30);
 /// How often a waiting step looks at the page again.
 const POLL: Duration = Duration::from_millis(50);
 
-/// `target/<profile>/examples/todo_web`, next to this test's `deps/` directory.
-fn example_binary() -> PathBuf {
-    let test_binary = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = test_binary
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lies in target/<profile>/deps");
-    let binary = profile_dir.join("examples/todo_web");
-    let build = "build it with `cargo build --features web-demo --example todo_web` \
-                 (`cargo test --all-features` builds it too; `--test web_demo` alone does not)";
-    let built = std::fs::metadata(&binary)
-        .and_then(|meta| meta.modified())
-        .unwrap_or_else(|_| panic!("{} is missing: {build}", binary.display()));
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/todo_web.rs");
-    if let Ok(edited) = std::fs::metadata(&source).and_then(|meta| meta.modified()) {
-        assert!(
-            edited <= built,
-            "{} is older than its source: {build}",
-            binary.display()
-        );
-    }
-    binary
+/// The demo binary, which cargo builds for this package's integration tests.
+fn demo_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_livesync-demo-todo-web"))
 }
 
 /// A browser or driver program from the environment or Debian's default path; fails
@@ -90,11 +70,11 @@ impl Drop for Running {
     }
 }
 
-/// Starts the example on a free port and returns it with its address (read from its
+/// Starts the demo on a free port and returns it with its address (read from its
 /// first stdout line, `listening on http://127.0.0.1:<port>`).
 async fn start_demo() -> (Running, String) {
     let mut demo = Running::spawn(
-        Command::new(example_binary())
+        Command::new(demo_binary())
             .args(["--port", "0"])
             .stdout(Stdio::piped()),
     );
@@ -493,7 +473,8 @@ async fn two_devices_converge_in_a_real_browser_also_after_offline_writes() {
         screenshot.starts_with(b"\x89PNG"),
         "the screenshot is a PNG"
     );
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/web-demo.png");
+    // The repository root's docs/, two levels above this package.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/web-demo.png");
     std::fs::create_dir_all(path.parent().expect("docs/")).expect("create docs/");
     std::fs::write(&path, screenshot).expect("save docs/web-demo.png");
 }
