@@ -133,6 +133,11 @@ pub use schema::{
     Column, ColumnType, Identifier, Index, IndexColumn, Schema, Table, TrackPreviousValues,
 };
 
+// The README's Rust snippets compile (and the runnable ones run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The SQLite bindings livesync uses, for the types that appear in its API
 /// (`Connection`, `Transaction`, `params!`, ...).
 pub use rusqlite;
