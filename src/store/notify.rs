@@ -23,7 +23,7 @@ use futures::Stream;
 use futures::stream::BoxStream;
 use tokio::sync::broadcast::{self, Receiver, Sender, WeakSender, error::RecvError};
 
-/// Events a watcher may fall behind before it is told "everything changed".
+/// Events a watcher may fall behind before it gets one merged `lagged` event instead.
 pub(crate) const CHANNEL_CAPACITY: usize = 256;
 
 /// The tables one committed transaction changed, by the names app code uses in SQL:
