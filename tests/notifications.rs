@@ -213,3 +213,54 @@ async fn streams_end_when_the_database_closes() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn writes_to_an_apps_without_rowid_table_are_announced() {
+    let db = Database::in_memory(todo_schema()).await.unwrap();
+    db.execute_batch("CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID")
+        .await
+        .unwrap();
+    let mut kv = db.watch_tables(["kv"]);
+    db.execute("INSERT INTO kv VALUES ('a', 1)", ())
+        .await
+        .unwrap();
+    assert_eq!(names(&next(&mut kv).await), ["kv"]);
+    db.execute("UPDATE kv SET v = 2 WHERE k = 'a'", ())
+        .await
+        .unwrap();
+    assert_eq!(names(&next(&mut kv).await), ["kv"]);
+    db.execute("DELETE FROM kv", ()).await.unwrap();
+    assert_eq!(names(&next(&mut kv).await), ["kv"]);
+}
+
+#[tokio::test]
+async fn deleting_every_row_of_a_plain_table_is_announced_and_live_queries_follow() {
+    let (db, _dir) = file_db(todo_schema()).await;
+    db.execute_batch("CREATE TABLE log(x); INSERT INTO log VALUES (1), (2), (3)")
+        .await
+        .unwrap();
+    let mut log = db.watch_tables(["log"]);
+    let mut count = db
+        .query::<i64>("SELECT count(*) FROM log")
+        .throttle(Duration::ZERO)
+        .watch();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), count.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+        [3]
+    );
+    // A `DELETE` without `WHERE` is where SQLite would truncate the table in one step.
+    db.execute("DELETE FROM log", ()).await.unwrap();
+    assert_eq!(names(&next(&mut log).await), ["log"]);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), count.next())
+            .await
+            .expect("the live query re-runs after the truncate")
+            .unwrap()
+            .unwrap(),
+        [0]
+    );
+}

@@ -156,6 +156,7 @@ fn finish_job(state: &mut WriterState) {
         tracing::warn!("a write closure left a transaction open; rolling it back");
         let _ = state.conn.execute_batch("ROLLBACK");
     }
+    state.tracker.after_job(&state.conn);
     for tables in state.tracker.take_committed() {
         state.publisher.publish(tables);
     }

@@ -25,12 +25,9 @@ pub(crate) fn clear(conn: &Connection, clear_local: bool) -> Result<()> {
         .query_map([pattern], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for table in tables {
-        // One row first, then the rest: a bare `DELETE FROM t` truncates without running
-        // the update hook, and watchers would not hear that the table changed.
-        let quoted = names::quote(&table);
-        conn.execute_batch(&format!(
-            "DELETE FROM {quoted} WHERE rowid IN (SELECT rowid FROM {quoted} LIMIT 1); DELETE FROM {quoted};"
-        ))?;
+        // Announced to watchers like any delete: the writer's change tracking turns
+        // SQLite's truncate shortcut off for data tables (see store/change_tracker.rs).
+        conn.execute_batch(&format!("DELETE FROM {}", names::quote(&table)))?;
     }
     Ok(())
 }
