@@ -3,9 +3,10 @@
 //! (`store/`), the upload queue (`crud.rs`), typed and live queries (`query/`) and the
 //! sync engine (`sync/`). See `docs/architecture.md`.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
 use futures::Stream;
 use futures::stream::BoxStream;
@@ -56,6 +57,32 @@ struct Inner {
     sync: SyncSlot,
 }
 
+/// The file databases open in this process, by canonical path: opening a file that is
+/// open already returns that handle (two handles on one file would each count upload ids
+/// on their own and miss each other's changes).
+static OPEN_FILES: LazyLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Serialises opening, so two tasks opening one file at once get one handle.
+static OPENING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The key of `path` in [`OPEN_FILES`]; `None` for an SQLite URI (not shared).
+fn open_file_key(path: &Path) -> Option<PathBuf> {
+    if path.to_str().is_some_and(|p| p.starts_with("file:")) {
+        return None;
+    }
+    if let Ok(canonical) = std::fs::canonicalize(path) {
+        return Some(canonical);
+    }
+    // Not created yet: canonicalise the directory.
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(parent).ok()?;
+    Some(dir.join(path.file_name()?))
+}
+
 /// Handles are equal when they are clones of one opened database (so a `Database` can
 /// be a prop of a Dioxus or Leptos component).
 ///
@@ -86,17 +113,58 @@ impl fmt::Debug for Database {
 impl Database {
     /// Opens (or creates) the database file at `path` and applies `schema`, with default
     /// [`OpenOptions`]. The path may also be an SQLite URI (`file:app.db?mode=ro`).
+    ///
+    /// One database file has one handle per process: opening a file that is open already
+    /// returns a clone of that handle (with the same schema; a different schema is an
+    /// [`Error::Schema`](crate::Error::Schema)). Another process that has the file open
+    /// makes this fail with [`Error::OpenInAnotherProcess`](crate::Error::OpenInAnotherProcess).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// use livesync::{Column, Database, Schema, Table};
+    /// let schema = Schema::new([Table::new("todos", [Column::text("title")])]);
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let a = Database::open(dir.path().join("app.db"), schema.clone()).await?;
+    /// let b = Database::open(dir.path().join("app.db"), schema).await?;
+    /// assert!(a == b);
+    /// # Ok(()) }
+    /// ```
     pub async fn open(path: impl AsRef<Path>, schema: Schema) -> Result<Self> {
         Self::open_with(path, schema, OpenOptions::default()).await
     }
 
-    /// Opens (or creates) the database file at `path` with `options`.
+    /// Opens (or creates) the database file at `path` with `options`. When the file is
+    /// open in this process already, that handle is returned and `options` are not used.
     pub async fn open_with(
         path: impl AsRef<Path>,
         schema: Schema,
         options: OpenOptions,
     ) -> Result<Self> {
-        Self::assemble(Store::open(path, schema, options).await?).await
+        let path = path.as_ref();
+        let Some(key) = open_file_key(path) else {
+            return Self::assemble(Store::open(path, schema, options).await?).await;
+        };
+        let _opening = OPENING.lock().await;
+        let open = OPEN_FILES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .and_then(Weak::upgrade);
+        if let Some(inner) = open {
+            let db = Self { inner };
+            if db.schema() != schema {
+                return Err(crate::Error::schema(format!(
+                    "{} is already open in this process with another schema: use that handle (Database::update_schema changes its schema)",
+                    path.display()
+                )));
+            }
+            return Ok(db);
+        }
+        let db = Self::assemble(Store::open(path, schema, options).await?).await?;
+        let mut open = OPEN_FILES.lock().unwrap_or_else(PoisonError::into_inner);
+        open.retain(|_, handle| handle.strong_count() > 0);
+        open.insert(key, Arc::downgrade(&db.inner));
+        Ok(db)
     }
 
     /// An in-memory database with one connection, for tests and throwaway state.
@@ -128,6 +196,11 @@ impl Database {
     /// and watch streams end.
     pub async fn close(&self) {
         self.disconnect().await;
+        // Opening the file again makes a new handle (this one stays closed).
+        OPEN_FILES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, handle| !std::ptr::eq(handle.as_ptr(), Arc::as_ptr(&self.inner)));
         self.store().close().await;
     }
 

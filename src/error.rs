@@ -50,6 +50,17 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// Another process has the database file open (livesync allows one process per file;
+    /// within a process, opening a file again shares the handle already open).
+    #[error(
+        "{} is open in another process: livesync allows one process per database file; close the other instance of the app, or give each process its own file",
+        .path.display()
+    )]
+    OpenInAnotherProcess {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+
     /// The database (or its directory, which must hold the WAL files) cannot be written.
     #[error(
         "{} is read-only: livesync needs write access to the database file and to its directory (for the -wal and -shm files); check permissions or open a writable copy",

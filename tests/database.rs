@@ -309,3 +309,23 @@ async fn close_waits_for_every_connection_so_the_wal_is_folded_back() {
         "a connection was still open after close()"
     );
 }
+
+#[tokio::test]
+async fn one_file_has_one_handle_per_process_and_another_process_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let a = Database::open(&path, todo_schema()).await.unwrap();
+    let b = Database::open(&path, todo_schema()).await.unwrap();
+    assert!(a == b, "a second open in one process shares the handle");
+    a.close().await;
+
+    // Another process holding the file's lock (simulated with a lock of our own).
+    let lock = std::fs::File::create(dir.path().join("shared.db-livesync-lock")).unwrap();
+    lock.try_lock().unwrap();
+    let err = Database::open(&path, todo_schema()).await.unwrap_err();
+    assert!(
+        matches!(err, livesync::Error::OpenInAnotherProcess { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("another process"), "{err}");
+}

@@ -47,6 +47,9 @@ struct TrackerState {
     committed: Vec<HashSet<String>>,
     /// A statement creating a table was prepared: `WITHOUT ROWID` tables may need triggers.
     tables_created: bool,
+    /// A `DROP TABLE`/`DROP VIEW` is being prepared: SQLite checks a delete of the dropped
+    /// object next, and answering IGNORE to that one would skip the drop.
+    dropping: bool,
 }
 
 impl TrackerState {
@@ -120,6 +123,16 @@ impl ChangeTracker {
         match action {
             AuthAction::CreateTable { .. } => {
                 self.lock().tables_created = true;
+                Authorization::Allow
+            }
+            AuthAction::DropTable { .. }
+            | AuthAction::DropTempTable { .. }
+            | AuthAction::DropView { .. }
+            | AuthAction::DropTempView { .. } => {
+                self.lock().dropping = true;
+                Authorization::Allow
+            }
+            AuthAction::Delete { .. } if std::mem::take(&mut self.lock().dropping) => {
                 Authorization::Allow
             }
             AuthAction::Delete { table_name } if is_app_table(table_name) => {

@@ -13,6 +13,7 @@
 mod change_tracker;
 mod crud_functions;
 mod notify;
+mod process_lock;
 mod readers;
 mod wal_checkpoint;
 mod writer;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use notify::Subscriptions;
+use process_lock::ProcessLock;
 
 /// Closes a worker queue (no job is accepted any more) and waits until every worker
 /// thread exited: each holds a clone of the watch sender, so `changed()` fails once the
@@ -99,6 +101,8 @@ pub(crate) struct Store {
     updates: Subscriptions,
     /// Shared with writer jobs, which update it together with the database.
     schema: Arc<RwLock<(Schema, CheckedSchema)>>,
+    /// Keeps other processes from opening the file while this store is open.
+    process_lock: std::sync::Mutex<Option<ProcessLock>>,
 }
 
 impl fmt::Debug for Store {
@@ -118,6 +122,7 @@ impl Store {
     ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let checked = CheckedSchema::check(&schema)?;
+        let process_lock = ProcessLock::acquire(&path)?;
         let writer = {
             let (path, checked, busy) = (path.clone(), checked.clone(), options.busy_timeout);
             start_writer(move |publisher| {
@@ -158,13 +163,12 @@ impl Store {
         };
         let readers = ReaderPool::open(&path, options.readers, options.busy_timeout).await?;
         tracing::debug!(path = %path.display(), readers = options.readers, "database opened");
-        Ok(Self::assemble(
-            Some(path),
-            writer,
-            Some(readers),
-            schema,
-            checked,
-        ))
+        let store = Self::assemble(Some(path), writer, Some(readers), schema, checked);
+        *store
+            .process_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = process_lock;
+        Ok(store)
     }
 
     /// An in-memory database with one connection, for tests and throwaway state.
@@ -193,6 +197,7 @@ impl Store {
             readers,
             updates,
             schema: Arc::new(RwLock::new((schema, checked))),
+            process_lock: std::sync::Mutex::new(None),
         }
     }
 
@@ -427,6 +432,11 @@ impl Store {
             readers.close().await;
         }
         self.writer.close().await;
+        // Another process may open the file now.
+        self.process_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         tracing::debug!(path = ?self.path, "database closed");
     }
 
