@@ -16,11 +16,17 @@
 //! cargo run -p livesync-demo-todo-web -- --port 0  # any free port
 //! ```
 //!
-//! The port comes from `--port`, else `TODO_WEB_PORT`, else 8080. The first line on
+//! The port comes from `--port`, else `TODO_WEB_PORT`, else 8080; a port that is taken
+//! ends the demo at once with a message naming it (exit code 1). The first line on
 //! stdout is `listening on http://127.0.0.1:<port>` (tests/web_demo.rs reads it).
+//!
+//! The page is only a view of the server: if the server goes away (the process was
+//! stopped), a script in the page notices the closed websocket and shows a banner
+//! instead of leaving a page that looks alive but no longer reacts.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -30,12 +36,12 @@ use axum::response::Html;
 use axum::routing::get;
 use dioxus::prelude::*;
 use dioxus_liveview::{LiveViewPool, axum_socket, interpreter_glue};
+use futures::StreamExt as _;
 use livesync::dioxus::{
-    LiveState, provide_database, use_database, use_live_query, use_live_query_one, use_sync_status,
-    use_sync_stream,
+    LiveState, provide_database, use_database, use_live_query, use_sync_status, use_sync_stream,
 };
 use livesync::testing::{BucketRule, TestStream, TestSyncService};
-use livesync::{Database, Row, Schema, SyncOptions, SyncStatus};
+use livesync::{Database, Row, Schema, SyncOptions, SyncStatus, UploadQueueStats};
 use serde_json::json;
 
 /// The user both devices sign in as: same data, two local databases.
@@ -179,7 +185,41 @@ fn Pane(device: Device) -> Element {
     }
 }
 
-/// The device's sync status in words, its upload queue, and the button that takes it
+/// What [`use_upload_queue`] knows: nothing yet, the queue's size, or why it could not
+/// be read.
+type QueueState = Option<Result<UploadQueueStats, String>>;
+
+/// The device's upload queue (local writes the service has not accepted yet), from
+/// [`Database::upload_queue_stats`], read again after every change to `ps_crud`
+/// (livesync's upload queue table). `None` until the first read.
+fn use_upload_queue() -> ReadSignal<QueueState> {
+    let db = use_database();
+    let mut queue = use_signal::<QueueState>(|| None);
+    // A task of this scope: unmounting the pane stops it and drops the watcher.
+    use_hook(move || {
+        spawn(async move {
+            // Watching starts before the first read (the initial event), so a write
+            // between the two cannot be missed.
+            let mut changes = db.watch_tables(["ps_crud"]).with_initial_event();
+            while changes.next().await.is_some() {
+                let read = db
+                    .upload_queue_stats()
+                    .await
+                    .map_err(|error| error.to_string());
+                if let Err(error) = &read {
+                    tracing::warn!(%error, "could not read the upload queue");
+                }
+                // Most changes to `ps_crud` don't change the count: no re-render then.
+                if queue.peek().as_ref() != Some(&read) {
+                    queue.set(Some(read));
+                }
+            }
+        })
+    });
+    queue.into()
+}
+
+/// The device's sync status and upload queue in words, and the button that takes it
 /// offline or back online.
 #[component]
 fn StatusBar(device: Device) -> Element {
@@ -187,11 +227,27 @@ fn StatusBar(device: Device) -> Element {
     let demo = use_context::<Demo>();
     let failure = use_context::<Failure>();
     let status = use_sync_status();
-    // Local writes the backend has not accepted yet. `ps_crud` is livesync's upload
-    // queue; live queries hear about its changes like any other table's.
-    let queue = db.clone();
-    let pending = use_live_query_one(move || queue.query::<i64>("SELECT count(*) FROM ps_crud"));
-    let pending = pending.row().unwrap_or(0);
+    let queue = use_upload_queue();
+    let queue = queue.read().clone();
+    // For the test and the tooltip: empty until the queue was read.
+    let (pending, title) = match &queue {
+        Some(Ok(stats)) if stats.count == 0 => (
+            "0".to_owned(),
+            "every local write was accepted by the service".to_owned(),
+        ),
+        Some(Ok(stats)) => (
+            stats.count.to_string(),
+            format!(
+                "{} local write(s), {} bytes, not accepted by the service yet",
+                stats.count, stats.size_bytes
+            ),
+        ),
+        Some(Err(error)) => (
+            String::new(),
+            format!("could not read the upload queue: {error}"),
+        ),
+        None => (String::new(), "reading the upload queue…".to_owned()),
+    };
     // Disables the button while a connect or disconnect is under way.
     let mut switching = use_signal(|| false);
 
@@ -213,10 +269,9 @@ fn StatusBar(device: Device) -> Element {
                 class: if current.connected { "sync-status online" } else { "sync-status offline" },
                 "data-testid": "sync-status",
                 "data-connected": "{current.connected}",
-                "{describe(&current)}"
-            }
-            span { class: "pending", "data-testid": "pending", "data-count": "{pending}",
-                "{pending} pending upload(s)"
+                "data-pending": "{pending}",
+                title: "{title}",
+                "{describe(&current, queue.as_ref())}"
             }
             button {
                 class: "toggle-online",
@@ -314,7 +369,8 @@ fn NewTodo(list_id: String) -> Element {
     let db = use_database();
     let failure = use_context::<Failure>();
     let mut draft = use_signal(String::new);
-    // Bumped after each add: the input is keyed by it, so a fresh, empty one replaces it.
+    // Bumped after each add: the input is keyed by it, so a fresh, empty one replaces it
+    // (and takes the focus, see `onmounted`).
     let mut added = use_signal(|| 0_u32);
     let add = use_callback(move |()| {
         let description = draft.peek().trim().to_owned();
@@ -348,6 +404,14 @@ fn NewTodo(list_id: String) -> Element {
                     "data-testid": "new-todo",
                     placeholder: "What needs doing?",
                     oninput: move |event| draft.set(event.value()),
+                    // The input a todo was just added from is gone: its replacement
+                    // takes the focus, so the next todo can be typed right away. Not
+                    // on the first mount (a page load focuses nothing).
+                    onmounted: move |event: MountedEvent| async move {
+                        if generation > 0 && let Err(error) = event.set_focus(true).await {
+                            tracing::debug!(?error, "could not focus the new-todo input");
+                        }
+                    },
                     onkeydown: move |event| {
                         if event.key() == Key::Enter {
                             add(());
@@ -424,8 +488,9 @@ async fn set_online(demo: &Demo, db: Database, online: bool) -> Result<(), Strin
     }
 }
 
-/// The status line: online or not, synced, uploading, downloading, errors.
-fn describe(status: &SyncStatus) -> String {
+/// The status line: online or not, synced or how many writes wait for upload,
+/// downloading, errors. "Synced" only when nothing waits in the upload queue.
+fn describe(status: &SyncStatus, queue: Option<&Result<UploadQueueStats, String>>) -> String {
     let mut parts = vec![
         if status.connected {
             "online"
@@ -436,22 +501,26 @@ fn describe(status: &SyncStatus) -> String {
         }
         .to_owned(),
     ];
-    parts.push(
-        if status.has_synced {
-            "synced"
-        } else {
-            "not synced yet"
+    if !status.has_synced {
+        parts.push("not synced yet".to_owned());
+    }
+    match queue {
+        None => parts.push("checking uploads…".to_owned()),
+        Some(Err(_)) => parts.push("upload queue unknown".to_owned()),
+        Some(Ok(stats)) if stats.count > 0 && status.uploading => {
+            parts.push(format!("uploading {}", stats.count));
         }
-        .to_owned(),
-    );
+        Some(Ok(stats)) if stats.count > 0 => {
+            parts.push(format!("{} waiting to upload", stats.count));
+        }
+        Some(Ok(_)) if status.has_synced => parts.push("synced".to_owned()),
+        Some(Ok(_)) => {}
+    }
     if let Some(progress) = &status.downloading {
         parts.push(format!(
             "downloading {}/{}",
             progress.downloaded, progress.total
         ));
-    }
-    if status.uploading {
-        parts.push("uploading".to_owned());
     }
     if let Some(error) = status.any_error() {
         parts.push(format!("error: {error}"));
@@ -536,20 +605,80 @@ fn port() -> Result<u16, String> {
     }
 }
 
-/// The page the browser loads: styles, a root element and liveview's script, which
-/// opens the websocket at `/ws` and applies the server's DOM edits.
+/// The page the browser loads: styles, the connection watcher, the (hidden) banner it
+/// shows, a root element and liveview's script, which opens the websocket at `/ws` and
+/// applies the server's DOM edits.
 fn index_page() -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
-         <title>livesync todos</title><style>{STYLE}</style></head>\n\
-         <body><div id=\"main\"></div>{}</body>\n</html>\n",
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>livesync todos</title><style>{STYLE}</style>\
+         <script>{CONNECTION_WATCH}</script></head>\n\
+         <body><div id=\"connection-lost\" role=\"alert\" hidden>{CONNECTION_LOST}</div>\
+         <div id=\"main\"></div>{}</body>\n</html>\n",
         interpreter_glue("/ws")
     )
 }
 
+/// The banner's text.
+const CONNECTION_LOST: &str = "Lost the connection to the demo server — restart it and reload";
+
+/// Liveview renders on the server, so only the page can tell that the server is gone.
+/// Liveview's script (at the end of the body) keeps its websocket in `window.ipc.ws`;
+/// once the document is parsed this watches it and, when it closes or fails, shows the
+/// banner and dims the panes (they would not react any more). A reload or navigation
+/// closes the socket too, and shows nothing.
+const CONNECTION_WATCH: &str = r#"
+(() => {
+  let leaving = false;
+  addEventListener("pagehide", () => { leaving = true; });
+  addEventListener("beforeunload", () => { leaving = true; });
+  function lost() {
+    const banner = document.getElementById("connection-lost");
+    if (leaving || !banner || !banner.hidden) return;
+    banner.hidden = false;
+    document.body.classList.add("disconnected");
+  }
+  addEventListener("DOMContentLoaded", () => {
+    const ws = window.ipc && window.ipc.ws;
+    if (!ws) return lost();
+    ws.addEventListener("close", lost);
+    ws.addEventListener("error", lost);
+    if (ws.readyState === WebSocket.CLOSING || ws.readyState === WebSocket.CLOSED) lost();
+  });
+})();
+"#;
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("livesync-demo-todo-web: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Listens on 127.0.0.1:`port`; a port in use (the demo already runs, or another
+/// program) gets a message that says how to pick another one.
+async fn listen(port: u16) -> Result<tokio::net::TcpListener, String> {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "port {port} is in use: run with --port N (or TODO_WEB_PORT=N); \
+                 --port 0 picks any free port"
+            ),
+            _ => format!("could not listen on {address}: {error}"),
+        })
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let port = port()?;
+    // First, so a busy port is reported at once, not after the devices' first sync.
+    let listener = listen(port).await?;
     let service = Arc::new(start_service().await?);
     let dir = tempfile::tempdir()?;
     let devices = [
@@ -582,7 +711,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }),
         );
 
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let address = listener.local_addr()?;
     // The first stdout line: tests and scripts read the address from it.
     println!("listening on http://{address}");
@@ -604,14 +732,13 @@ h1 { margin: 0 0 4px; font-size: 22px; }
 .sync-status { padding: 2px 10px; border-radius: 12px; font-size: 13px; }
 .sync-status.online { background: #dff5e3; color: #17692c; }
 .sync-status.offline { background: #fde6e2; color: #922; }
-.pending { font-size: 13px; color: #667; }
 .toggle-online { margin-left: auto; }
 .lists { display: flex; gap: 6px; margin-bottom: 10px; }
 .list { border: 1px solid #ccd; background: #f7f8fb; border-radius: 6px; padding: 4px 12px; cursor: pointer; }
 .list.open { background: #2f5bd3; border-color: #2f5bd3; color: #fff; }
 .stream { margin: 0 0 8px; font-size: 12px; color: #778; }
 .new { display: flex; gap: 6px; margin-bottom: 8px; }
-.new-todo { flex: 1; padding: 6px 8px; border: 1px solid #ccd; border-radius: 6px; font: inherit; }
+.new-todo { flex: 1; min-width: 0; padding: 6px 8px; border: 1px solid #ccd; border-radius: 6px; font: inherit; }
 button { font: inherit; padding: 4px 12px; border-radius: 6px; border: 1px solid #ccd; background: #fff; cursor: pointer; }
 .todos { list-style: none; margin: 0; padding: 0; }
 .todo { display: flex; align-items: center; gap: 8px; padding: 6px 2px; border-bottom: 1px solid #eef; }
@@ -620,4 +747,13 @@ button { font: inherit; padding: 4px 12px; border-radius: 6px; border: 1px solid
 .todo .delete { border: none; color: #a44; padding: 2px 8px; }
 .muted { color: #889; }
 .error { color: #a22; }
+#connection-lost { position: sticky; top: 0; z-index: 1; padding: 10px 28px; background: #922; color: #fff; font-weight: 600; }
+body.disconnected .panes { opacity: 0.5; pointer-events: none; }
+/* Narrow windows (phones): one pane above the other. */
+@media (max-width: 480px) {
+  header { padding: 14px 14px 4px; }
+  #connection-lost { padding: 10px 14px; }
+  .panes { grid-template-columns: 1fr; gap: 14px; padding: 12px 14px 20px; }
+  .pane { padding: 12px 14px; }
+}
 "#;

@@ -1,9 +1,12 @@
 //! The web demo (`src/main.rs`) in a real browser: the test starts the demo binary on
 //! 127.0.0.1, drives headless Chromium through chromedriver (WebDriver, with
 //! fantoccini) like a person would — typing and clicking in the two device panes — and
-//! checks that the panes converge through sync, also after a device was offline.
+//! checks that the panes converge through sync, also after a device was offline; that
+//! the status badge counts the writes waiting for upload, the input keeps the focus
+//! after an add, a narrow window stacks the panes, and a stopped server gets a banner.
 //! Once everything passed it saves the repository's `docs/web-demo.png`, the screenshot
-//! the README shows (taken while device A was offline with a write queued).
+//! the README shows (taken while device A was offline with a write queued). A second
+//! test starts the demo on a port that is taken and checks what it says.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); override
 //! the paths with `CHROMIUM` and `CHROMEDRIVER`. Without them the test fails, it never
@@ -15,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -182,7 +186,9 @@ where
 #[derive(Debug, Clone, PartialEq)]
 struct PaneView {
     connected: bool,
+    /// The status badge's text, e.g. `offline · 1 waiting to upload`.
     status: String,
+    /// Writes in the upload queue (the badge's `data-pending`).
     pending: u64,
     open_list: String,
     list_synced: bool,
@@ -215,14 +221,14 @@ const READ_PANE: &str = r#"
 const pane = document.querySelector('#pane-' + arguments[0]);
 if (!pane) return null;
 const status = pane.querySelector('[data-testid=sync-status]');
-const pending = pane.querySelector('[data-testid=pending]');
 const list = pane.querySelector('.todo-list');
 const stream = pane.querySelector('[data-testid=stream]');
-if (!status || !pending || !list || !stream) return null;
+// `data-pending` is empty until the pane has read its upload queue.
+if (!status || !status.dataset.pending || !list || !stream) return null;
 return {
   connected: status.dataset.connected === 'true',
   status: status.textContent,
-  pending: Number(pending.dataset.count),
+  pending: Number(status.dataset.pending),
   open_list: list.dataset.listId,
   list_synced: stream.dataset.synced === 'true',
   stream: stream.textContent,
@@ -230,6 +236,20 @@ return {
     [li.querySelector('.description').textContent, li.dataset.done === 'true']),
   error: pane.querySelector('[data-testid=write-error]')?.textContent ?? null,
 };
+"#;
+
+/// Blurs the focused element and repaints the whole page (a background flip over two
+/// frames), then waits for that paint.
+const SETTLE_FOR_SCREENSHOT: &str = r#"
+const done = arguments[arguments.length - 1];
+const frames = (count, then) =>
+  count === 0 ? then() : requestAnimationFrame(() => frames(count - 1, then));
+document.activeElement?.blur();
+document.body.style.backgroundColor = '#000';
+frames(2, () => {
+  document.body.style.backgroundColor = '';
+  frames(2, () => done(true));
+});
 "#;
 
 /// The pane `a` or `b` as shown now; `None` while it is still loading.
@@ -277,13 +297,103 @@ async fn wait_for_pane(
 
 /// Types `text` into a pane's new-todo box and clicks Add, as a user would.
 async fn add_todo(browser: &Client, pane: &str, text: &str) {
+    type_new_todo(browser, pane, text).await;
+    click(browser, &format!("#pane-{pane} .add-todo")).await;
+}
+
+/// Types `text` into a pane's new-todo box and presses Enter.
+async fn add_todo_with_enter(browser: &Client, pane: &str, text: &str) {
+    type_new_todo(browser, pane, &format!("{text}{}", char::from(Key::Enter))).await;
+}
+
+async fn type_new_todo(browser: &Client, pane: &str, keys: &str) {
     let input = browser
         .find(Locator::Css(&format!("#pane-{pane} .new-todo")))
         .await
         .expect("the pane has a new-todo input");
     input.click().await.expect("focus the input");
-    input.send_keys(text).await.expect("type the todo");
-    click(browser, &format!("#pane-{pane} .add-todo")).await;
+    input.send_keys(keys).await.expect("type the todo");
+}
+
+/// Waits until the focus is in pane `pane`'s new-todo input, and that input is empty
+/// (ready for the next todo).
+async fn wait_for_focus_in_new_todo(browser: &Client, pane: &str, after: &str) {
+    let script = r#"
+        const focused = document.activeElement;
+        if (!focused || focused === document.body) return 'nothing';
+        const wanted = focused.matches('#pane-' + arguments[0] + ' .new-todo');
+        return wanted && focused.value === '' ? 'ok'
+            : focused.tagName.toLowerCase() + '.' + focused.className + ' value=' + JSON.stringify(focused.value ?? null);
+    "#;
+    wait_for(
+        &format!("the focus in pane {pane}'s empty new-todo input after {after}"),
+        || async {
+            let focused = browser
+                .execute(script, vec![json!(pane)])
+                .await
+                .map_err(|error| error.to_string())?;
+            match focused.as_str() {
+                Some("ok") => Ok(()),
+                other => Err(format!("focused: {other:?}")),
+            }
+        },
+    )
+    .await;
+}
+
+/// The connection-lost banner: `Ok(None)` while hidden, `Ok(Some(text))` once shown
+/// (with the panes dimmed), `Err` when the page has no banner at all.
+async fn connection_banner(browser: &Client) -> Result<Option<String>, String> {
+    let script = r#"
+        const banner = document.getElementById('connection-lost');
+        if (!banner) return { missing: true };
+        const box = banner.getBoundingClientRect();
+        return {
+            shown: !banner.hidden && getComputedStyle(banner).display !== 'none' && box.height > 0,
+            top: box.top,
+            text: banner.textContent,
+            dimmed: document.body.classList.contains('disconnected'),
+        };
+    "#;
+    let banner = browser
+        .execute(script, vec![])
+        .await
+        .map_err(|error| error.to_string())?;
+    if banner["missing"] == json!(true) {
+        return Err("the page has no #connection-lost banner".to_owned());
+    }
+    if banner["shown"] != json!(true) {
+        return Ok(None);
+    }
+    // Shown means in sight: at the top of the window, with the panes dimmed.
+    let at_top = banner["top"].as_f64().is_some_and(|top| top.abs() < 1.0);
+    if !at_top || banner["dimmed"] != json!(true) {
+        return Err(format!(
+            "banner shown, but not in sight or panes not dimmed: {banner}"
+        ));
+    }
+    Ok(banner["text"].as_str().map(str::to_owned))
+}
+
+/// Where the two panes are: `[left, top, right, bottom]` of each, the viewport's width
+/// and the page's scroll width.
+async fn pane_boxes(browser: &Client) -> Value {
+    let script = r#"
+        const edges = id => {
+            const box = document.getElementById(id).getBoundingClientRect();
+            return [box.left, box.top, box.right, box.bottom];
+        };
+        return {
+            a: edges('pane-a'),
+            b: edges('pane-b'),
+            viewport: document.documentElement.clientWidth,
+            scroll_width: document.documentElement.scrollWidth,
+        };
+    "#;
+    browser
+        .execute(script, vec![])
+        .await
+        .expect("the page runs the layout script")
 }
 
 async fn click(browser: &Client, selector: &str) {
@@ -323,14 +433,17 @@ async fn click_on_todo(browser: &Client, pane: &str, description: &str, control:
     panic!("pane {pane} shows no todo {description:?}");
 }
 
-/// The scenario, in the page. Returns a screenshot taken while device A was offline.
-async fn drive(browser: &Client, url: &str) -> Vec<u8> {
+/// The scenario, in the page; ends by stopping `demo`, the server. Returns a
+/// screenshot taken while device A was offline.
+async fn drive(browser: &Client, url: &str, demo: &mut Running) -> Vec<u8> {
     browser.goto(url).await.expect("the demo page loads");
 
     // Both devices start online, synced, with the first list open and its todos there.
     for pane in ["a", "b"] {
         wait_for_pane(browser, pane, "online with the seeded groceries", |view| {
             view.connected
+                && view.status == "online · synced"
+                && view.pending == 0
                 && view.open_list == "groceries"
                 && view.list_synced
                 && view.stream == "list synced"
@@ -353,8 +466,16 @@ async fn drive(browser: &Client, url: &str) -> Vec<u8> {
     })
     .await;
 
-    // Adding in A shows up in B after syncing.
-    add_todo(browser, "a", "oat milk").await;
+    assert_eq!(
+        connection_banner(browser).await,
+        Ok(None),
+        "no connection-lost banner while the server runs"
+    );
+
+    // Adding in A (with Enter) shows up in B after syncing. The focus stays in A's input,
+    // so the next todo can be typed at once.
+    add_todo_with_enter(browser, "a", "oat milk").await;
+    wait_for_focus_in_new_todo(browser, "a", "Enter").await;
     wait_for_pane(browser, "a", "the new todo, uploaded", |view| {
         view.has("oat milk") && view.pending == 0
     })
@@ -377,16 +498,21 @@ async fn drive(browser: &Client, url: &str) -> Vec<u8> {
     click(browser, "#pane-a .toggle-online").await;
     wait_for_pane(browser, "a", "offline", |view| !view.connected).await;
     add_todo(browser, "a", "written offline").await;
+    // The badge says what waits: not "synced" while a write is not uploaded.
     let a = wait_for_pane(browser, "a", "the offline todo, queued", |view| {
-        view.has("written offline") && view.pending == 1
+        view.has("written offline")
+            && view.pending == 1
+            && view.status == "offline · 1 waiting to upload"
     })
     .await;
     assert!(!a.connected, "A stayed offline: {a:?}");
     // B keeps syncing meanwhile: its own new todo makes a full round trip (uploaded,
     // then back in B through a checkpoint), and A's offline write is still not in B.
     add_todo(browser, "b", "added on B meanwhile").await;
+    // Adding with the Add button also leaves the focus in the input.
+    wait_for_focus_in_new_todo(browser, "b", "clicking Add").await;
     let b = wait_for_pane(browser, "b", "its own todo, uploaded", |view| {
-        view.has("added on B meanwhile") && view.pending == 0
+        view.has("added on B meanwhile") && view.pending == 0 && view.status == "online · synced"
     })
     .await;
     assert!(
@@ -395,21 +521,27 @@ async fn drive(browser: &Client, url: &str) -> Vec<u8> {
     );
     let a = read_pane(browser, "a").await.expect("pane A is shown");
     assert!(
-        a.pending == 1 && !a.has("added on B meanwhile"),
+        a.pending == 1
+            && a.status == "offline · 1 waiting to upload"
+            && !a.has("added on B meanwhile"),
         "offline A neither uploaded nor downloaded: {a:?}"
     );
-    // The README's picture: A offline with a queued write, B without it. Without a
-    // focused input (whose caret blinks) the picture is the same on every run.
+    // The README's picture: A offline with a queued write, B without it. The same on
+    // every run: no focused input (its caret blinks), and the whole page painted afresh
+    // (after partial repaints, rounded corners can differ by a shade from run to run).
     browser
-        .execute("document.activeElement?.blur()", vec![])
+        .execute_async(SETTLE_FOR_SCREENSHOT, vec![])
         .await
-        .expect("the page runs the blur script");
+        .expect("the page runs the settle script");
     let screenshot = browser.screenshot().await.expect("a screenshot");
 
     // A reconnects: its queued write is uploaded, and both panes converge.
     click(browser, "#pane-a .toggle-online").await;
     wait_for_pane(browser, "a", "online with its queue uploaded", |view| {
-        view.connected && view.pending == 0 && view.has("added on B meanwhile")
+        view.connected
+            && view.pending == 0
+            && view.status == "online · synced"
+            && view.has("added on B meanwhile")
     })
     .await;
     wait_for_pane(browser, "b", "A's offline write", |view| {
@@ -442,26 +574,77 @@ async fn drive(browser: &Client, url: &str) -> Vec<u8> {
         "both panes show the same list in the same order"
     );
     assert!(
-        a.status.starts_with("online") && b.status.starts_with("online"),
+        a.status == "online · synced" && b.status == "online · synced",
         "{a:?} {b:?}"
     );
     assert!(
         a.error.is_none() && b.error.is_none(),
         "no action failed: {a:?} {b:?}"
     );
+
+    // A narrow window (a phone) shows one pane above the other, and nothing sticks out
+    // sideways. (At 1200 px they stand side by side.)
+    let wide = pane_boxes(browser).await;
+    assert!(
+        wide["a"][3].as_f64() > wide["b"][1].as_f64(),
+        "side by side when wide: {wide}"
+    );
+    browser
+        .set_window_size(400, 900)
+        .await
+        .expect("resize the window");
+    wait_for("the panes stacked in a 400 px window", || async {
+        let boxes = pane_boxes(browser).await;
+        let edge = |pane: &str, index: usize| boxes[pane][index].as_f64().unwrap_or(f64::NAN);
+        let viewport = boxes["viewport"].as_f64().unwrap_or(f64::NAN);
+        let stacked = edge("a", 3) <= edge("b", 1)
+            && (edge("a", 0) - edge("b", 0)).abs() < 1.0
+            && edge("a", 2) <= viewport
+            && viewport <= 480.0
+            && boxes["scroll_width"].as_f64() <= Some(viewport);
+        if stacked {
+            Ok(())
+        } else {
+            Err(boxes.to_string())
+        }
+    })
+    .await;
+
+    // The server goes away: the page says so (it can't know otherwise, liveview renders
+    // on the server) instead of looking alive.
+    assert_eq!(
+        connection_banner(browser).await,
+        Ok(None),
+        "no banner before the stop"
+    );
+    demo.child.kill().await.expect("stop the demo server");
+    let banner = wait_for("the connection-lost banner", || async {
+        match connection_banner(browser).await {
+            Ok(Some(text)) => Ok(text),
+            Ok(None) => Err("banner hidden".to_owned()),
+            Err(error) => Err(error),
+        }
+    })
+    .await;
+    assert_eq!(
+        banner,
+        "Lost the connection to the demo server — restart it and reload"
+    );
     screenshot
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_converge_in_a_real_browser_also_after_offline_writes() {
-    let (_demo, url) = start_demo().await;
+    let (mut demo, url) = start_demo().await;
     let (_driver, driver_url) = start_chromedriver().await;
     let profile = tempfile::tempdir().expect("a temporary browser profile");
     let browser = open_browser(&driver_url, profile.path()).await;
 
     // Close the browser whatever happens in the scenario, then report its outcome: a
     // panic in `drive` must not leave Chromium running.
-    let outcome = AssertUnwindSafe(drive(&browser, &url)).catch_unwind().await;
+    let outcome = AssertUnwindSafe(drive(&browser, &url, &mut demo))
+        .catch_unwind()
+        .await;
     let closed = browser.close().await;
     let screenshot = match outcome {
         Ok(screenshot) => screenshot,
@@ -477,4 +660,49 @@ async fn two_devices_converge_in_a_real_browser_also_after_offline_writes() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/web-demo.png");
     std::fs::create_dir_all(path.parent().expect("docs/")).expect("create docs/");
     std::fs::write(&path, screenshot).expect("save docs/web-demo.png");
+}
+
+/// A port that is taken (by another demo, or anything else) ends the demo at once with
+/// a message that names the port and the way out, and a failing exit code; both ways
+/// of choosing the port.
+#[tokio::test]
+async fn a_busy_port_is_reported_with_how_to_pick_another() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free local port");
+    let port = taken.local_addr().expect("the bound address").port();
+    for choice in ["--port", "TODO_WEB_PORT"] {
+        let mut command = Command::new(demo_binary());
+        command
+            .env_remove("TODO_WEB_PORT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if choice == "--port" {
+            command.args(["--port", &port.to_string()]);
+        } else {
+            command.env("TODO_WEB_PORT", port.to_string());
+        }
+        let output = tokio::time::timeout(WAIT, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("the demo ({choice}) did not exit within {WAIT:?}"))
+            .expect("the demo runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("port {port} is in use"))
+                && stderr.contains("--port N")
+                && stderr.contains("TODO_WEB_PORT=N"),
+            "the demo ({choice}) should name the port and --port: {stderr:?}"
+        );
+        assert!(
+            !output.status.success(),
+            "the demo ({choice}) should fail: {:?}",
+            output.status
+        );
+        assert!(
+            output.stdout.is_empty(),
+            "the demo ({choice}) must not claim to listen: {:?}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    drop(taken);
 }
