@@ -1,7 +1,8 @@
 //! The Dioxus hooks in a headless `VirtualDom`, rendered to HTML with `dioxus-ssr`:
 //! loading → data → live updates synced from another client, no re-render for unrelated
 //! tables, bursts, unmount, re-keying, Suspense (client and server style), sync status
-//! and sync streams.
+//! and sync streams, and live queries backed by sync streams (loading until synced,
+//! released on unmount, service errors, re-keyed parameters, server renders).
 #![cfg(all(feature = "dioxus", feature = "testing"))]
 
 use std::cell::Cell;
@@ -10,11 +11,11 @@ use std::time::Duration;
 
 use dioxus::prelude::*;
 use livesync::dioxus::{
-    LiveState, provide_database, use_database, use_live_query, use_live_query_one, use_sync_status,
-    use_sync_stream,
+    LiveQueryOptions, LiveState, provide_database, use_database, use_live_query,
+    use_live_query_one, use_live_query_with, use_sync_status, use_sync_stream,
 };
 use livesync::testing::{BucketRule, TestStream, TestSyncService};
-use livesync::{Column, Database, Schema, SyncOptions, Table};
+use livesync::{Column, Database, Schema, SyncOptions, SyncStreamSubscription, Table};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -572,4 +573,461 @@ fn live_states_compare_by_rows() {
         LiveState::<i64>::Ready(vec![1].into())
     );
     assert_ne!(LiveState::Ready(vec![1].into()), LiveState::<i64>::Loading);
+}
+
+// ---- Live queries backed by sync streams -------------------------------------------
+
+/// The `list_todos` stream (a list's todos, by `list_id`), with one todo in l1 and one
+/// in l2 on the service.
+async fn list_stream_service() -> TestSyncService {
+    let service = TestSyncService::builder()
+        .stream(TestStream::per_parameter(
+            "list_todos",
+            "todos",
+            "list_id",
+            "list_id",
+        ))
+        .keepalive_interval(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    service.upsert_row(
+        "todos",
+        "t1",
+        json!({"description": "milk", "list_id": "l1"}),
+    );
+    service.upsert_row(
+        "todos",
+        "t2",
+        json!({"description": "bread", "list_id": "l2"}),
+    );
+    service.commit();
+    service
+}
+
+fn fast() -> SyncOptions {
+    SyncOptions::default().retry_delay(Duration::from_millis(50))
+}
+
+fn list_params(list: &str) -> serde_json::Value {
+    json!({"list_id": list})
+}
+
+fn stream_status(db: &Database, list: &str) -> Option<livesync::SyncStreamStatus> {
+    db.status()
+        .for_stream("list_todos", list_params(list))
+        .cloned()
+}
+
+/// A list's todos, from the `list_todos` stream of that list (query and stream re-keyed
+/// by the `list` signal).
+#[component]
+fn GatedTodos(list: Signal<String>) -> Element {
+    let db = use_database();
+    let todos = use_live_query_with(
+        move || {
+            db.query::<Todo>("SELECT id, description FROM todos WHERE list_id = ? ORDER BY id")
+                .bind(list())
+        },
+        move || LiveQueryOptions::new().stream("list_todos", json!({"list_id": list()})),
+    );
+    let note = if todos.is_syncing() {
+        "syncing"
+    } else {
+        "synced"
+    };
+    match todos.value() {
+        LiveState::Loading => rsx! { p { "loading" } },
+        LiveState::Error(error) => rsx! { p { "error: {error}" } },
+        LiveState::Ready(rows) => rsx! {
+            p { "{note}" }
+            ul { for todo in rows.iter() { li { key: "{todo.id}", "{todo.description}" } } }
+        },
+    }
+}
+
+fn gated_app() -> Element {
+    let list = use_signal(|| "l1".to_owned());
+    let show = use_signal(|| true);
+    use_context::<Handle<String>>().0.set(Some(list));
+    use_context::<Handle<bool>>().0.set(Some(show));
+    rsx! {
+        if show() { GatedTodos { list } } else { p { "closed" } }
+    }
+}
+
+struct GatedDom {
+    dom: VirtualDom,
+    list: Handle<String>,
+    show: Handle<bool>,
+    /// Every HTML the dom rendered, in order.
+    seen: Vec<String>,
+}
+
+impl GatedDom {
+    fn mount(app: fn() -> Element, db: &Database) -> Self {
+        let (list, show) = (Handle::<String>::default(), Handle::<bool>::default());
+        let (dom, _) = dom_with(app, db);
+        let mut dom = dom
+            .with_root_context(list.clone())
+            .with_root_context(show.clone());
+        dom.rebuild_in_place();
+        let seen = vec![dioxus_ssr::render(&dom)];
+        Self {
+            dom,
+            list,
+            show,
+            seen,
+        }
+    }
+
+    fn html(&self) -> String {
+        dioxus_ssr::render(&self.dom)
+    }
+
+    /// Drives the dom until it renders `expected` (bounded), recording every render.
+    async fn until(&mut self, expected: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.html() != expected {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never rendered {expected:?}; renders so far: {:?}",
+                self.seen
+            );
+            if tokio::time::timeout(Duration::from_millis(50), self.dom.wait_for_work())
+                .await
+                .is_ok()
+            {
+                self.dom
+                    .render_immediate(&mut dioxus::dioxus_core::NoOpMutations);
+                self.seen.push(self.html());
+            }
+        }
+    }
+
+    /// Lets the dom run for `period`, recording every render.
+    async fn run_for(&mut self, period: Duration) {
+        let deadline = tokio::time::Instant::now() + period;
+        while let Ok(Ok(())) = tokio::time::timeout_at(deadline, self.dom.wait_for_work())
+            .await
+            .map(Ok::<_, ()>)
+        {
+            self.dom
+                .render_immediate(&mut dioxus::dioxus_core::NoOpMutations);
+            self.seen.push(self.html());
+        }
+    }
+
+    fn set_list(&mut self, list: &str) {
+        let signal = self.list.get();
+        let list = list.to_owned();
+        self.dom.in_runtime(|| {
+            let mut signal = signal;
+            signal.set(list);
+        });
+    }
+
+    fn hide(&mut self) {
+        let signal = self.show.get();
+        self.dom.in_runtime(|| {
+            let mut signal = signal;
+            signal.set(false);
+        });
+    }
+
+    fn assert_never_rendered(&self, html: &str) {
+        assert!(
+            !self.seen.iter().any(|seen| seen.contains(html)),
+            "rendered {html:?}: {:?}",
+            self.seen
+        );
+    }
+}
+
+/// Waits until the `list_todos` subscription of `list` expires later than `before`: its
+/// last handle was dropped and its TTL restarted.
+async fn until_released(db: &Database, list: &str, before: std::time::SystemTime) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while stream_status(db, list)
+        .and_then(|s| s.expires_at)
+        .is_none_or(|expires| expires <= before)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscription of {list} was never released"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stream_backed_query_shows_loading_until_its_stream_has_synced_then_the_rows() {
+    let service = list_stream_service().await;
+    let db = Database::in_memory(schema()).await.unwrap();
+    let mut dom = GatedDom::mount(gated_app, &db);
+    assert_eq!(dom.html(), "<p>loading</p>");
+
+    // Not connected yet: the stream cannot sync, so the query keeps loading (the local
+    // table is empty, and an empty list would claim the list has no todos).
+    dom.run_for(Duration::from_millis(300)).await;
+    assert_eq!(dom.html(), "<p>loading</p>");
+    let status = stream_status(&db, "l1").expect("subscribed while mounted");
+    assert!(status.has_explicit_subscription && !status.has_synced());
+
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    dom.until("<p>synced</p><ul><li>milk</li></ul>").await;
+    dom.assert_never_rendered("<ul></ul>");
+    dom.assert_never_rendered("syncing");
+
+    // Once synced, later syncs of the stream update the rows without loading again.
+    service.upsert_row(
+        "todos",
+        "t3",
+        json!({"description": "eggs", "list_id": "l1"}),
+    );
+    service.commit();
+    let first_sync = dom.seen.len();
+    dom.until("<p>synced</p><ul><li>milk</li><li>eggs</li></ul>")
+        .await;
+    assert!(
+        !dom.seen[first_sync..]
+            .iter()
+            .any(|html| html.contains("loading")),
+        "a later sync brought loading back: {:?}",
+        dom.seen
+    );
+    drop(dom);
+    db.close().await;
+}
+
+/// Whether a handle holds the `list_todos` subscription of `list`. Refreshing the
+/// subscriptions (here: by subscribing to another stream) renews the expiry of held
+/// subscriptions only. Offline only: then the status shows the refresh at once.
+async fn is_held(db: &Database, list: &str, probes: &mut Vec<SyncStreamSubscription>) -> bool {
+    let before = stream_status(db, list).and_then(|s| s.expires_at);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    probes.push(db.sync_stream("probe", None).subscribe().await.unwrap());
+    let after = stream_status(db, list).and_then(|s| s.expires_at);
+    after > before
+}
+
+#[tokio::test]
+async fn unmounting_a_stream_backed_query_releases_its_stream_subscription() {
+    let service = list_stream_service().await;
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    let mut dom = GatedDom::mount(gated_app, &db);
+    dom.until("<p>synced</p><ul><li>milk</li></ul>").await;
+    db.disconnect().await;
+    let mounted = db.active_watchers();
+    let held = stream_status(&db, "l1").unwrap();
+    assert!(held.has_explicit_subscription);
+    let mut probes = Vec::new();
+    assert!(is_held(&db, "l1", &mut probes).await, "held while mounted");
+
+    dom.hide();
+    dom.until("<p>closed</p>").await;
+    let expires_while_mounted = stream_status(&db, "l1").unwrap().expires_at.unwrap();
+    until_released(&db, "l1", expires_while_mounted).await;
+    assert!(
+        !is_held(&db, "l1", &mut probes).await,
+        "no handle left after unmount"
+    );
+    assert_eq!(
+        db.active_watchers(),
+        mounted - 1,
+        "the live query was released too"
+    );
+    drop(dom);
+    db.close().await;
+}
+
+#[component]
+fn RefusedTodos() -> Element {
+    let db = use_database();
+    // `list` instead of `list_id`: the service cannot resolve this subscription.
+    let todos = use_live_query_with(
+        move || db.query::<Todo>("SELECT id, description FROM todos ORDER BY id"),
+        || LiveQueryOptions::new().stream("list_todos", json!({"list": "l1"})),
+    );
+    match todos.value() {
+        LiveState::Loading => rsx! { p { "loading" } },
+        LiveState::Error(error) => rsx! { p { "error: {error}" } },
+        LiveState::Ready(rows) => rsx! { p { "{rows.len()} rows" } },
+    }
+}
+
+fn refused_app() -> Element {
+    rsx! { RefusedTodos {} }
+}
+
+#[tokio::test]
+async fn a_stream_the_service_refuses_shows_its_error_instead_of_loading_or_rows() {
+    let service = list_stream_service().await;
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    let mut dom = GatedDom::mount(refused_app, &db);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !dom.html().starts_with("<p>error:") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no error shown: {:?}",
+            dom.seen
+        );
+        dom.run_for(Duration::from_millis(50)).await;
+    }
+    let html = dom.html();
+    assert!(
+        html.contains("list_todos") && html.contains("list_id") && html.contains("is missing"),
+        "the service's message names the stream and the problem: {html}"
+    );
+    // It stays an error (the refusal lasts), never falling back to an empty result.
+    dom.run_for(Duration::from_millis(300)).await;
+    assert!(dom.html().starts_with("<p>error:"));
+    dom.assert_never_rendered("rows");
+    drop(dom);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn changing_the_stream_parameters_moves_the_subscription_and_waits_for_the_new_stream() {
+    let service = list_stream_service().await;
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    let mut dom = GatedDom::mount(gated_app, &db);
+    dom.until("<p>synced</p><ul><li>milk</li></ul>").await;
+    let l1_expiry = stream_status(&db, "l1").unwrap().expires_at.unwrap();
+    assert!(stream_status(&db, "l2").is_none(), "l2 not subscribed yet");
+
+    // Offline, so list l2 cannot sync: the screen keeps l1's rows, marked as syncing,
+    // and never shows l2's (empty, unsynced) local result.
+    db.disconnect().await;
+    let before_rekey = dom.seen.len();
+    dom.set_list("l2");
+    dom.until("<p>syncing</p><ul><li>milk</li></ul>").await;
+    dom.run_for(Duration::from_millis(300)).await;
+    assert_eq!(dom.html(), "<p>syncing</p><ul><li>milk</li></ul>");
+    until_released(&db, "l1", l1_expiry).await;
+    let l2 = stream_status(&db, "l2").expect("l2 subscribed after the re-key");
+    assert!(l2.has_explicit_subscription && !l2.has_synced());
+    let mut probes = Vec::new();
+    assert!(!is_held(&db, "l1", &mut probes).await, "l1 released");
+    assert!(is_held(&db, "l2", &mut probes).await, "l2 held");
+    drop(probes);
+
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    dom.until("<p>synced</p><ul><li>bread</li></ul>").await;
+    let after: Vec<&String> = dom.seen[before_rekey..].iter().collect();
+    assert!(
+        !after
+            .iter()
+            .any(|html| html.contains("<ul></ul>") || html.contains("loading")),
+        "the re-key showed an empty or loading list: {after:?}"
+    );
+    drop(dom);
+    db.close().await;
+}
+
+#[component]
+fn SuspendedGatedTodos() -> Element {
+    let db = use_database();
+    let todos = use_live_query_with(
+        move || {
+            db.query::<Todo>("SELECT id, description FROM todos WHERE list_id = 'l1' ORDER BY id")
+        },
+        || LiveQueryOptions::new().stream("list_todos", json!({"list_id": "l1"})),
+    );
+    let rows = todos.suspend()?;
+    let note = if todos.is_syncing() {
+        "incomplete"
+    } else {
+        "complete"
+    };
+    rsx! {
+        p { "{note}" }
+        ul { for todo in rows.iter() { li { key: "{todo.id}", "{todo.description}" } } }
+    }
+}
+
+fn gated_suspense_app() -> Element {
+    rsx! {
+        SuspenseBoundary { fallback: |_| rsx! { p { "fallback" } },
+            SuspendedGatedTodos {}
+        }
+    }
+}
+
+/// A server render resolves at once from what the server's database holds (it has no
+/// sync connection, so waiting for the stream would never end), subscribes nothing, and
+/// says whether the rows are complete.
+#[tokio::test]
+async fn a_server_render_of_a_stream_backed_query_renders_local_rows_without_waiting() {
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.execute(
+        "INSERT INTO todos(id, description, list_id) VALUES ('t0', 'local', 'l1')",
+        (),
+    )
+    .await
+    .unwrap();
+    let baseline = db.active_watchers();
+    let (mut dom, _) = dom_with(gated_suspense_app, &db);
+    dom.rebuild_in_place();
+    tokio::time::timeout(WAIT, dom.wait_for_suspense())
+        .await
+        .expect("a server render does not wait for a stream that cannot sync");
+    assert_eq!(
+        dioxus_ssr::render(&dom),
+        "<p>incomplete</p><ul><li>local</li></ul>"
+    );
+    assert!(
+        stream_status(&db, "l1").is_none(),
+        "a server render subscribes nothing"
+    );
+    assert_eq!(db.active_watchers(), baseline, "and starts no live task");
+    drop(dom);
+    db.close().await;
+
+    // A server whose database did sync the stream (in an earlier connection) renders
+    // its rows as complete.
+    let service = list_stream_service().await;
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    let subscription = db
+        .sync_stream("list_todos", list_params("l1"))
+        .subscribe()
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, subscription.wait_for_first_sync())
+        .await
+        .unwrap()
+        .unwrap();
+    db.disconnect().await;
+    let (mut dom, _) = dom_with(gated_suspense_app, &db);
+    dom.rebuild_in_place();
+    tokio::time::timeout(WAIT, dom.wait_for_suspense())
+        .await
+        .unwrap();
+    assert_eq!(
+        dioxus_ssr::render(&dom),
+        "<p>complete</p><ul><li>milk</li></ul>"
+    );
+    drop((dom, subscription));
+    db.close().await;
+}
+
+/// The same component rendered on a client: the Suspense fallback stays up until the
+/// stream has synced (no empty list first).
+#[tokio::test]
+async fn on_the_client_suspense_falls_back_until_the_stream_has_synced() {
+    let service = list_stream_service().await;
+    let db = Database::in_memory(schema()).await.unwrap();
+    let mut dom = GatedDom::mount(gated_suspense_app, &db);
+    dom.run_for(Duration::from_millis(300)).await;
+    assert_eq!(dom.html(), "<p>fallback</p>");
+    db.connect(service.connector("u1"), fast()).await.unwrap();
+    dom.until("<p>complete</p><ul><li>milk</li></ul>").await;
+    dom.assert_never_rendered("<ul></ul>");
+    dom.assert_never_rendered("incomplete");
+    drop(dom);
+    db.close().await;
 }

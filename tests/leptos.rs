@@ -3,7 +3,8 @@
 //!
 //! These are the client-side tests: leptos_reactive without `ssr`, so effects run. The
 //! server behaviour (under `ssr`) is tested in `demos/leptos_ssr/tests/ssr.rs`, in the
-//! package that enables `ssr`.
+//! package that enables `ssr`. The `streams` module covers live values backed by sync
+//! streams (unresolved until synced, released on dispose, service errors, re-keys).
 #![cfg(all(feature = "leptos", feature = "testing"))]
 
 mod common;
@@ -467,5 +468,328 @@ mod client {
                 .await;
             })
             .await;
+    }
+}
+
+mod streams {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::{Duration, SystemTime};
+
+    use leptos_reactive::{
+        SignalGetUntracked, SignalSet, as_child_of_current_owner, create_effect, create_signal,
+    };
+    use livesync::leptos::{
+        LiveQueryOptions, create_live_query_one_with, create_live_query_with,
+        create_live_signal_with, provide_database,
+    };
+    use livesync::testing::{TestStream, TestSyncService};
+    use livesync::{Database, SyncOptions, SyncStreamSubscription};
+    use serde_json::json;
+
+    use super::*;
+    use common::synced::schema;
+
+    /// The stream `owned`: the todos whose `owner_id` is the `owner` parameter; one todo
+    /// for owner x and one for owner y on the service.
+    async fn owned_service() -> TestSyncService {
+        let service = TestSyncService::builder()
+            .stream(TestStream::per_parameter(
+                "owned", "todos", "owner_id", "owner",
+            ))
+            .keepalive_interval(Duration::from_millis(200))
+            .start()
+            .await
+            .unwrap();
+        service.upsert_row(
+            "todos",
+            "x1",
+            json!({"description": "of x", "owner_id": "x"}),
+        );
+        service.upsert_row(
+            "todos",
+            "y1",
+            json!({"description": "of y", "owner_id": "y"}),
+        );
+        service.commit();
+        service
+    }
+
+    fn fast() -> SyncOptions {
+        SyncOptions::default().retry_delay(Duration::from_millis(50))
+    }
+
+    fn owned(owner: &str) -> LiveQueryOptions {
+        LiveQueryOptions::new().stream("owned", json!({"owner": owner}))
+    }
+
+    fn stream_status(db: &Database, owner: &str) -> Option<livesync::SyncStreamStatus> {
+        db.status()
+            .for_stream("owned", json!({"owner": owner}))
+            .cloned()
+    }
+
+    const OWNED: &str = "SELECT id, description FROM todos WHERE owner_id = ? ORDER BY id";
+
+    /// Every value (`None` included) an effect reading `value` saw, in order.
+    fn record_all<V: 'static>(value: impl Fn() -> V + 'static) -> Rc<RefCell<Vec<V>>> {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let log = Rc::clone(&seen);
+        create_effect(move |_| log.borrow_mut().push(value()));
+        seen
+    }
+
+    /// What a stream-backed resource holds: `None` (unresolved), the ids, or the error.
+    type Shown = Option<Result<Vec<String>, String>>;
+
+    fn shown(value: Option<livesync::leptos::LiveResult<Vec<Todo>>>) -> Shown {
+        value.map(|result| result.map(|rows| ids(&rows)).map_err(|e| e.to_string()))
+    }
+
+    fn ok(ids: &[&str]) -> Shown {
+        Some(Ok(ids.iter().map(|id| (*id).to_owned()).collect()))
+    }
+
+    /// Lets the local tasks run for `period`.
+    async fn run_for(period: Duration) {
+        tokio::time::sleep(period).await;
+    }
+
+    /// Whether a handle holds the `owned` subscription of `owner`. Refreshing the
+    /// subscriptions (here: by subscribing to another stream) renews the expiry of held
+    /// subscriptions only. Offline only: then the status shows the refresh at once.
+    async fn is_held(db: &Database, owner: &str, probes: &mut Vec<SyncStreamSubscription>) -> bool {
+        let before = stream_status(db, owner).and_then(|s| s.expires_at);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        probes.push(db.sync_stream("probe", None).subscribe().await.unwrap());
+        let after = stream_status(db, owner).and_then(|s| s.expires_at);
+        after > before
+    }
+
+    /// Waits until the subscription of `owner` expires later than `before` (its last
+    /// handle was dropped, so its TTL restarted).
+    async fn until_released(db: &Database, owner: &str, before: SystemTime) {
+        until("the subscription was released", || {
+            stream_status(db, owner)
+                .and_then(|s| s.expires_at)
+                .is_some_and(|expires| expires > before)
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_stream_backed_value_stays_unresolved_until_its_stream_has_synced() {
+        let service = owned_service().await;
+        let db = Database::in_memory(schema()).await.unwrap();
+        in_runtime(|| async move {
+            provide_database(db.clone());
+            let (q1, q2, q3) = (db.clone(), db.clone(), db.clone());
+            let todos =
+                create_live_query_with(move || q1.query::<Todo>(OWNED).bind("x"), || owned("x"));
+            let count = create_live_query_one_with(
+                move || q2.query::<i64>("SELECT count(*) FROM todos WHERE owner_id = 'x'"),
+                || owned("x"),
+            );
+            let signal =
+                create_live_signal_with(move || q3.query::<Todo>(OWNED).bind("x"), || owned("x"));
+            let seen = record_all(move || shown(todos.get()));
+            let seen_signal = record_all(move || shown(signal.get()));
+            let counts = record_all(move || count.get().map(|c| c.ok().flatten()));
+
+            // Offline: the stream cannot sync, and the empty local table must not show
+            // as "no todos".
+            run_for(Duration::from_millis(300)).await;
+            assert_eq!(shown(peek(todos)), None);
+            assert_eq!(shown(signal.get_untracked()), None);
+            assert!(peek(count).is_none());
+            let status = stream_status(&db, "x").expect("subscribed");
+            assert!(status.has_explicit_subscription && !status.has_synced());
+
+            db.connect(service.connector("u1"), fast()).await.unwrap();
+            until("the rows of the synced stream", || {
+                shown(peek(todos)) == ok(&["x1"]) && shown(signal.get_untracked()) == ok(&["x1"])
+            })
+            .await;
+            until("the count", || matches!(peek(count), Some(Ok(Some(1))))).await;
+            for (name, seen) in [("resource", &seen), ("signal", &seen_signal)] {
+                assert!(
+                    seen.borrow()
+                        .iter()
+                        .all(|v| v.is_none() || *v == ok(&["x1"])),
+                    "the {name} showed something before the synced rows: {:?}",
+                    seen.borrow()
+                );
+            }
+            assert!(
+                counts
+                    .borrow()
+                    .iter()
+                    .all(|c| c.is_none() || *c == Some(Some(1))),
+                "the count showed 0 before the sync: {:?}",
+                counts.borrow()
+            );
+
+            // A later sync of the stream updates the rows without unresolving them.
+            let before = seen.borrow().len();
+            service.upsert_row(
+                "todos",
+                "x2",
+                json!({"description": "more of x", "owner_id": "x"}),
+            );
+            service.commit();
+            until("the second row", || shown(peek(todos)) == ok(&["x1", "x2"])).await;
+            assert!(
+                seen.borrow()[before..].iter().all(Option::is_some),
+                "a later sync unresolved the resource: {:?}",
+                seen.borrow()
+            );
+            db.close().await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn disposing_the_owner_releases_the_stream_subscription() {
+        let service = owned_service().await;
+        let db = Database::in_memory(schema()).await.unwrap();
+        db.connect(service.connector("u1"), fast()).await.unwrap();
+        in_runtime(|| async move {
+            provide_database(db.clone());
+            let query = db.clone();
+            let (todos, disposer) = as_child_of_current_owner(move |_: ()| {
+                let (q1, q2) = (query.clone(), query.clone());
+                let resource = create_live_query_with(
+                    move || q1.query::<Todo>(OWNED).bind("x"),
+                    || owned("x"),
+                );
+                let signal = create_live_signal_with(
+                    move || q2.query::<Todo>(OWNED).bind("x"),
+                    || owned("x"),
+                );
+                (resource, signal)
+            })(());
+            until("both synced", || {
+                shown(peek(todos.0)) == ok(&["x1"]) && shown(todos.1.get_untracked()) == ok(&["x1"])
+            })
+            .await;
+            db.disconnect().await;
+            let watching = db.active_watchers();
+            let mut probes = Vec::new();
+            assert!(
+                is_held(&db, "x", &mut probes).await,
+                "held while the owner lives"
+            );
+
+            drop(disposer); // the component unmounts
+            let expiry = stream_status(&db, "x").unwrap().expires_at.unwrap();
+            until_released(&db, "x", expiry).await;
+            assert!(
+                !is_held(&db, "x", &mut probes).await,
+                "no handle left after dispose"
+            );
+            until("the live queries were released too", || {
+                db.active_watchers() == watching - 2
+            })
+            .await;
+            db.close().await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_stream_the_service_refuses_makes_the_value_an_error() {
+        let service = owned_service().await;
+        let db = Database::in_memory(schema()).await.unwrap();
+        db.connect(service.connector("u1"), fast()).await.unwrap();
+        in_runtime(|| async move {
+            provide_database(db.clone());
+            let (q1, q2) = (db.clone(), db.clone());
+            // `who` instead of `owner`: the service cannot resolve this subscription.
+            let refused = || LiveQueryOptions::new().stream("owned", json!({"who": "x"}));
+            let todos = create_live_query_with(move || q1.query::<Todo>(TODOS), refused);
+            let signal = create_live_signal_with(move || q2.query::<Todo>(TODOS), refused);
+            let seen = record_all(move || shown(todos.get()));
+            until("the error shows", || {
+                matches!(shown(peek(todos)), Some(Err(_)))
+                    && matches!(signal.get_untracked(), Some(Err(_)))
+            })
+            .await;
+            let Some(Err(message)) = shown(peek(todos)) else {
+                unreachable!()
+            };
+            assert!(
+                message.contains("owned") && message.contains("\"owner\" is missing"),
+                "names the stream and the problem: {message}"
+            );
+            run_for(Duration::from_millis(300)).await;
+            assert!(
+                matches!(shown(peek(todos)), Some(Err(_))),
+                "it stays an error"
+            );
+            assert!(
+                !seen.borrow().iter().any(|v| matches!(v, Some(Ok(_)))),
+                "never rows: {:?}",
+                seen.borrow()
+            );
+            db.close().await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn changing_the_stream_parameters_moves_the_subscription() {
+        let service = owned_service().await;
+        let db = Database::in_memory(schema()).await.unwrap();
+        db.connect(service.connector("u1"), fast()).await.unwrap();
+        in_runtime(|| async move {
+            provide_database(db.clone());
+            let (owner, set_owner) = create_signal("x".to_owned());
+            let (q1, q2) = (db.clone(), db.clone());
+            let todos = create_live_query_with(
+                move || q1.query::<Todo>(OWNED).bind(owner.get()),
+                move || owned(&owner.get()),
+            );
+            let signal = create_live_signal_with(
+                move || q2.query::<Todo>(OWNED).bind(owner.get()),
+                move || owned(&owner.get()),
+            );
+            let seen = record_all(move || shown(todos.get()));
+            let seen_signal = record_all(move || shown(signal.get()));
+            until("x's rows", || {
+                shown(peek(todos)) == ok(&["x1"]) && shown(signal.get_untracked()) == ok(&["x1"])
+            })
+            .await;
+            let x_expiry = stream_status(&db, "x").unwrap().expires_at.unwrap();
+
+            // Offline, so y cannot sync: both keep x's rows meanwhile, never y's empty
+            // local result.
+            db.disconnect().await;
+            set_owner.set("y".to_owned());
+            run_for(Duration::from_millis(300)).await;
+            assert_eq!(shown(peek(todos)), ok(&["x1"]));
+            assert_eq!(shown(signal.get_untracked()), ok(&["x1"]));
+            until_released(&db, "x", x_expiry).await;
+            let y = stream_status(&db, "y").expect("y subscribed after the re-key");
+            assert!(y.has_explicit_subscription && !y.has_synced());
+            let mut probes = Vec::new();
+            assert!(!is_held(&db, "x", &mut probes).await, "x released");
+            assert!(is_held(&db, "y", &mut probes).await, "y held");
+            drop(probes);
+
+            db.connect(service.connector("u1"), fast()).await.unwrap();
+            until("y's rows", || {
+                shown(peek(todos)) == ok(&["y1"]) && shown(signal.get_untracked()) == ok(&["y1"])
+            })
+            .await;
+            for (name, seen) in [("resource", &seen), ("signal", &seen_signal)] {
+                assert!(
+                    !seen.borrow().contains(&ok(&[])),
+                    "the {name} showed an empty list: {:?}",
+                    seen.borrow()
+                );
+            }
+            db.close().await;
+        })
+        .await;
     }
 }

@@ -4,14 +4,27 @@
 //! waits on, and the only thing that runs while a server resolves suspense) and the live
 //! subscription (client side: every later result). The live result wins once it has
 //! arrived for the current key, so an older snapshot can never overwrite a newer result.
+//!
+//! A query with sync streams ([`use_live_query_with`]) is keyed by its query *and* its
+//! streams. On the client both tasks wait until the streams have synced: the live task
+//! holds the stream subscriptions for as long as the key lives, and reports nothing but
+//! errors before the first sync. On the server the live task never runs and the snapshot
+//! skips the wait (see [`use_live_query_with`]).
 
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 
 use dioxus::core::{CapturedError, SuspendedFuture};
 use dioxus::prelude::*;
 use futures::StreamExt;
+use serde_json::Value;
 
-use crate::{Error, FromRow, Query};
+use super::context::try_use_database;
+use super::stream_gate::{self, Step, StreamSpec};
+use crate::{Database, Error, FromRow, Query, SubscribeOptions};
 
 /// What a live query shows: still loading, rows, or the error of the last run.
 ///
@@ -77,10 +90,69 @@ impl<T> LiveState<T> {
     }
 
     fn from_result(result: crate::Result<Vec<T>>) -> Self {
+        Self::from_shared(result.map(Arc::from))
+    }
+
+    fn from_shared(result: crate::Result<Arc<[T]>>) -> Self {
         match result {
-            Ok(rows) => Self::Ready(rows.into()),
+            Ok(rows) => Self::Ready(rows),
             Err(error) => Self::Error(error),
         }
+    }
+}
+
+/// What a live query depends on besides its SQL, for [`use_live_query_with`]: the sync
+/// streams its data comes from (like the `streams` option of PowerSync's React
+/// `useQuery`).
+///
+/// Each stream is subscribed while the component is mounted, and the query reports
+/// [`LiveState::Loading`] until every stream has synced. Options compare equal when they
+/// list the same streams with the same parameters and subscription options in the same
+/// order; a change re-keys the query.
+///
+/// ```
+/// use livesync::dioxus::LiveQueryOptions;
+/// use livesync::SubscribeOptions;
+/// use serde_json::json;
+/// use std::time::Duration;
+///
+/// let options = LiveQueryOptions::new()
+///     .stream("lists", None)
+///     .stream_with(
+///         "list_todos",
+///         json!({"list_id": "l1"}),
+///         SubscribeOptions::default().ttl(Duration::from_secs(600)),
+///     );
+/// assert_ne!(options, LiveQueryOptions::default());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[must_use]
+pub struct LiveQueryOptions {
+    streams: Vec<StreamSpec>,
+}
+
+impl LiveQueryOptions {
+    /// No streams: the same as [`use_live_query`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The query's data comes from sync stream `name` with `parameters` (a JSON object,
+    /// or `None`), subscribed with the default TTL and the stream's own priority.
+    pub fn stream(self, name: impl Into<String>, parameters: impl Into<Option<Value>>) -> Self {
+        self.stream_with(name, parameters, SubscribeOptions::default())
+    }
+
+    /// Like [`stream`](Self::stream), subscribed with `options` (TTL, priority).
+    pub fn stream_with(
+        mut self,
+        name: impl Into<String>,
+        parameters: impl Into<Option<Value>>,
+        options: SubscribeOptions,
+    ) -> Self {
+        self.streams
+            .push(StreamSpec::new(name.into(), parameters.into(), options));
+        self
     }
 }
 
@@ -94,6 +166,8 @@ pub struct UseLiveQuery<T: 'static> {
     live: Signal<LiveState<T>>,
     /// The live subscription has not delivered for the current key yet.
     fetching: Signal<bool>,
+    /// A stream of the current key has not synced yet.
+    syncing: Signal<bool>,
     /// Bumped by [`refresh`](UseLiveQuery::refresh) to re-run both tasks.
     generation: Signal<u64>,
     /// One-shot result for the current key.
@@ -123,12 +197,15 @@ impl<T: 'static> UseLiveQuery<T> {
         }
         // A restarted resource keeps its previous value while it runs: only a snapshot
         // that finished for the current key is newer than what the live signal holds.
-        if matches!(*self.snapshot.state().read(), UseResourceState::Ready)
-            && let Some(snapshot) = self.snapshot.read().as_ref()
-        {
-            return snapshot.clone();
+        let snapshot_ready = matches!(*self.snapshot.state().read(), UseResourceState::Ready);
+        let live = self.live.read().clone();
+        match self.snapshot.read().as_ref() {
+            Some(snapshot) if snapshot_ready => snapshot.clone(),
+            // Re-keyed before any live result: the previous key's snapshot is what the
+            // screen showed, so it stays until the new key loads.
+            Some(snapshot) if live.is_loading() => snapshot.clone(),
+            _ => live,
         }
-        self.live.read().clone()
     }
 
     /// The current state, for code written against signals (`todos.read()`); the same
@@ -156,6 +233,16 @@ impl<T: 'static> UseLiveQuery<T> {
     /// not delivered its first live result yet; the previous rows are still shown.
     pub fn is_fetching(&self) -> bool {
         *self.fetching.read()
+    }
+
+    /// A sync stream the query depends on ([`use_live_query_with`]) has not synced yet
+    /// for the current key: the query shows [`LiveState::Loading`] (or, after a re-key,
+    /// the previous rows) meanwhile. Always `false` without streams.
+    ///
+    /// During a server render it tells whether the server's database has synced the
+    /// streams, that is whether the rows it rendered are complete.
+    pub fn is_syncing(&self) -> bool {
+        *self.syncing.read()
     }
 
     /// Runs the query again from scratch (a new snapshot and subscription).
@@ -214,6 +301,9 @@ impl<T: 'static> UseLiveQuery<T> {
 /// captures keeps its first value. Take such props as `ReadSignal<T>` (see
 /// [`use_live_query_one`]) so a new value from the parent re-keys the query.
 ///
+/// For data that a sync stream brings, use [`use_live_query_with`]: it subscribes to the
+/// stream and shows loading until the stream has synced, instead of an empty result.
+///
 /// ```
 /// use dioxus::prelude::*;
 /// use livesync::dioxus::{use_database, use_live_query};
@@ -228,27 +318,166 @@ impl<T: 'static> UseLiveQuery<T> {
 /// ```
 #[track_caller]
 pub fn use_live_query<T: FromRow>(make: impl FnMut() -> Query<T> + 'static) -> UseLiveQuery<T> {
+    use_live_query_with(make, LiveQueryOptions::default)
+}
+
+/// [`use_live_query`] for data that comes from sync streams (like
+/// `useQuery(sql, params, { streams })` in PowerSync's React SDK). A hook.
+///
+/// `options` lists the streams ([`LiveQueryOptions::stream`]); like `make`, it is
+/// reactive: signals it reads re-key the query. The streams need the database from
+/// context ([`provide_database`](super::provide_database)).
+///
+/// - **Subscribed while mounted.** Each stream is subscribed when the component mounts
+///   and released when it unmounts (its TTL then starts). A re-key releases the old
+///   subscriptions and takes the new ones.
+/// - **Loading until synced.** The query shows [`LiveState::Loading`] (and
+///   [`suspend`](UseLiveQuery::suspend) suspends) until every stream has synced at least
+///   once ([`SyncStreamStatus::has_synced`](crate::SyncStreamStatus::has_synced), which
+///   persists across restarts), never the incomplete rows before that. After a re-key
+///   the previous rows stay on screen with [`is_syncing`](UseLiveQuery::is_syncing) and
+///   [`is_fetching`](UseLiveQuery::is_fetching) set, as for any re-key. Later syncs of
+///   the streams never bring loading back: new data simply arrives.
+/// - **Errors are shown.** A stream the service refuses (an unknown stream, a missing
+///   parameter: the `errors` of its [`SyncStreamStatus`](crate::SyncStreamStatus)) makes
+///   the query [`LiveState::Error`] for as long as the service reports it, before or
+///   after the first sync; so does a subscription that fails locally (invalid
+///   parameters).
+/// - **Server rendering.** A server render (a `VirtualDom` resolved with
+///   `wait_for_suspense`) does not subscribe and does not wait for the streams: a server
+///   without a sync connection would never see them sync. `suspend()` resolves with the
+///   rows the server's database holds at once; `is_syncing()` tells whether the server's
+///   database has synced those streams, that is whether the rows are complete (render a
+///   note if not). The client then subscribes and shows loading until the streams have
+///   synced there.
+///
+/// # Panics
+/// When `options` lists streams and no ancestor provided a database.
+///
+/// ```no_run
+/// use dioxus::prelude::*;
+/// use livesync::dioxus::{LiveQueryOptions, LiveState, use_database, use_live_query_with};
+/// use serde_json::json;
+///
+/// #[derive(livesync::Row, Clone, PartialEq, Debug)]
+/// struct Todo {
+///     id: String,
+///     description: String,
+/// }
+///
+/// #[component]
+/// fn Todos(list_id: ReadSignal<String>) -> Element {
+///     let db = use_database();
+///     let todos = use_live_query_with(
+///         move || {
+///             db.query::<Todo>("SELECT id, description FROM todos WHERE list_id = ? ORDER BY id")
+///                 .bind(list_id())
+///         },
+///         // Re-keyed with the query when `list_id` changes.
+///         move || LiveQueryOptions::new().stream("list_todos", json!({"list_id": list_id()})),
+///     );
+///     match todos.value() {
+///         LiveState::Loading => rsx! { p { "syncing this list…" } },
+///         LiveState::Error(error) => rsx! { p { "could not load: {error}" } },
+///         LiveState::Ready(rows) => rsx! {
+///             ul { for todo in rows.iter() { li { key: "{todo.id}", "{todo.description}" } } }
+///         },
+///     }
+/// }
+/// ```
+#[track_caller]
+pub fn use_live_query_with<T: FromRow>(
+    make: impl FnMut() -> Query<T> + 'static,
+    options: impl FnMut() -> LiveQueryOptions + 'static,
+) -> UseLiveQuery<T> {
+    let db = try_use_database();
     let query = use_memo(make);
+    let options = use_memo(options);
+    if db.is_none() && !options.peek().streams.is_empty() {
+        panic!(
+            "livesync::dioxus::use_live_query_with: the query lists sync streams but there is \
+             no Database in context; call livesync::dioxus::provide_database(db) in an \
+             ancestor component"
+        );
+    }
     let generation = use_signal(|| 0_u64);
     let mut live = use_signal(|| LiveState::Loading);
     let mut fetching = use_signal(|| true);
-    let snapshot = use_resource(move || {
-        let query = query();
-        let _ = generation();
-        async move { LiveState::from_result(query.fetch_all().await) }
+    let mut syncing = {
+        let db = db.clone();
+        use_signal(move || unsynced(db.as_ref(), &options.peek().streams))
+    };
+    // Set by the live task. Dioxus polls it only on the client: during a server render
+    // (`wait_for_suspense`) only the task a component suspended on runs.
+    let on_client = use_hook(|| Rc::new(Cell::new(false)));
+    let snapshot = use_resource({
+        let db = db.clone();
+        let on_client = Rc::clone(&on_client);
+        move || {
+            let query = query();
+            let specs = options.read().streams.clone();
+            let _ = generation();
+            let db = db.clone();
+            let on_client = Rc::clone(&on_client);
+            async move {
+                if let Some(db) = db.filter(|_| !specs.is_empty()) {
+                    // The live task was spawned after this one: yielding once lets the
+                    // client poll it first, so `on_client` is known below.
+                    yield_once().await;
+                    if on_client.get()
+                        && let Err(error) = stream_gate::wait_until_synced(&db, &specs).await
+                    {
+                        return LiveState::Error(error);
+                    }
+                }
+                LiveState::from_result(query.fetch_all().await)
+            }
+        }
     });
     use_resource(move || {
         let query = query();
+        let specs = options.read().streams.clone();
         let _ = generation();
+        let db = db.clone();
+        let on_client = Rc::clone(&on_client);
         async move {
+            on_client.set(true);
             fetching.set(true);
-            // Subscribes before its first run, so no write between that run and the
-            // next change is missed (see `LiveQuery`).
-            let mut results = query.watch();
-            while let Some(result) = results.next().await {
-                live.set(LiveState::from_result(result));
-                if *fetching.peek() {
-                    fetching.set(false);
+            let now_syncing = unsynced(db.as_ref(), &specs);
+            if *syncing.peek() != now_syncing {
+                syncing.set(now_syncing);
+            }
+            match db.filter(|_| !specs.is_empty()) {
+                None => {
+                    // Subscribes before its first run, so no write between that run and
+                    // the next change is missed (see `LiveQuery`).
+                    let mut results = query.watch();
+                    while let Some(result) = results.next().await {
+                        live.set(LiveState::from_result(result));
+                        if *fetching.peek() {
+                            fetching.set(false);
+                        }
+                    }
+                }
+                // Holds the subscriptions until this task is dropped (unmount, re-key).
+                Some(db) => {
+                    stream_gate::drive(&db, &specs, query, |step| {
+                        match step {
+                            Step::Synced => {
+                                if *syncing.peek() {
+                                    syncing.set(false);
+                                }
+                            }
+                            Step::Value(result) => {
+                                live.set(LiveState::from_shared(result));
+                                if *fetching.peek() {
+                                    fetching.set(false);
+                                }
+                            }
+                        }
+                        true
+                    })
+                    .await;
                 }
             }
         }
@@ -256,9 +485,34 @@ pub fn use_live_query<T: FromRow>(make: impl FnMut() -> Query<T> + 'static) -> U
     UseLiveQuery {
         live,
         fetching,
+        syncing,
         generation,
         snapshot,
     }
+}
+
+/// Some of `specs` have not synced in the database's current status.
+fn unsynced(db: Option<&Database>, specs: &[StreamSpec]) -> bool {
+    match db {
+        Some(db) if !specs.is_empty() => !stream_gate::gate(&db.status(), specs).is_ready(),
+        _ => false,
+    }
+}
+
+/// Returns `Pending` once (waking itself at once), then `Ready`: the dom polls the tasks
+/// queued before this one in between.
+async fn yield_once() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// The first row of a live query, from [`use_live_query_one`]. `Copy`.
@@ -301,6 +555,11 @@ impl<T: Clone + 'static> UseLiveQueryOne<T> {
         self.inner.is_fetching()
     }
 
+    /// See [`UseLiveQuery::is_syncing`].
+    pub fn is_syncing(&self) -> bool {
+        self.inner.is_syncing()
+    }
+
     /// Runs the query again from scratch.
     pub fn refresh(&self) {
         self.inner.refresh();
@@ -340,5 +599,36 @@ pub fn use_live_query_one<T: FromRow + Clone>(
 ) -> UseLiveQueryOne<T> {
     UseLiveQueryOne {
         inner: use_live_query(make),
+    }
+}
+
+/// [`use_live_query_with`] for one row: the first row of a query whose data comes from
+/// sync streams, loading until they have synced.
+///
+/// ```no_run
+/// use dioxus::prelude::*;
+/// use livesync::dioxus::{LiveQueryOptions, use_database, use_live_query_one_with};
+/// use serde_json::json;
+///
+/// #[component]
+/// fn ListName(id: ReadSignal<String>) -> Element {
+///     let db = use_database();
+///     let name = use_live_query_one_with(
+///         move || db.query::<String>("SELECT name FROM lists WHERE id = ? LIMIT 1").bind(id()),
+///         move || LiveQueryOptions::new().stream("list", json!({"id": id()})),
+///     );
+///     if name.is_loading() {
+///         return rsx! { h2 { "…" } };
+///     }
+///     rsx! { h2 { {name.row().unwrap_or_default()} } }
+/// }
+/// ```
+#[track_caller]
+pub fn use_live_query_one_with<T: FromRow + Clone>(
+    make: impl FnMut() -> Query<T> + 'static,
+    options: impl FnMut() -> LiveQueryOptions + 'static,
+) -> UseLiveQueryOne<T> {
+    UseLiveQueryOne {
+        inner: use_live_query_with(make, options),
     }
 }

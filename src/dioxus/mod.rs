@@ -9,10 +9,17 @@
 //!   the subscription (the old one is dropped). Rows arrive as `Arc<[T]>`, so a render
 //!   clones a pointer, not the result. [`UseLiveQuery::suspend`] works with
 //!   `SuspenseBoundary` and suspends on the first load only.
+//! - [`use_live_query_with`] / [`use_live_query_one_with`]: a live query whose data
+//!   comes from sync streams ([`LiveQueryOptions::stream`], like `useQuery(sql, params,
+//!   { streams })` in PowerSync's React SDK): the streams are subscribed while the
+//!   component is mounted, and the query shows [`LiveState::Loading`] until they have
+//!   synced instead of an empty result; a stream the service refuses shows as
+//!   [`LiveState::Error`].
 //! - [`use_live_query_one`]: the first row, as `Option<T>`.
 //! - [`use_sync_status`]: a [`ReadSignal`] of [`SyncStatus`](crate::SyncStatus).
-//! - [`use_sync_stream`]: keeps a sync stream subscribed while the component is mounted
-//!   (like the `streams` option of PowerSync's React `useQuery`).
+//! - [`use_sync_stream`]: keeps a sync stream subscribed while the component is mounted,
+//!   with its status (to also hold a query back until the stream has synced, use
+//!   [`use_live_query_with`]).
 //!
 //! Every task a hook starts belongs to the component's scope: unmounting stops it and
 //! releases its table-change subscription (and its stream subscription, whose TTL then
@@ -21,7 +28,10 @@
 //! **Server-side rendering**: during `VirtualDom::wait_for_suspense` only the one-shot
 //! snapshot behind [`UseLiveQuery::suspend`] runs, so a server render takes one snapshot
 //! and starts no live task. Render through a `SuspenseBoundary` and call `suspend()?` to
-//! get data into server-rendered HTML.
+//! get data into server-rendered HTML. A query with sync streams does not subscribe or
+//! wait for them on the server (a server without a sync connection would never see them
+//! sync): it renders what the server's database holds, and
+//! [`UseLiveQuery::is_syncing`] says whether that is complete.
 //!
 //! ```
 //! use dioxus::prelude::*;
@@ -52,10 +62,14 @@
 
 mod context;
 mod live;
+mod stream_gate;
 mod sync;
 
 pub use context::{provide_database, try_use_database, use_database};
-pub use live::{LiveState, UseLiveQuery, UseLiveQueryOne, use_live_query, use_live_query_one};
+pub use live::{
+    LiveQueryOptions, LiveState, UseLiveQuery, UseLiveQueryOne, use_live_query, use_live_query_one,
+    use_live_query_one_with, use_live_query_with,
+};
 pub use sync::{UseSyncStream, use_sync_status, use_sync_stream};
 
 /// Re-exported for signatures: the read-only signal type the hooks return.

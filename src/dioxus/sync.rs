@@ -93,10 +93,12 @@ impl UseSyncStream {
 }
 
 /// Subscribes to sync stream `name` with `parameters` while this component is mounted
-/// (like the `streams` option of PowerSync's React `useQuery`): the subscription is
-/// taken when the component mounts and released when it unmounts (its TTL then starts).
-/// A hook; the name and parameters are read once per mount — give the component a `key`
-/// that includes them to subscribe to something else.
+/// (like PowerSync's React `useSyncStream`): the subscription is taken when the
+/// component mounts and released when it unmounts (its TTL then starts). A hook; the
+/// name and parameters are read once per mount — give the component a `key` that
+/// includes them to subscribe to something else. For a query that must show loading
+/// until the stream's data is there, and re-key with reactive parameters, use
+/// [`use_live_query_with`](super::use_live_query_with) instead.
 ///
 /// ```
 /// use dioxus::prelude::*;

@@ -11,7 +11,8 @@
 //! | --- | --- |
 //! | [`provide_database`] / [`use_database`] | `provide_context` / `use_context` |
 //! | [`create_live_query`], [`create_live_query_one`] | Leptos' own [`Resource`](leptos_reactive::Resource): read it inside `<Suspense>` or `<Transition>`; `.get()`, `.with()`, `.loading()`, `.refetch()` work as usual |
-//! | [`create_live_signal`] | a plain signal, client-only like `create_local_resource` |
+//! | [`create_live_query_with`], [`create_live_query_one_with`] | the same resources for data that comes from sync streams ([`LiveQueryOptions`], like `useQuery(sql, params, { streams })` in PowerSync's React SDK): the streams are subscribed while the owner lives and the resource stays unresolved until they have synced |
+//! | [`create_live_signal`], [`create_live_signal_with`] | a plain signal, client-only like `create_local_resource` |
 //! | [`use_sync_status`] | a `Signal<SyncStatus>` |
 //! | [`use_sync_stream`] | a subscription held until `on_cleanup`, with its status as a `Signal` |
 //!
@@ -32,9 +33,13 @@
 //!   never run, so the resource resolves once from its snapshot (fetched on the request's
 //!   tokio `LocalSet`, serialized into the page like any `create_resource`) and nothing
 //!   subscribes to table changes. A live signal stays `None` on the server, like a local
-//!   resource.
+//!   resource. A resource with sync streams ([`create_live_query_with`]) neither
+//!   subscribes to them nor waits for them on the server (a server without a sync
+//!   connection would never see them sync): it resolves with the rows the server's
+//!   database holds.
 //! - **`csr` / `hydrate`**: live. A hydrating resource starts from the server's value and
-//!   subscribes once the client runs.
+//!   subscribes once the client runs (one with sync streams keeps the server's value
+//!   until the streams have synced on the client).
 //! - **Native without features** (desktop, tests): live. leptos_reactive then runs a
 //!   resource's fetcher inline (`spawn_local` is `block_on` there), so the first value is
 //!   ready as soon as the resource exists; live updates run as tasks on the current
@@ -77,18 +82,32 @@
 //! }
 //! ```
 //!
-//! [`use_sync_stream`] keeps a sync stream subscribed for the owner's lifetime (like the
-//! `streams` option of PowerSync's React `useQuery`).
+//! [`use_sync_stream`] keeps a sync stream subscribed for the owner's lifetime; to also
+//! hold a query's value back until the stream has synced (the `streams` option of
+//! PowerSync's React `useQuery`), use [`create_live_query_with`].
 
 mod context;
 mod feed;
+mod options;
 mod resource;
 mod signal;
 mod status;
 mod stream;
+// Framework-neutral, shared with the Dioxus adapter: compiled into each adapter so that
+// either feature works alone (a crate-level home would need a module in lib.rs).
+#[allow(
+    clippy::duplicate_mod,
+    reason = "the file is compiled into the Dioxus and the Leptos adapter on purpose"
+)]
+#[path = "../dioxus/stream_gate.rs"]
+mod stream_gate;
 
 pub use context::{provide_database, use_database};
-pub use resource::{LiveResource, LiveResult, create_live_query, create_live_query_one};
-pub use signal::create_live_signal;
+pub use options::LiveQueryOptions;
+pub use resource::{
+    LiveResource, LiveResult, StreamedResource, create_live_query, create_live_query_one,
+    create_live_query_one_with, create_live_query_with,
+};
+pub use signal::{create_live_signal, create_live_signal_with};
 pub use status::use_sync_status;
 pub use stream::use_sync_stream;
