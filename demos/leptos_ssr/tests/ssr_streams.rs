@@ -35,18 +35,25 @@ async fn a_stream_backed_resource_renders_local_rows_on_the_server_without_subsc
             provide_database(db.clone());
             let query = db.clone();
             let todos = create_live_query_with(
-                move || query.query::<Todo>("SELECT id, description FROM todos WHERE list_id = 'l1'"),
+                move || {
+                    query.query::<Todo>("SELECT id, description FROM todos WHERE list_id = 'l1'")
+                },
                 || LiveQueryOptions::new().stream("list_todos", json!({"list_id": "l1"})),
             );
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             while untrack(|| todos.get()).is_none() {
-                assert!(tokio::time::Instant::now() < deadline, "the server waited for the stream");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the server waited for the stream"
+                );
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             let rows = untrack(|| todos.get()).unwrap().unwrap();
             assert_eq!(rows[0].description, "local");
             assert!(
-                db.status().for_stream("list_todos", json!({"list_id": "l1"})).is_none(),
+                db.status()
+                    .for_stream("list_todos", json!({"list_id": "l1"}))
+                    .is_none(),
                 "a server render subscribes nothing"
             );
             runtime.dispose();
