@@ -207,6 +207,7 @@ impl<T: FromRow> Query<T> {
         self.db
             .read(move |conn| {
                 let mut stmt = query.prepare(conn)?;
+                row::require_positions(&column_names(&stmt), &[V::EXPECTED])?;
                 let mut rows = stmt.raw_query();
                 match rows.next()? {
                     Some(row) => row::decode_column::<V, _>(row, 0, "#0"),
@@ -266,7 +267,8 @@ impl<T: FromRow> Query<T> {
         LiveDiff::new(self)
     }
 
-    /// Prepares the statement and binds the parameters.
+    /// Prepares the statement and binds the parameters: one value per placeholder, no
+    /// more, no less (SQLite itself would bind NULL to a forgotten one).
     fn prepare<'c>(&self, conn: &'c Connection) -> Result<rusqlite::CachedStatement<'c>> {
         if let Some(e) = &self.bind_error {
             return Err(Error::InvalidParameter(e.clone()));
@@ -274,25 +276,62 @@ impl<T: FromRow> Query<T> {
         let mut stmt = conn
             .prepare_cached(&self.sql)
             .map_err(|e| Error::sqlite_with_sql(e, self.sql.to_string()))?;
+        let expected = stmt.parameter_count();
+        let given_positional = self
+            .params
+            .iter()
+            .filter(|p| matches!(p, Param::Positional(_)))
+            .count();
+        // `bound[i]`: whether placeholder `i + 1` has a value.
+        let mut bound = vec![false; expected];
         let mut position = 0;
         for param in &self.params {
             let index = match param {
                 Param::Positional(_) => {
                     position += 1;
-                    if position > stmt.parameter_count() {
+                    if position > expected {
                         return Err(Error::InvalidParameter(format!(
-                            "{position} values bound, but the query has {} placeholders",
-                            stmt.parameter_count()
+                            "{given_positional} values bound to {}, but it has {expected} placeholder{}: bind one value per placeholder",
+                            quoted_sql(&self.sql),
+                            plural(expected)
                         )));
                     }
                     position
                 }
                 Param::Named(name, _) => stmt.parameter_index(name)?.ok_or_else(|| {
-                    Error::InvalidParameter(format!("the query has no parameter named {name}"))
+                    Error::InvalidParameter(format!(
+                        "{} has no parameter named {name}",
+                        quoted_sql(&self.sql)
+                    ))
                 })?,
             };
             let (Param::Positional(value) | Param::Named(_, value)) = param;
             stmt.raw_bind_parameter(index, value)?;
+            bound[index - 1] = true;
+        }
+        if let Some(missing) = bound.iter().position(|b| !b) {
+            let index = missing + 1;
+            let placeholder = match stmt.parameter_name(index) {
+                Some(name) => name.to_owned(),
+                None => format!("?{index}"),
+            };
+            let named = placeholder.starts_with([':', '@', '$']);
+            let hint = if named {
+                format!("bind it with bind_named(\"{}\", ...)", &placeholder[1..])
+            } else {
+                "bind one value per placeholder, in order".to_owned()
+            };
+            return Err(Error::InvalidParameter(format!(
+                "{} expects {expected} value{}, but {} {} bound; placeholder {placeholder} has no value: {hint}",
+                quoted_sql(&self.sql),
+                plural(expected),
+                self.params.len(),
+                if self.params.len() == 1 {
+                    "was"
+                } else {
+                    "were"
+                },
+            )));
         }
         Ok(stmt)
     }
@@ -346,6 +385,15 @@ pub(crate) fn owned(value: rusqlite::types::ValueRef<'_>) -> Value {
         ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Value::Blob(b.to_vec()),
     }
+}
+
+/// The SQL of a query, for error messages.
+fn quoted_sql(sql: &str) -> String {
+    format!("the query `{sql}`")
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 fn column_names(stmt: &rusqlite::Statement<'_>) -> Vec<String> {
