@@ -31,7 +31,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A statement failed inside SQLite (syntax error, constraint violation, ...).
-    #[error("SQLite error: {source}{}", sql_suffix(.sql))]
+    ///
+    /// The message names app tables (`todos`), never the data tables behind them
+    /// (`ps_data__todos`); the source is SQLite's error as it was reported.
+    #[error("SQLite error: {}{}", sqlite_message(.source), sql_suffix(.sql))]
     Sqlite {
         /// The error reported by SQLite.
         #[source]
@@ -269,6 +272,19 @@ fn code_suffix(code: &Option<String>) -> String {
     match code {
         Some(code) => format!(" ({code})"),
         None => String::new(),
+    }
+}
+
+/// SQLite's message for `source`, with internal data table names replaced by the app
+/// tables they store (the statement text itself is left as the app wrote it).
+fn sqlite_message(source: &rusqlite::Error) -> String {
+    use crate::schema::names::with_app_names;
+    match source {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => with_app_names(message).into_owned(),
+        rusqlite::Error::SqlInputError {
+            msg, sql, offset, ..
+        } => format!("{} in {sql} at offset {offset}", with_app_names(msg)),
+        other => with_app_names(&other.to_string()).into_owned(),
     }
 }
 

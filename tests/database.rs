@@ -309,3 +309,52 @@ async fn close_waits_for_every_connection_so_the_wal_is_folded_back() {
         "a connection was still open after close()"
     );
 }
+
+#[tokio::test]
+async fn sqlite_errors_name_app_tables_not_internal_data_tables() {
+    use std::error::Error as _;
+    let schema = Schema::new([
+        livesync::Table::new("todos", [livesync::Column::text("description")]),
+        livesync::Table::new("drafts", [livesync::Column::text("body")]).local_only(),
+    ]);
+    let (db, _dir) = file_db(schema).await;
+    for table in ["todos", "drafts"] {
+        let insert = format!("INSERT INTO {table}(id) VALUES ('1')");
+        db.execute(insert.clone(), ()).await.unwrap();
+        let err = db.execute(insert.clone(), ()).await.unwrap_err();
+        assert!(matches!(err, Error::Sqlite { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("UNIQUE constraint failed: {table}.id")),
+            "{message}"
+        );
+        assert!(!message.contains("ps_data"), "{message}");
+        assert!(
+            message.contains(&insert),
+            "the statement is kept: {message}"
+        );
+        // The original SQLite error stays available as the source.
+        let source = err.source().expect("source").to_string();
+        assert!(source.contains("ps_data"), "{source}");
+    }
+    // The same through a typed query (a write inside a read is refused first, so use
+    // a write job) and through a transaction.
+    let err = db
+        .transaction(|tx| {
+            tx.execute("INSERT INTO todos(id) VALUES ('1')", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("todos.id") && !err.to_string().contains("ps_data"),
+        "{err}"
+    );
+    // Names that merely contain the prefix are left alone.
+    let err = db
+        .execute("SELECT * FROM xps_data__todos", ())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no such table: xps_data__todos"), "{err}");
+}
