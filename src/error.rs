@@ -95,7 +95,7 @@ pub enum Error {
 
     /// A name used as an SQL identifier does not follow the identifier rules.
     #[error(
-        "invalid {kind} name {name:?}: {reason} (names must match [A-Za-z_][A-Za-z0-9_]* and must not start with \"ps_\")"
+        "invalid {kind} name {name:?}: {reason} (names must match [A-Za-z_][A-Za-z0-9_]*; table and view names must not start with \"ps_\" or \"sqlite_\")"
     )]
     InvalidIdentifier {
         /// What the name is for: "table", "column", "view" or "index".
