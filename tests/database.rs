@@ -358,3 +358,69 @@ async fn sqlite_errors_name_app_tables_not_internal_data_tables() {
         .to_string();
     assert!(err.contains("no such table: xps_data__todos"), "{err}");
 }
+
+/// `xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx`, lowercase hex.
+fn is_uuid_v4(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            14 => *b == b'4',
+            19 => b"89ab".contains(b),
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(b),
+        })
+}
+
+#[tokio::test]
+async fn the_uuid_sql_function_gives_random_version_4_ids_on_every_connection() {
+    let (db, _dir) = file_db(todo_schema()).await;
+    // On a reader.
+    let (a, b): (String, String) = db.query("SELECT uuid(), uuid()").fetch_one().await.unwrap();
+    assert!(is_uuid_v4(&a) && is_uuid_v4(&b), "{a} {b}");
+    assert_ne!(a, b);
+    // In a write through a view (the writer), as PowerSync's docs write it.
+    for _ in 0..3 {
+        db.execute(
+            "INSERT INTO todos(id, description, done) VALUES (uuid(), 'milk', 0)",
+            (),
+        )
+        .await
+        .unwrap();
+    }
+    let ids: Vec<String> = db.query("SELECT id FROM todos").fetch_all().await.unwrap();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|id| is_uuid_v4(id)), "{ids:?}");
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), 3);
+    // In an app table's DEFAULT and an app trigger (schema objects), and per row of one
+    // statement (not deterministic: SQLite must not reuse one value).
+    db.execute_batch(
+        "CREATE TABLE notes(id TEXT PRIMARY KEY DEFAULT (uuid()), body TEXT);
+         CREATE TABLE note_log(entry TEXT);
+         CREATE TRIGGER note_logged AFTER INSERT ON notes BEGIN
+           INSERT INTO note_log(entry) VALUES (uuid());
+         END;
+         INSERT INTO notes(body) VALUES ('a'), ('b');",
+    )
+    .await
+    .unwrap();
+    let notes: Vec<String> = db.query("SELECT id FROM notes").fetch_all().await.unwrap();
+    let log: Vec<String> = db
+        .query("SELECT entry FROM note_log")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!((notes.len(), log.len()), (2, 2));
+    assert!(notes.iter().chain(&log).all(|id| is_uuid_v4(id)));
+    assert_ne!(notes[0], notes[1]);
+    let per_row: Vec<String> = db
+        .query("SELECT uuid() FROM (SELECT 1 UNION ALL SELECT 2)")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_ne!(per_row[0], per_row[1]);
+    // In-memory databases have it too.
+    let memory = Database::in_memory(Schema::default()).await.unwrap();
+    let id: String = memory.query("SELECT uuid()").fetch_one().await.unwrap();
+    assert!(is_uuid_v4(&id), "{id}");
+}

@@ -14,6 +14,7 @@ mod change_tracker;
 mod crud_functions;
 mod notify;
 mod readers;
+mod sql_functions;
 mod wal_checkpoint;
 mod writer;
 
