@@ -15,7 +15,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Each variant is something a caller can act on; the message names the object involved
 /// and suggests a fix. SQLite failures are sorted into the variants an app usually wants
-/// to handle on their own (`NotADatabase`, `ReadOnly`, `Busy`, `CannotOpen`); the rest
+/// to handle on their own (`NotADatabase`, `Corrupt`, `ReadOnly`, `Busy`, `CannotOpen`); the rest
 /// arrive as [`Error::Sqlite`], carrying the statement text when one was involved.
 ///
 /// ```
@@ -49,6 +49,19 @@ pub enum Error {
         .path.display()
     )]
     NotADatabase {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+
+    /// The file is an SQLite database, but SQLite found malformed pages in it (a disk or
+    /// file-system failure, or something other than SQLite wrote to it). Reported when the
+    /// damage is met: at open if it hits the schema, otherwise by the first statement that
+    /// reads a damaged page.
+    #[error(
+        "{} is corrupt (SQLite found malformed pages in it): restore it from a backup, or close every handle and delete it together with its -wal and -shm files so that livesync creates a new database and syncs the data down again (local writes not yet uploaded are lost)",
+        .path.display()
+    )]
+    Corrupt {
         /// The path that was opened.
         path: PathBuf,
     },
@@ -344,6 +357,7 @@ impl Error {
         let path = path.to_path_buf();
         match source.sqlite_error_code() {
             Some(ErrorCode::NotADatabase) => Self::NotADatabase { path },
+            Some(ErrorCode::DatabaseCorrupt) => Self::Corrupt { path },
             Some(ErrorCode::ReadOnly) => Self::ReadOnly { path },
             Some(ErrorCode::CannotOpen) => Self::CannotOpen {
                 path,
@@ -360,6 +374,7 @@ impl Error {
                 let path = path.to_path_buf();
                 match source.sqlite_error_code() {
                     Some(ErrorCode::NotADatabase) => Self::NotADatabase { path },
+                    Some(ErrorCode::DatabaseCorrupt) => Self::Corrupt { path },
                     Some(ErrorCode::ReadOnly) => Self::ReadOnly { path },
                     Some(ErrorCode::CannotOpen) => Self::CannotOpen { path, source },
                     _ => Self::Sqlite { source, sql },

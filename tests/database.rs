@@ -424,3 +424,51 @@ async fn the_uuid_sql_function_gives_random_version_4_ids_on_every_connection() 
     let id: String = memory.query("SELECT uuid()").fetch_one().await.unwrap();
     assert!(is_uuid_v4(&id), "{id}");
 }
+
+#[tokio::test]
+async fn a_corrupted_file_is_reported_as_corrupt_at_open_or_on_the_first_query() {
+    use std::io::{Seek, SeekFrom, Write};
+    let schema = Schema::new([
+        livesync::Table::new("drafts", [livesync::Column::text("body")]).local_only(),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drafts.db");
+    let db = Database::open(&path, schema.clone()).await.unwrap();
+    db.transaction(|tx| {
+        for i in 0..3000 {
+            tx.execute(
+                "INSERT INTO drafts(id, body) VALUES (?1, ?2)",
+                (format!("{i:05}"), "some draft text ".repeat(8)),
+            )?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    db.close().await; // folds the WAL back into the file
+    let pages = std::fs::metadata(&path).unwrap().len() / 4096;
+    assert!(pages > 50, "{pages} pages");
+    // Garbage over a page in the middle; the header and the schema stay intact.
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.seek(SeekFrom::Start(pages / 2 * 4096)).unwrap();
+    file.write_all(&[0xA5; 4096]).unwrap();
+    drop(file);
+
+    let err = match Database::open(&path, schema).await {
+        Err(err) => err,
+        Ok(db) => db
+            .query::<(String, String)>("SELECT id, body FROM drafts ORDER BY id")
+            .fetch_all()
+            .await
+            .expect_err("a query over every page meets the garbage"),
+    };
+    assert!(
+        matches!(&err, Error::Corrupt { path: p } if p == &path),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("drafts.db") && message.contains("backup") && message.contains("delete"),
+        "{message}"
+    );
+}
