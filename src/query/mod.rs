@@ -245,6 +245,8 @@ impl<T: FromRow> Query<T> {
     /// Like [`watch`](Self::watch), but each item also says which rows were added,
     /// removed or updated since the previous one, matched by the query's `id` column, so
     /// a UI can touch only what changed (PowerSync's "differential" watched queries).
+    /// [`watch_diff_by`](Self::watch_diff_by) matches by another column. Rows sharing a
+    /// key (a join, say) are matched exactly, as a multiset: see [`QueryDiff`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
@@ -264,7 +266,36 @@ impl<T: FromRow> Query<T> {
     where
         T: Clone,
     {
-        LiveDiff::new(self)
+        LiveDiff::new(self, "id".to_owned())
+    }
+
+    /// Like [`watch_diff`](Self::watch_diff), with rows matched by `key_column` (a
+    /// column of the result, named as the query returns it; case-insensitive) instead
+    /// of `id`. Keys compare as SQLite values, type included: the text `'1'` and the
+    /// integer `1` are different keys. A query that does not return the column yields an
+    /// [`Error::Decode`] item naming it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// use futures::StreamExt;
+    /// use livesync::{Column, Database, Schema, Table};
+    /// let db = Database::in_memory(Schema::new([Table::new("todos", [Column::text("list")])])).await?;
+    /// db.execute("INSERT INTO todos(id, list) VALUES ('1', 'home'), ('2', 'work')", ()).await?;
+    /// let mut per_list = db
+    ///     .query::<(String, i64)>("SELECT list, count(*) FROM todos GROUP BY list")
+    ///     .watch_diff_by("list");
+    /// assert_eq!(per_list.next().await.unwrap()?.added.len(), 2);
+    /// db.execute("INSERT INTO todos(id, list) VALUES ('3', 'home')", ()).await?;
+    /// let change = per_list.next().await.unwrap()?;
+    /// assert_eq!(change.updated, [("home".to_string(), 2)]);
+    /// assert!(change.added.is_empty() && change.removed.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn watch_diff_by(self, key_column: impl Into<String>) -> LiveDiff<T>
+    where
+        T: Clone,
+    {
+        LiveDiff::new(self, key_column.into())
     }
 
     /// Prepares the statement and binds the parameters: one value per placeholder, no
