@@ -15,7 +15,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Each variant is something a caller can act on; the message names the object involved
 /// and suggests a fix. SQLite failures are sorted into the variants an app usually wants
-/// to handle on their own (`NotADatabase`, `ReadOnly`, `Busy`, `CannotOpen`); the rest
+/// to handle on their own (`NotADatabase`, `Corrupt`, `ReadOnly`, `Busy`, `CannotOpen`); the rest
 /// arrive as [`Error::Sqlite`], carrying the statement text when one was involved.
 ///
 /// ```
@@ -31,7 +31,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A statement failed inside SQLite (syntax error, constraint violation, ...).
-    #[error("SQLite error: {source}{}", sql_suffix(.sql))]
+    ///
+    /// The message names app tables (`todos`), never the data tables behind them
+    /// (`ps_data__todos`); the source is SQLite's error as it was reported.
+    #[error("SQLite error: {}{}", sqlite_message(.source), sql_suffix(.sql))]
     Sqlite {
         /// The error reported by SQLite.
         #[source]
@@ -57,6 +60,19 @@ pub enum Error {
         .path.display()
     )]
     OpenInAnotherProcess {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+
+    /// The file is an SQLite database, but SQLite found malformed pages in it (a disk or
+    /// file-system failure, or something other than SQLite wrote to it). Reported when the
+    /// damage is met: at open if it hits the schema, otherwise by the first statement that
+    /// reads a damaged page.
+    #[error(
+        "{} is corrupt (SQLite found malformed pages in it): restore it from a backup, or close every handle and delete it together with its -wal and -shm files so that livesync creates a new database and syncs the data down again (local writes not yet uploaded are lost)",
+        .path.display()
+    )]
+    Corrupt {
         /// The path that was opened.
         path: PathBuf,
     },
@@ -103,7 +119,7 @@ pub enum Error {
 
     /// A name used as an SQL identifier does not follow the identifier rules.
     #[error(
-        "invalid {kind} name {name:?}: {reason} (names must match [A-Za-z_][A-Za-z0-9_]* and must not start with \"ps_\")"
+        "invalid {kind} name {name:?}: {reason} (names must match [A-Za-z_][A-Za-z0-9_]*; table and view names must not start with \"ps_\" or \"sqlite_\")"
     )]
     InvalidIdentifier {
         /// What the name is for: "table", "column", "view" or "index".
@@ -283,6 +299,19 @@ fn code_suffix(code: &Option<String>) -> String {
     }
 }
 
+/// SQLite's message for `source`, with internal data table names replaced by the app
+/// tables they store (the statement text itself is left as the app wrote it).
+fn sqlite_message(source: &rusqlite::Error) -> String {
+    use crate::schema::names::with_app_names;
+    match source {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => with_app_names(message).into_owned(),
+        rusqlite::Error::SqlInputError {
+            msg, sql, offset, ..
+        } => format!("{} in {sql} at offset {offset}", with_app_names(msg)),
+        other => with_app_names(&other.to_string()).into_owned(),
+    }
+}
+
 fn sql_suffix(sql: &Option<String>) -> String {
     match sql {
         Some(sql) => format!(" (in SQL: {sql})"),
@@ -339,6 +368,7 @@ impl Error {
         let path = path.to_path_buf();
         match source.sqlite_error_code() {
             Some(ErrorCode::NotADatabase) => Self::NotADatabase { path },
+            Some(ErrorCode::DatabaseCorrupt) => Self::Corrupt { path },
             Some(ErrorCode::ReadOnly) => Self::ReadOnly { path },
             Some(ErrorCode::CannotOpen) => Self::CannotOpen {
                 path,
@@ -355,6 +385,7 @@ impl Error {
                 let path = path.to_path_buf();
                 match source.sqlite_error_code() {
                     Some(ErrorCode::NotADatabase) => Self::NotADatabase { path },
+                    Some(ErrorCode::DatabaseCorrupt) => Self::Corrupt { path },
                     Some(ErrorCode::ReadOnly) => Self::ReadOnly { path },
                     Some(ErrorCode::CannotOpen) => Self::CannotOpen { path, source },
                     _ => Self::Sqlite { source, sql },

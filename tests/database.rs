@@ -329,3 +329,166 @@ async fn one_file_has_one_handle_per_process_and_another_process_is_refused() {
     );
     assert!(err.to_string().contains("another process"), "{err}");
 }
+
+#[tokio::test]
+async fn sqlite_errors_name_app_tables_not_internal_data_tables() {
+    use std::error::Error as _;
+    let schema = Schema::new([
+        livesync::Table::new("todos", [livesync::Column::text("description")]),
+        livesync::Table::new("drafts", [livesync::Column::text("body")]).local_only(),
+    ]);
+    let (db, _dir) = file_db(schema).await;
+    for table in ["todos", "drafts"] {
+        let insert = format!("INSERT INTO {table}(id) VALUES ('1')");
+        db.execute(insert.clone(), ()).await.unwrap();
+        let err = db.execute(insert.clone(), ()).await.unwrap_err();
+        assert!(matches!(err, Error::Sqlite { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("UNIQUE constraint failed: {table}.id")),
+            "{message}"
+        );
+        assert!(!message.contains("ps_data"), "{message}");
+        assert!(
+            message.contains(&insert),
+            "the statement is kept: {message}"
+        );
+        // The original SQLite error stays available as the source.
+        let source = err.source().expect("source").to_string();
+        assert!(source.contains("ps_data"), "{source}");
+    }
+    // The same through a typed query (a write inside a read is refused first, so use
+    // a write job) and through a transaction.
+    let err = db
+        .transaction(|tx| {
+            tx.execute("INSERT INTO todos(id) VALUES ('1')", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("todos.id") && !err.to_string().contains("ps_data"),
+        "{err}"
+    );
+    // Names that merely contain the prefix are left alone.
+    let err = db
+        .execute("SELECT * FROM xps_data__todos", ())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no such table: xps_data__todos"), "{err}");
+}
+
+/// `xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx`, lowercase hex.
+fn is_uuid_v4(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            14 => *b == b'4',
+            19 => b"89ab".contains(b),
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(b),
+        })
+}
+
+#[tokio::test]
+async fn the_uuid_sql_function_gives_random_version_4_ids_on_every_connection() {
+    let (db, _dir) = file_db(todo_schema()).await;
+    // On a reader.
+    let (a, b): (String, String) = db.query("SELECT uuid(), uuid()").fetch_one().await.unwrap();
+    assert!(is_uuid_v4(&a) && is_uuid_v4(&b), "{a} {b}");
+    assert_ne!(a, b);
+    // In a write through a view (the writer), as PowerSync's docs write it.
+    for _ in 0..3 {
+        db.execute(
+            "INSERT INTO todos(id, description, done) VALUES (uuid(), 'milk', 0)",
+            (),
+        )
+        .await
+        .unwrap();
+    }
+    let ids: Vec<String> = db.query("SELECT id FROM todos").fetch_all().await.unwrap();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|id| is_uuid_v4(id)), "{ids:?}");
+    let distinct: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), 3);
+    // In an app table's DEFAULT and an app trigger (schema objects), and per row of one
+    // statement (not deterministic: SQLite must not reuse one value).
+    db.execute_batch(
+        "CREATE TABLE notes(id TEXT PRIMARY KEY DEFAULT (uuid()), body TEXT);
+         CREATE TABLE note_log(entry TEXT);
+         CREATE TRIGGER note_logged AFTER INSERT ON notes BEGIN
+           INSERT INTO note_log(entry) VALUES (uuid());
+         END;
+         INSERT INTO notes(body) VALUES ('a'), ('b');",
+    )
+    .await
+    .unwrap();
+    let notes: Vec<String> = db.query("SELECT id FROM notes").fetch_all().await.unwrap();
+    let log: Vec<String> = db
+        .query("SELECT entry FROM note_log")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!((notes.len(), log.len()), (2, 2));
+    assert!(notes.iter().chain(&log).all(|id| is_uuid_v4(id)));
+    assert_ne!(notes[0], notes[1]);
+    let per_row: Vec<String> = db
+        .query("SELECT uuid() FROM (SELECT 1 UNION ALL SELECT 2)")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_ne!(per_row[0], per_row[1]);
+    // In-memory databases have it too.
+    let memory = Database::in_memory(Schema::default()).await.unwrap();
+    let id: String = memory.query("SELECT uuid()").fetch_one().await.unwrap();
+    assert!(is_uuid_v4(&id), "{id}");
+}
+
+#[tokio::test]
+async fn a_corrupted_file_is_reported_as_corrupt_at_open_or_on_the_first_query() {
+    use std::io::{Seek, SeekFrom, Write};
+    let schema = Schema::new([
+        livesync::Table::new("drafts", [livesync::Column::text("body")]).local_only(),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("drafts.db");
+    let db = Database::open(&path, schema.clone()).await.unwrap();
+    db.transaction(|tx| {
+        for i in 0..3000 {
+            tx.execute(
+                "INSERT INTO drafts(id, body) VALUES (?1, ?2)",
+                (format!("{i:05}"), "some draft text ".repeat(8)),
+            )?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    db.close().await; // folds the WAL back into the file
+    let pages = std::fs::metadata(&path).unwrap().len() / 4096;
+    assert!(pages > 50, "{pages} pages");
+    // Garbage over a page in the middle; the header and the schema stay intact.
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.seek(SeekFrom::Start(pages / 2 * 4096)).unwrap();
+    file.write_all(&[0xA5; 4096]).unwrap();
+    drop(file);
+
+    let err = match Database::open(&path, schema).await {
+        Err(err) => err,
+        Ok(db) => db
+            .query::<(String, String)>("SELECT id, body FROM drafts ORDER BY id")
+            .fetch_all()
+            .await
+            .expect_err("a query over every page meets the garbage"),
+    };
+    assert!(
+        matches!(&err, Error::Corrupt { path: p } if p == &path),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("drafts.db") && message.contains("backup") && message.contains("delete"),
+        "{message}"
+    );
+}

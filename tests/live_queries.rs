@@ -394,3 +394,125 @@ async fn a_query_left_unpolled_through_many_commits_reruns_only_for_its_own_tabl
         "re-ran although `lists` never changed"
     );
 }
+
+async fn next_diff<T>(diffs: &mut livesync::LiveDiff<T>) -> livesync::QueryDiff<T> {
+    tokio::time::timeout(WAIT, diffs.next())
+        .await
+        .expect("an item in time")
+        .expect("open")
+        .expect("a diff")
+}
+
+#[tokio::test]
+async fn watch_diff_counts_rows_sharing_an_id_exactly() {
+    let db = Database::in_memory(todo_schema()).await.unwrap();
+    db.execute("INSERT INTO todos(id, description) VALUES ('1', 'dup')", ())
+        .await
+        .unwrap();
+    // Rows titled "dup…" come back twice: two rows with one id.
+    let mut diffs = db
+        .query::<(String, String)>(
+            "SELECT id, description FROM todos \
+             UNION ALL SELECT id, description FROM todos WHERE description LIKE 'dup%' \
+             ORDER BY 1, 2",
+        )
+        .throttle(Duration::ZERO)
+        .watch_diff();
+    let row = |id: &str, d: &str| (id.to_owned(), d.to_owned());
+    let first = next_diff(&mut diffs).await;
+    assert_eq!(first.added, [row("1", "dup"), row("1", "dup")]);
+
+    // Another row arrives: only it is new.
+    db.execute("INSERT INTO todos(id, description) VALUES ('2', 'x')", ())
+        .await
+        .unwrap();
+    let change = next_diff(&mut diffs).await;
+    assert_eq!(change.added, [row("2", "x")], "{change:?}");
+    assert!(
+        change.updated.is_empty() && change.removed.is_empty(),
+        "{change:?}"
+    );
+
+    // The pair becomes one row: one of them changed, the other is gone.
+    db.execute("UPDATE todos SET description = 'plain' WHERE id = '1'", ())
+        .await
+        .unwrap();
+    let change = next_diff(&mut diffs).await;
+    assert_eq!(change.updated, [row("1", "plain")], "{change:?}");
+    assert_eq!(change.removed, [row("1", "dup")], "{change:?}");
+    assert!(change.added.is_empty(), "{change:?}");
+
+    // And back: one update, one add.
+    db.execute("UPDATE todos SET description = 'dup2' WHERE id = '1'", ())
+        .await
+        .unwrap();
+    let change = next_diff(&mut diffs).await;
+    assert_eq!(change.updated, [row("1", "dup2")], "{change:?}");
+    assert_eq!(change.added, [row("1", "dup2")], "{change:?}");
+    assert!(change.removed.is_empty(), "{change:?}");
+
+    // Everything goes: every row is reported removed, duplicates included.
+    db.execute("DELETE FROM todos", ()).await.unwrap();
+    let change = next_diff(&mut diffs).await;
+    assert_eq!(
+        change.removed,
+        [row("1", "dup2"), row("1", "dup2"), row("2", "x")],
+        "{change:?}"
+    );
+    assert!(change.rows.is_empty() && change.added.is_empty() && change.updated.is_empty());
+}
+
+#[tokio::test]
+async fn watch_diff_by_matches_rows_by_the_chosen_column() {
+    let db = Database::in_memory(lists_and_todos()).await.unwrap();
+    db.execute(
+        "INSERT INTO todos(id, list_id) VALUES ('1', 'a'), ('2', 'a'), ('3', 'b')",
+        (),
+    )
+    .await
+    .unwrap();
+    let mut counts = db
+        .query::<(String, i64)>(
+            "SELECT list_id, count(*) FROM todos GROUP BY list_id ORDER BY list_id",
+        )
+        .throttle(Duration::ZERO)
+        .watch_diff_by("list_id");
+    let first = next_diff(&mut counts).await;
+    assert_eq!(first.added, [("a".to_owned(), 2), ("b".to_owned(), 1)]);
+
+    db.execute("INSERT INTO todos(id, list_id) VALUES ('4', 'a')", ())
+        .await
+        .unwrap();
+    let change = next_diff(&mut counts).await;
+    assert_eq!(change.updated, [("a".to_owned(), 3)], "{change:?}");
+    assert!(change.added.is_empty() && change.removed.is_empty());
+
+    db.execute("DELETE FROM todos WHERE list_id = 'b'", ())
+        .await
+        .unwrap();
+    let change = next_diff(&mut counts).await;
+    assert_eq!(change.removed, [("b".to_owned(), 1)], "{change:?}");
+
+    // A key column the query does not return is a clear error item.
+    let mut wrong = db
+        .query::<String>("SELECT list_id FROM todos")
+        .watch_diff_by("owner");
+    let err = tokio::time::timeout(WAIT, wrong.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("\"owner\"") && message.contains("watch_diff_by"),
+        "{message}"
+    );
+
+    // Keys compare as SQLite values of their type: the text '1' and the integer 1 differ.
+    let mut mixed = db
+        .query::<(serde_json::Value, String)>(
+            "SELECT '1' AS id, 'text' UNION ALL SELECT 1, 'integer'",
+        )
+        .watch_diff();
+    assert_eq!(next_diff(&mut mixed).await.added.len(), 2);
+}

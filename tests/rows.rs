@@ -250,3 +250,144 @@ async fn a_schema_can_be_built_from_row_types() {
         .unwrap();
     assert_eq!(stars, 5);
 }
+
+#[tokio::test]
+async fn every_placeholder_needs_exactly_one_value() {
+    let db = Database::in_memory(Schema::default()).await.unwrap();
+    // Too few: SQLite would bind NULL to ?2 and answer NULL.
+    let err = db
+        .query::<Option<i64>>("SELECT ?1 + ?2")
+        .bind(1)
+        .fetch_all()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidParameter(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("SELECT ?1 + ?2") && message.contains('2') && message.contains('1'),
+        "names the SQL and the counts: {message}"
+    );
+    assert!(
+        message.contains("?2"),
+        "names the unbound placeholder: {message}"
+    );
+    // None at all.
+    let err = db
+        .query::<Option<i64>>("SELECT ?")
+        .fetch_optional()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidParameter(_)), "{err:?}");
+    // Too many names the counts and the SQL too.
+    let message = db
+        .query::<i64>("SELECT ?")
+        .bind(1)
+        .bind(2)
+        .fetch_one()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("SELECT ?") && message.contains("2 values") && message.contains('1'),
+        "{message}"
+    );
+    // A named parameter left unbound.
+    let err = db
+        .query::<Option<i64>>("SELECT :a + :b")
+        .bind_named("a", 1)
+        .fetch_all()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidParameter(_)), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(":b") && message.contains("SELECT :a + :b"),
+        "{message}"
+    );
+    // Live queries check too.
+    use futures::StreamExt;
+    let mut live = db.query::<Option<i64>>("SELECT ?1 + ?2").bind(1).watch();
+    assert!(matches!(
+        live.next().await.unwrap(),
+        Err(Error::InvalidParameter(_))
+    ));
+    // Complete bindings still work, positional and named, reused placeholders included.
+    let sum: i64 = db
+        .query("SELECT ?1 + ?2 + ?1")
+        .bind(1)
+        .bind(2)
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(sum, 4);
+    let sum: i64 = db
+        .query("SELECT :a + :b + :a")
+        .bind_named("b", 2)
+        .bind_named(":a", 1)
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(sum, 4);
+    let nothing: Option<i64> = db
+        .query("SELECT ?")
+        .bind(None::<i64>)
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(nothing, None);
+}
+
+#[tokio::test]
+async fn tuples_and_scalars_on_too_few_columns_say_what_is_missing() {
+    let db = Database::in_memory(todo_schema()).await.unwrap();
+    db.execute(
+        "INSERT INTO todos(id, description, done) VALUES ('a', 'milk', 0)",
+        (),
+    )
+    .await
+    .unwrap();
+    let err = db
+        .query::<(String, String, i64)>("SELECT id, description FROM todos")
+        .fetch_all()
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Decode { column, sql, .. } => {
+            assert_eq!(column, "#2");
+            assert_eq!(sql.as_deref(), Some("SELECT id, description FROM todos"));
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("integer") && message.contains("2 columns") && message.contains("3"),
+        "position, expected type, column count: {message}"
+    );
+    // Even when no row comes back, the shape is checked.
+    let err = db
+        .query::<(String, i64)>("SELECT id FROM todos WHERE 0")
+        .fetch_optional()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    // A single value from a statement that returns no column.
+    let err = db
+        .query::<i64>("UPDATE todos SET done = 1")
+        .fetch_all()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("no column"), "{err}");
+    let err = db
+        .query::<String>("DELETE FROM todos WHERE 0")
+        .fetch_scalar::<i64>()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    // Live queries decode kept values with the same checks.
+    use futures::StreamExt;
+    let mut live = db.query::<(String, String)>("SELECT id FROM todos").watch();
+    let err = live.next().await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    assert!(err.to_string().contains("1 column"), "{err}");
+}

@@ -385,3 +385,32 @@ async fn a_table_renamed_only_by_case_keeps_rows_under_the_new_name() {
     );
     db.close().await;
 }
+
+#[tokio::test]
+async fn names_reserved_by_sqlite_are_refused_at_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    for schema in [
+        Schema::new([Table::new("sqlite_foo", [Column::text("a")])]),
+        Schema::new([Table::new("SQLite_Stat1", [Column::text("a")])]),
+        Schema::new([Table::new("t", [Column::text("a")]).view_name("SQLITE_view")]),
+    ] {
+        let path = dir.path().join("never.db");
+        let err = Database::open(&path, schema).await.unwrap_err();
+        match &err {
+            Error::InvalidIdentifier { name, reason, .. } => {
+                assert!(name.to_ascii_lowercase().starts_with("sqlite_"), "{name}");
+                assert!(reason.contains("sqlite_"), "{reason}");
+            }
+            other => panic!("expected InvalidIdentifier, got {other:?}"),
+        }
+        assert!(err.to_string().contains("sqlite_"), "{err}");
+        assert!(!path.exists(), "refused before SQLite opens the file");
+    }
+    // Merely containing "sqlite" is fine.
+    Database::in_memory(Schema::new([Table::new(
+        "my_sqlite_notes",
+        [Column::text("a")],
+    )]))
+    .await
+    .unwrap();
+}

@@ -26,7 +26,10 @@ use crate::{Error, Result, TableUpdateStream, TableUpdates};
 /// - The first item is the current result. Afterwards it re-runs only when a table the
 ///   query reads changes (found once with `EXPLAIN`: the tables whose B-trees the plan
 ///   opens, so joins, subqueries, CTEs and views count; `ps_data__x` is reported as `x`),
-///   or the tables given to [`Query::triggered_by`](crate::Query::triggered_by).
+///   or the tables given to [`Query::triggered_by`](crate::Query::triggered_by). When
+///   the plan cannot be read (SQLite cannot `EXPLAIN` the statement, or a table it names
+///   does not exist yet), every change triggers a run; that is decided once, on the
+///   first run.
 /// - A run starts no sooner than the throttle after the previous run ended (so results
 ///   are at least the throttle apart), and a burst of changes is always followed by one
 ///   run after its last change (trailing edge), so the final state is delivered.
@@ -77,18 +80,30 @@ impl<T> Stream for LiveQuery<T> {
     }
 }
 
+/// What a live query knows about the tables it reads.
+enum Sources {
+    /// Not looked up yet (before the first run).
+    Unknown,
+    /// Changes to these tables (public names, lowercase) trigger a run.
+    Tables(HashSet<String>),
+    /// The plan could not be read: every change triggers a run. Decided once per live
+    /// query, so a query whose plan SQLite cannot explain costs no `EXPLAIN` per run.
+    Unreadable,
+}
+
 struct Watch<T> {
     query: Query<T>,
     /// Subscribed when the live query is created, before the first snapshot.
     updates: TableUpdateStream,
-    /// Tables that trigger a run (lowercase); `None` until known, or when the plan could
-    /// not be read (then every change triggers a run).
-    tables: Option<HashSet<String>>,
+    /// Which changes trigger a run.
+    sources: Sources,
     /// The last emitted result, as raw values.
     last: Option<Vec<Vec<Value>>>,
     last_run: Option<Instant>,
     started: bool,
     runs: Arc<AtomicU64>,
+    /// How often the plan was read (`EXPLAIN`), for tests.
+    plan_reads: u64,
 }
 
 impl<T: FromRow> LiveQuery<T> {
@@ -109,19 +124,22 @@ impl<T: FromRow> Watch<T> {
     /// Subscribes to table changes (before anything runs) and sets up the run counter.
     fn start(query: Query<T>) -> (Self, Arc<AtomicU64>) {
         let updates = query.db.watch_all_updates();
-        let tables = query
-            .triggered_by
-            .as_ref()
-            .map(|tables| tables.iter().map(|t| t.to_ascii_lowercase()).collect());
+        let sources = match &query.triggered_by {
+            Some(tables) => {
+                Sources::Tables(tables.iter().map(|t| t.to_ascii_lowercase()).collect())
+            }
+            None => Sources::Unknown,
+        };
         let runs = Arc::new(AtomicU64::new(0));
         let watch = Self {
             query,
             updates,
-            tables,
+            sources,
             last: None,
             last_run: None,
             started: false,
             runs: Arc::clone(&runs),
+            plan_reads: 0,
         };
         (watch, runs)
     }
@@ -147,8 +165,12 @@ impl<T: FromRow> Watch<T> {
                 self.wait_for_change().await?;
             }
             self.started = true;
-            if self.tables.is_none() {
-                self.tables = source_tables(&self.query.db, self.query.sql()).await;
+            if matches!(self.sources, Sources::Unknown) {
+                self.plan_reads += 1;
+                self.sources = match source_tables(&self.query.db, self.query.sql()).await {
+                    Some(tables) => Sources::Tables(tables),
+                    None => Sources::Unreadable,
+                };
             }
             let query = self.query.clone();
             self.runs.fetch_add(1, Ordering::Relaxed);
@@ -193,9 +215,9 @@ impl<T: FromRow> Watch<T> {
     }
 
     fn is_relevant(&self, update: &TableUpdates) -> bool {
-        match &self.tables {
-            Some(tables) => tables.iter().any(|t| update.contains(t)),
-            None => true,
+        match &self.sources {
+            Sources::Tables(tables) => tables.iter().any(|t| update.contains(t)),
+            Sources::Unknown | Sources::Unreadable => true,
         }
     }
 }
@@ -264,16 +286,24 @@ fn public_name<'a>(table: &'a str, public_names: &'a HashMap<String, String>) ->
 }
 
 /// One item of [`LiveDiff`]: the full result plus what changed since the previous item,
-/// matched by the `id` column.
+/// rows matched by their key column (`id` unless
+/// [`Query::watch_diff_by`](super::Query::watch_diff_by) chose another).
+///
+/// Rows sharing a key are matched as a multiset: first with identical rows of the
+/// previous result (unchanged), then the rest pairwise in query order (updated); what is
+/// left over was added or removed. So the counts always add up: with duplicates,
+/// `rows.len() == previous rows.len() + added.len() - removed.len()`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryDiff<T> {
     /// The whole current result, in query order.
     pub rows: Vec<T>,
-    /// Rows whose id was not in the previous result (every row, in the first item).
+    /// Rows whose key was not in the previous result, or that outnumber the previous
+    /// rows with their key (every row, in the first item), in query order.
     pub added: Vec<T>,
-    /// Rows of the previous result whose id is gone (their previous values).
+    /// Rows of the previous result whose key is gone, or that outnumber the current rows
+    /// with their key (their previous values), in the previous result's order.
     pub removed: Vec<T>,
-    /// Rows whose id stayed but whose values changed (their new values).
+    /// Rows whose key stayed but whose values changed (their new values), in query order.
     pub updated: Vec<T>,
 }
 
@@ -305,26 +335,28 @@ impl<T> Stream for LiveDiff<T> {
     }
 }
 
-/// The previous item of a diff stream: each row's raw values and decoded value, by id
-/// (the id's debug form, so that the text "1" and the integer 1 stay different ids).
-type Previous<T> = HashMap<String, (Vec<Value>, T)>;
+/// The previous item of a diff stream: each row's raw values and decoded value, in
+/// query order.
+type Previous<T> = Vec<(Vec<Value>, T)>;
 
 impl<T: FromRow + Clone> LiveDiff<T> {
-    pub(super) fn new(query: Query<T>) -> Self {
+    pub(super) fn new(query: Query<T>, key_column: String) -> Self {
         let (watch, runs) = Watch::start(query);
         let results = futures::stream::unfold(
             (watch, Previous::<T>::new()),
-            |(mut watch, mut previous)| async move {
-                let item = match watch.next_raw().await? {
-                    Ok((names, rows)) => {
-                        diff(&names, rows, &mut previous).map_err(|e| e.in_query(watch.query.sql()))
+            move |(mut watch, mut previous)| {
+                let key_column = key_column.clone();
+                async move {
+                    let item = match watch.next_raw().await? {
+                        Ok((names, rows)) => diff(&names, rows, &mut previous, &key_column)
+                            .map_err(|e| e.in_query(watch.query.sql())),
+                        Err(e) => Err(e),
+                    };
+                    if item.is_err() {
+                        watch.last = None;
                     }
-                    Err(e) => Err(e),
-                };
-                if item.is_err() {
-                    watch.last = None;
+                    Some((item, (watch, previous)))
                 }
-                Some((item, (watch, previous)))
             },
         );
         Self {
@@ -334,33 +366,213 @@ impl<T: FromRow + Clone> LiveDiff<T> {
     }
 }
 
-/// Decodes `rows` and compares them with `previous` by id, replacing `previous`.
+/// A value compared by type and content, hashable: the text `'1'` and the integer `1`
+/// differ, reals compare by their bits (with `-0.0` as `0.0`).
+#[derive(Clone, Copy)]
+struct Exact<'a>(&'a Value);
+
+fn real_bits(r: f64) -> u64 {
+    if r == 0.0 { 0 } else { r.to_bits() }
+}
+
+impl PartialEq for Exact<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.0, other.0) {
+            (Value::Null, Value::Null) => true,
+            (Value::Integer(a), Value::Integer(b)) => a == b,
+            (Value::Real(a), Value::Real(b)) => real_bits(*a) == real_bits(*b),
+            (Value::Text(a), Value::Text(b)) => a == b,
+            (Value::Blob(a), Value::Blob(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Exact<'_> {}
+
+impl std::hash::Hash for Exact<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self.0 {
+            Value::Null => state.write_u8(0),
+            Value::Integer(i) => {
+                state.write_u8(1);
+                state.write_i64(*i);
+            }
+            Value::Real(r) => {
+                state.write_u8(2);
+                state.write_u64(real_bits(*r));
+            }
+            Value::Text(t) => {
+                state.write_u8(3);
+                t.hash(state);
+            }
+            Value::Blob(b) => {
+                state.write_u8(4);
+                b.hash(state);
+            }
+        }
+    }
+}
+
+/// A whole row, compared and hashed value by value like [`Exact`].
+struct ExactRow<'a>(&'a [Value]);
+
+impl PartialEq for ExactRow<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(other.0)
+                .all(|(a, b)| Exact(a) == Exact(b))
+    }
+}
+
+impl Eq for ExactRow<'_> {}
+
+impl std::hash::Hash for ExactRow<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.len());
+        for value in self.0 {
+            Exact(value).hash(state);
+        }
+    }
+}
+
+/// Indexes of `items` grouped by `key`, each group in reverse order so that `pop` hands
+/// out the earliest first.
+fn groups<K: std::hash::Hash + Eq>(
+    items: impl DoubleEndedIterator<Item = (usize, K)>,
+) -> HashMap<K, Vec<usize>> {
+    let mut groups: HashMap<K, Vec<usize>> = HashMap::new();
+    for (index, key) in items.rev() {
+        groups.entry(key).or_default().push(index);
+    }
+    groups
+}
+
+/// Decodes `rows` and compares them with `previous` by the key column, replacing
+/// `previous` (only when the whole result decoded).
 fn diff<T: FromRow + Clone>(
     names: &[String],
     rows: Vec<Vec<Value>>,
     previous: &mut Previous<T>,
+    key_column: &str,
 ) -> Result<QueryDiff<T>> {
-    let id_column = super::row::require_column(names, "id")?;
+    let key = super::row::column_index(names, key_column).ok_or_else(|| Error::Decode {
+        column: key_column.to_owned(),
+        message: format!(
+            "watch_diff matches rows by the column {key_column:?}, which the query does not return (it returns {names:?}): select it, or choose the key column with watch_diff_by"
+        ),
+        sql: None,
+    })?;
     let columns = T::resolve(names)?;
-    let mut current: Previous<T> = HashMap::with_capacity(rows.len());
+    let decoded = rows
+        .iter()
+        .map(|raw| T::from_row(raw.as_slice(), &columns))
+        .collect::<Result<Vec<T>>>()?;
+
+    #[derive(Clone, Copy)]
+    enum Match {
+        Pending,
+        Unchanged,
+        Updated,
+        Added,
+    }
+    let mut matched = vec![Match::Pending; rows.len()];
+    let mut previous_taken = vec![false; previous.len()];
+    // Identical rows first, so that rows sharing a key pair up with their own selves.
+    let mut identical = groups(
+        previous
+            .iter()
+            .enumerate()
+            .map(|(i, (raw, _))| (i, ExactRow(raw))),
+    );
+    for (index, raw) in rows.iter().enumerate() {
+        if let Some(earlier) = identical.get_mut(&ExactRow(raw)).and_then(Vec::pop) {
+            previous_taken[earlier] = true;
+            matched[index] = Match::Unchanged;
+        }
+    }
+    // Then the remaining rows by key, in order.
+    let mut by_key = groups(
+        previous
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !previous_taken[*i])
+            .map(|(i, (raw, _))| (i, Exact(&raw[key]))),
+    );
+    for (index, raw) in rows.iter().enumerate() {
+        if !matches!(matched[index], Match::Pending) {
+            continue;
+        }
+        matched[index] = match by_key.get_mut(&Exact(&raw[key])).and_then(Vec::pop) {
+            Some(earlier) => {
+                previous_taken[earlier] = true;
+                Match::Updated
+            }
+            None => Match::Added,
+        };
+    }
+
     let mut out = QueryDiff {
-        rows: Vec::with_capacity(rows.len()),
+        rows: decoded.clone(),
         added: Vec::new(),
         removed: Vec::new(),
         updated: Vec::new(),
     };
-    for raw in rows {
-        let key = format!("{:?}", raw[id_column]);
-        let row = T::from_row(raw.as_slice(), &columns)?;
-        match previous.remove(&key) {
-            None => out.added.push(row.clone()),
-            Some((old_raw, _)) if old_raw != raw => out.updated.push(row.clone()),
-            Some(_) => {}
+    for (row, how) in decoded.iter().zip(&matched) {
+        match how {
+            Match::Added => out.added.push(row.clone()),
+            Match::Updated => out.updated.push(row.clone()),
+            Match::Unchanged | Match::Pending => {}
         }
-        out.rows.push(row.clone());
-        current.insert(key, (raw, row));
     }
-    out.removed = previous.drain().map(|(_, (_, row))| row).collect();
-    *previous = current;
+    let old = std::mem::take(previous);
+    out.removed = old
+        .into_iter()
+        .zip(previous_taken)
+        .filter(|(_, taken)| !taken)
+        .map(|((_, row), _)| row)
+        .collect();
+    *previous = rows.into_iter().zip(decoded).collect();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Column, Database, Schema, Table};
+
+    #[tokio::test]
+    async fn an_unreadable_plan_is_read_once_per_live_query() {
+        let db = Database::in_memory(Schema::new([Table::new("t", [Column::text("a")])]))
+            .await
+            .unwrap();
+        // `EXPLAIN EXPLAIN …` is a syntax error, so the plan of an EXPLAIN cannot be read,
+        // while the query itself runs fine.
+        let query = db
+            .query::<(i64, String)>("EXPLAIN SELECT a FROM t")
+            .throttle(std::time::Duration::ZERO);
+        let (mut watch, runs) = Watch::start(query);
+        watch.next_raw().await.unwrap().unwrap();
+        for i in 0..3 {
+            db.execute(&format!("INSERT INTO t(id, a) VALUES ('{i}', 'x')"), ())
+                .await
+                .unwrap();
+            // Every change counts (the tables are unknown); the result is the same plan,
+            // so wait for the run through the counter rather than for an item.
+            let before = runs.load(Ordering::Relaxed);
+            tokio::select! {
+                _ = watch.next_raw() => {}
+                _ = async {
+                    while runs.load(Ordering::Relaxed) == before {
+                        tokio::task::yield_now().await;
+                    }
+                } => {}
+            }
+        }
+        assert!(runs.load(Ordering::Relaxed) >= 4);
+        assert_eq!(watch.plan_reads, 1, "the plan was read again on later runs");
+    }
 }

@@ -207,6 +207,7 @@ impl<T: FromRow> Query<T> {
         self.db
             .read(move |conn| {
                 let mut stmt = query.prepare(conn)?;
+                row::require_positions(&column_names(&stmt), &[V::EXPECTED])?;
                 let mut rows = stmt.raw_query();
                 match rows.next()? {
                     Some(row) => row::decode_column::<V, _>(row, 0, "#0"),
@@ -244,6 +245,8 @@ impl<T: FromRow> Query<T> {
     /// Like [`watch`](Self::watch), but each item also says which rows were added,
     /// removed or updated since the previous one, matched by the query's `id` column, so
     /// a UI can touch only what changed (PowerSync's "differential" watched queries).
+    /// [`watch_diff_by`](Self::watch_diff_by) matches by another column. Rows sharing a
+    /// key (a join, say) are matched exactly, as a multiset: see [`QueryDiff`].
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
@@ -263,10 +266,40 @@ impl<T: FromRow> Query<T> {
     where
         T: Clone,
     {
-        LiveDiff::new(self)
+        LiveDiff::new(self, "id".to_owned())
     }
 
-    /// Prepares the statement and binds the parameters.
+    /// Like [`watch_diff`](Self::watch_diff), with rows matched by `key_column` (a
+    /// column of the result, named as the query returns it; case-insensitive) instead
+    /// of `id`. Keys compare as SQLite values, type included: the text `'1'` and the
+    /// integer `1` are different keys. A query that does not return the column yields an
+    /// [`Error::Decode`] item naming it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// use futures::StreamExt;
+    /// use livesync::{Column, Database, Schema, Table};
+    /// let db = Database::in_memory(Schema::new([Table::new("todos", [Column::text("list")])])).await?;
+    /// db.execute("INSERT INTO todos(id, list) VALUES ('1', 'home'), ('2', 'work')", ()).await?;
+    /// let mut per_list = db
+    ///     .query::<(String, i64)>("SELECT list, count(*) FROM todos GROUP BY list")
+    ///     .watch_diff_by("list");
+    /// assert_eq!(per_list.next().await.unwrap()?.added.len(), 2);
+    /// db.execute("INSERT INTO todos(id, list) VALUES ('3', 'home')", ()).await?;
+    /// let change = per_list.next().await.unwrap()?;
+    /// assert_eq!(change.updated, [("home".to_string(), 2)]);
+    /// assert!(change.added.is_empty() && change.removed.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn watch_diff_by(self, key_column: impl Into<String>) -> LiveDiff<T>
+    where
+        T: Clone,
+    {
+        LiveDiff::new(self, key_column.into())
+    }
+
+    /// Prepares the statement and binds the parameters: one value per placeholder, no
+    /// more, no less (SQLite itself would bind NULL to a forgotten one).
     fn prepare<'c>(&self, conn: &'c Connection) -> Result<rusqlite::CachedStatement<'c>> {
         if let Some(e) = &self.bind_error {
             return Err(Error::InvalidParameter(e.clone()));
@@ -274,25 +307,62 @@ impl<T: FromRow> Query<T> {
         let mut stmt = conn
             .prepare_cached(&self.sql)
             .map_err(|e| Error::sqlite_with_sql(e, self.sql.to_string()))?;
+        let expected = stmt.parameter_count();
+        let given_positional = self
+            .params
+            .iter()
+            .filter(|p| matches!(p, Param::Positional(_)))
+            .count();
+        // `bound[i]`: whether placeholder `i + 1` has a value.
+        let mut bound = vec![false; expected];
         let mut position = 0;
         for param in &self.params {
             let index = match param {
                 Param::Positional(_) => {
                     position += 1;
-                    if position > stmt.parameter_count() {
+                    if position > expected {
                         return Err(Error::InvalidParameter(format!(
-                            "{position} values bound, but the query has {} placeholders",
-                            stmt.parameter_count()
+                            "{given_positional} values bound to {}, but it has {expected} placeholder{}: bind one value per placeholder",
+                            quoted_sql(&self.sql),
+                            plural(expected)
                         )));
                     }
                     position
                 }
                 Param::Named(name, _) => stmt.parameter_index(name)?.ok_or_else(|| {
-                    Error::InvalidParameter(format!("the query has no parameter named {name}"))
+                    Error::InvalidParameter(format!(
+                        "{} has no parameter named {name}",
+                        quoted_sql(&self.sql)
+                    ))
                 })?,
             };
             let (Param::Positional(value) | Param::Named(_, value)) = param;
             stmt.raw_bind_parameter(index, value)?;
+            bound[index - 1] = true;
+        }
+        if let Some(missing) = bound.iter().position(|b| !b) {
+            let index = missing + 1;
+            let placeholder = match stmt.parameter_name(index) {
+                Some(name) => name.to_owned(),
+                None => format!("?{index}"),
+            };
+            let named = placeholder.starts_with([':', '@', '$']);
+            let hint = if named {
+                format!("bind it with bind_named(\"{}\", ...)", &placeholder[1..])
+            } else {
+                "bind one value per placeholder, in order".to_owned()
+            };
+            return Err(Error::InvalidParameter(format!(
+                "{} expects {expected} value{}, but {} {} bound; placeholder {placeholder} has no value: {hint}",
+                quoted_sql(&self.sql),
+                plural(expected),
+                self.params.len(),
+                if self.params.len() == 1 {
+                    "was"
+                } else {
+                    "were"
+                },
+            )));
         }
         Ok(stmt)
     }
@@ -346,6 +416,15 @@ pub(crate) fn owned(value: rusqlite::types::ValueRef<'_>) -> Value {
         ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Value::Blob(b.to_vec()),
     }
+}
+
+/// The SQL of a query, for error messages.
+fn quoted_sql(sql: &str) -> String {
+    format!("the query `{sql}`")
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 fn column_names(stmt: &rusqlite::Statement<'_>) -> Vec<String> {

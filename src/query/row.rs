@@ -43,7 +43,12 @@ pub trait RowValues {
 impl RowValues for rusqlite::Row<'_> {
     #[inline]
     fn value(&self, index: usize) -> Result<ValueRef<'_>> {
-        Ok(self.get_ref(index)?)
+        self.get_ref(index).map_err(|e| match e {
+            rusqlite::Error::InvalidColumnIndex(_) => {
+                too_few_columns(index, self.as_ref().column_count())
+            }
+            other => other.into(),
+        })
     }
 
     fn sqlite_row(&self) -> Option<&rusqlite::Row<'_>> {
@@ -55,12 +60,96 @@ impl RowValues for [rusqlite::types::Value] {
     fn value(&self, index: usize) -> Result<ValueRef<'_>> {
         self.get(index)
             .map(ValueRef::from)
-            .ok_or_else(|| Error::Decode {
-                column: format!("#{index}"),
-                message: format!("the row has only {} columns", self.len()),
-                sql: None,
-            })
+            .ok_or_else(|| too_few_columns(index, self.len()))
     }
+}
+
+#[cold]
+fn too_few_columns(index: usize, count: usize) -> Error {
+    Error::Decode {
+        column: format!("#{index}"),
+        message: format!(
+            "the query returns only {count} column{}, so there is no column #{index} (positions count from 0)",
+            if count == 1 { "" } else { "s" }
+        ),
+        sql: None,
+    }
+}
+
+/// Checks that a statement returning `names` has the `expected.len()` columns a
+/// positional row type (a tuple or a single value) reads, naming the first missing
+/// position and the type it would be decoded as.
+pub(crate) fn require_positions(names: &[String], expected: &[&str]) -> Result<()> {
+    let Some(missing) = expected.get(names.len()) else {
+        return Ok(());
+    };
+    let position = names.len();
+    let returned = match names {
+        [] => "no column".to_owned(),
+        [one] => format!("only 1 column ({one:?})"),
+        many => format!("only {} columns ({})", many.len(), list(many)),
+    };
+    let message = if expected.len() == 1 {
+        format!(
+            "the query returns {returned}, but one column is decoded as {missing}: use a query that returns a value (a SELECT, or RETURNING), or execute it instead"
+        )
+    } else {
+        format!(
+            "the row type reads {} columns by position, but the query returns {returned}; column #{position} would be decoded as {missing}: select {} more column{} or use a shorter tuple",
+            expected.len(),
+            expected.len() - position,
+            if expected.len() - position == 1 {
+                ""
+            } else {
+                "s"
+            },
+        )
+    };
+    Err(Error::Decode {
+        column: format!("#{position}"),
+        message,
+        sql: None,
+    })
+}
+
+fn list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Decodes column `index` of a positional row type, naming the column in the error.
+#[inline]
+fn decode_position<T: ColumnValue, R: RowValues + ?Sized>(
+    row: &R,
+    index: usize,
+    names: &[String],
+) -> Result<T> {
+    let value = row.value(index)?;
+    match T::decode(value) {
+        Some(decoded) => Ok(decoded),
+        None => Err(positional_mismatch(index, names, T::EXPECTED, value)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn positional_mismatch(
+    index: usize,
+    names: &[String],
+    expected: &str,
+    found: ValueRef<'_>,
+) -> Error {
+    let mut error = mismatch(&format!("#{index}"), expected, found);
+    if let (Error::Decode { message, .. }, Some(name)) = (&mut error, names.get(index)) {
+        message.push_str(&format!(
+            " (column #{index} of {}, named {name:?})",
+            names.len()
+        ));
+    }
+    error
 }
 
 /// The Rust value of a row: `#[derive(Row)]` structs (columns by name), tuples and single
@@ -264,21 +353,23 @@ impl<T: ColumnValue> ColumnValue for Option<T> {
 macro_rules! scalar_row {
     ($($t:ty),*) => {$(
         impl FromRow for $t {
-            type Columns = ();
-            fn resolve(_: &[String]) -> Result<()> {
-                Ok(())
+            type Columns = Vec<String>;
+            fn resolve(names: &[String]) -> Result<Vec<String>> {
+                require_positions(names, &[<$t as ColumnValue>::EXPECTED])?;
+                Ok(names.to_vec())
             }
-            fn from_row<R: RowValues + ?Sized>(row: &R, _: &()) -> Result<Self> {
-                decode_column(row, 0, "#0")
+            fn from_row<R: RowValues + ?Sized>(row: &R, names: &Vec<String>) -> Result<Self> {
+                decode_position(row, 0, names)
             }
         }
         impl FromRow for Option<$t> {
-            type Columns = ();
-            fn resolve(_: &[String]) -> Result<()> {
-                Ok(())
+            type Columns = Vec<String>;
+            fn resolve(names: &[String]) -> Result<Vec<String>> {
+                require_positions(names, &[<$t as ColumnValue>::EXPECTED])?;
+                Ok(names.to_vec())
             }
-            fn from_row<R: RowValues + ?Sized>(row: &R, _: &()) -> Result<Self> {
-                decode_column(row, 0, "#0")
+            fn from_row<R: RowValues + ?Sized>(row: &R, names: &Vec<String>) -> Result<Self> {
+                decode_position(row, 0, names)
             }
         }
     )*};
@@ -306,12 +397,13 @@ scalar_row!(
 macro_rules! tuple_row {
     ($($name:ident $index:tt),+) => {
         impl<$($name: ColumnValue + Send + 'static),+> FromRow for ($($name,)+) {
-            type Columns = ();
-            fn resolve(_: &[String]) -> Result<()> {
-                Ok(())
+            type Columns = Vec<String>;
+            fn resolve(names: &[String]) -> Result<Vec<String>> {
+                require_positions(names, &[$($name::EXPECTED),+])?;
+                Ok(names.to_vec())
             }
-            fn from_row<R: RowValues + ?Sized>(row: &R, _: &()) -> Result<Self> {
-                Ok(($(decode_column::<$name, R>(row, $index, concat!("#", $index))?,)+))
+            fn from_row<R: RowValues + ?Sized>(row: &R, names: &Vec<String>) -> Result<Self> {
+                Ok(($(decode_position::<$name, R>(row, $index, names)?,)+))
             }
         }
     };

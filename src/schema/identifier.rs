@@ -44,17 +44,23 @@ impl Identifier {
     }
 
     /// Like [`parse`](Self::parse), and also rejects the `ps_` prefix reserved for
-    /// livesync's own objects.
+    /// livesync's own objects and the `sqlite_` prefix SQLite reserves for its own
+    /// (any case: SQLite compares names case-insensitively).
     pub(crate) fn parse_unreserved(kind: &'static str, name: &str) -> Result<Self> {
         let ident = Self::parse(kind, name)?;
-        if name.to_ascii_lowercase().starts_with("ps_") {
-            return Err(Error::InvalidIdentifier {
-                kind,
-                name: name.to_owned(),
-                reason: "the ps_ prefix is reserved for livesync's internal tables",
-            });
-        }
-        Ok(ident)
+        let folded = name.to_ascii_lowercase();
+        let reason = if folded.starts_with("ps_") {
+            "the ps_ prefix is reserved for livesync's internal tables"
+        } else if folded.starts_with("sqlite_") {
+            "the sqlite_ prefix is reserved for SQLite's internal tables"
+        } else {
+            return Ok(ident);
+        };
+        Err(Error::InvalidIdentifier {
+            kind,
+            name: name.to_owned(),
+            reason,
+        })
     }
 
     /// The name as written.
@@ -104,5 +110,8 @@ mod tests {
         assert!(Identifier::parse_unreserved("table", "ps_data").is_err());
         assert!(Identifier::parse_unreserved("table", "PS_x").is_err());
         assert!(Identifier::parse_unreserved("table", "psx").is_ok());
+        assert!(Identifier::parse_unreserved("table", "sqlite_x").is_err());
+        assert!(Identifier::parse_unreserved("view", "SQLite_Stat1").is_err());
+        assert!(Identifier::parse_unreserved("table", "sqlitex").is_ok());
     }
 }

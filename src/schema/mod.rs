@@ -19,6 +19,20 @@
 //! ]);
 //! assert!(schema.validate().is_ok());
 //! ```
+//!
+//! Every row has a text `id`. The SQL function `uuid()`, available on every connection,
+//! makes a random version-4 UUID for it (lowercase, as the other PowerSync SDKs write
+//! them), also inside triggers and `DEFAULT` clauses:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+//! use livesync::{Column, Database, Schema, Table};
+//! let db = Database::in_memory(Schema::new([Table::new("todos", [Column::text("title")])])).await?;
+//! db.execute("INSERT INTO todos(id, title) VALUES (uuid(), 'milk')", ()).await?;
+//! let id: String = db.query("SELECT id FROM todos").fetch_one().await?;
+//! assert_eq!((id.len(), &id[14..15]), (36, "4"));
+//! # Ok(()) }
+//! ```
 
 mod apply;
 mod identifier;

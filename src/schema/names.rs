@@ -37,6 +37,38 @@ pub(crate) fn is_data_table(raw: &str) -> bool {
     app_table(raw).is_some()
 }
 
+/// `text` (an SQLite error message, say) with every data table name replaced by its app
+/// table: `UNIQUE constraint failed: ps_data__todos.id` reads
+/// `UNIQUE constraint failed: todos.id`. Only whole names are rewritten: the prefix must
+/// not follow a letter, digit or underscore.
+pub(crate) fn with_app_names(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("ps_data") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("ps_data") {
+        let (before, candidate) = rest.split_at(at);
+        out.push_str(before);
+        let starts_name = !out
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        let prefix = [LOCAL_PREFIX, SYNCED_PREFIX]
+            .into_iter()
+            .find(|p| candidate.starts_with(p));
+        match prefix {
+            Some(prefix) if starts_name => rest = &candidate[prefix.len()..],
+            _ => {
+                out.push_str("ps_data");
+                rest = &candidate["ps_data".len()..];
+            }
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 /// `name` as an SQL identifier in double quotes, inner quotes doubled, so any text is
 /// safe in SQL text.
 pub(crate) fn quote(name: &str) -> String {
@@ -61,6 +93,27 @@ mod tests {
         assert_eq!(synced_type("ps_data_local__drafts"), None);
         assert_eq!(app_table("ps_crud"), None);
         assert!(is_data_table("ps_data__x") && !is_data_table("todos"));
+    }
+
+    #[test]
+    fn messages_name_app_tables() {
+        assert_eq!(
+            with_app_names("UNIQUE constraint failed: ps_data__todos.id"),
+            "UNIQUE constraint failed: todos.id"
+        );
+        assert_eq!(
+            with_app_names("no such table: \"ps_data_local__drafts\" or ps_data__a, ps_data__b"),
+            "no such table: \"drafts\" or a, b"
+        );
+        for unchanged in [
+            "xps_data__todos",
+            "ps_datum",
+            "ps_data",
+            "ps_data_x",
+            "plain",
+        ] {
+            assert_eq!(with_app_names(unchanged), unchanged);
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The SQL functions the CRUD triggers call (see `schema/sql.rs`): upload ids
 //! (`livesync_tx_id()`, `livesync_crud_id()`) and the builders of the CRUD entries' JSON
 //! (`livesync_put_entry`, `livesync_patch_entry`, `livesync_crud_entry`,
-//! `livesync_diff`, `livesync_differs`).
+//! `livesync_diff`, `livesync_differs`). Both registrations also install the general
+//! functions of `sql_functions.rs` (`uuid()`), so every connection has them.
 //!
 //! The id functions exist with real counters only on the writer connection; reader
 //! connections get versions that fail, so a write attempted there fails as "read-only"
@@ -133,6 +134,7 @@ impl CrudIds {
             state.next_crud_id += 1;
             Ok(id)
         })?;
+        super::sql_functions::register(conn)?;
         register_entry_builders(conn)
     }
 }
@@ -146,6 +148,7 @@ pub(super) fn register_read_only(conn: &Connection) -> rusqlite::Result<()> {
             Err(user_error("local writes go through the writer connection"))
         })?;
     }
+    super::sql_functions::register(conn)?;
     register_entry_builders(conn)
 }
 

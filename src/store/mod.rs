@@ -15,6 +15,7 @@ mod crud_functions;
 mod notify;
 mod process_lock;
 mod readers;
+mod sql_functions;
 mod wal_checkpoint;
 mod writer;
 
