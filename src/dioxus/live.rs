@@ -20,11 +20,12 @@ use std::task::Poll;
 use dioxus::core::{CapturedError, SuspendedFuture};
 use dioxus::prelude::*;
 use futures::StreamExt;
-use serde_json::Value;
 
 use super::context::try_use_database;
-use super::stream_gate::{self, Step, StreamSpec};
-use crate::{Database, Error, FromRow, Query, SubscribeOptions};
+use crate::query::LiveQueryOptions;
+use crate::query::live_options::StreamSpec;
+use crate::query::stream_gate::{self, Step};
+use crate::{Database, Error, FromRow, Query};
 
 /// What a live query shows: still loading, rows, or the error of the last run.
 ///
@@ -98,61 +99,6 @@ impl<T> LiveState<T> {
             Ok(rows) => Self::Ready(rows),
             Err(error) => Self::Error(error),
         }
-    }
-}
-
-/// What a live query depends on besides its SQL, for [`use_live_query_with`]: the sync
-/// streams its data comes from (like the `streams` option of PowerSync's React
-/// `useQuery`).
-///
-/// Each stream is subscribed while the component is mounted, and the query reports
-/// [`LiveState::Loading`] until every stream has synced. Options compare equal when they
-/// list the same streams with the same parameters and subscription options in the same
-/// order; a change re-keys the query.
-///
-/// ```
-/// use livesync::dioxus::LiveQueryOptions;
-/// use livesync::SubscribeOptions;
-/// use serde_json::json;
-/// use std::time::Duration;
-///
-/// let options = LiveQueryOptions::new()
-///     .stream("lists", None)
-///     .stream_with(
-///         "list_todos",
-///         json!({"list_id": "l1"}),
-///         SubscribeOptions::default().ttl(Duration::from_secs(600)),
-///     );
-/// assert_ne!(options, LiveQueryOptions::default());
-/// ```
-#[derive(Debug, Clone, Default, PartialEq)]
-#[must_use]
-pub struct LiveQueryOptions {
-    streams: Vec<StreamSpec>,
-}
-
-impl LiveQueryOptions {
-    /// No streams: the same as [`use_live_query`].
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The query's data comes from sync stream `name` with `parameters` (a JSON object,
-    /// or `None`), subscribed with the default TTL and the stream's own priority.
-    pub fn stream(self, name: impl Into<String>, parameters: impl Into<Option<Value>>) -> Self {
-        self.stream_with(name, parameters, SubscribeOptions::default())
-    }
-
-    /// Like [`stream`](Self::stream), subscribed with `options` (TTL, priority).
-    pub fn stream_with(
-        mut self,
-        name: impl Into<String>,
-        parameters: impl Into<Option<Value>>,
-        options: SubscribeOptions,
-    ) -> Self {
-        self.streams
-            .push(StreamSpec::new(name.into(), parameters.into(), options));
-        self
     }
 }
 
@@ -393,7 +339,7 @@ pub fn use_live_query_with<T: FromRow>(
     let db = try_use_database();
     let query = use_memo(make);
     let options = use_memo(options);
-    if db.is_none() && !options.peek().streams.is_empty() {
+    if db.is_none() && !options.peek().streams().is_empty() {
         panic!(
             "livesync::dioxus::use_live_query_with: the query lists sync streams but there is \
              no Database in context; call livesync::dioxus::provide_database(db) in an \
@@ -405,7 +351,7 @@ pub fn use_live_query_with<T: FromRow>(
     let mut fetching = use_signal(|| true);
     let mut syncing = {
         let db = db.clone();
-        use_signal(move || unsynced(db.as_ref(), &options.peek().streams))
+        use_signal(move || unsynced(db.as_ref(), options.peek().streams()))
     };
     // Set by the live task. Dioxus polls it only on the client: during a server render
     // (`wait_for_suspense`) only the task a component suspended on runs.
@@ -415,7 +361,7 @@ pub fn use_live_query_with<T: FromRow>(
         let on_client = Rc::clone(&on_client);
         move || {
             let query = query();
-            let specs = options.read().streams.clone();
+            let specs = options.read().streams().to_vec();
             let _ = generation();
             let db = db.clone();
             let on_client = Rc::clone(&on_client);
@@ -436,7 +382,7 @@ pub fn use_live_query_with<T: FromRow>(
     });
     use_resource(move || {
         let query = query();
-        let specs = options.read().streams.clone();
+        let specs = options.read().streams().to_vec();
         let _ = generation();
         let db = db.clone();
         let on_client = Rc::clone(&on_client);

@@ -62,12 +62,12 @@
 
 mod context;
 mod live;
-mod stream_gate;
 mod sync;
 
+pub use crate::query::LiveQueryOptions;
 pub use context::{provide_database, try_use_database, use_database};
 pub use live::{
-    LiveQueryOptions, LiveState, UseLiveQuery, UseLiveQueryOne, use_live_query, use_live_query_one,
+    LiveState, UseLiveQuery, UseLiveQueryOne, use_live_query, use_live_query_one,
     use_live_query_one_with, use_live_query_with,
 };
 pub use sync::{UseSyncStream, use_sync_status, use_sync_stream};

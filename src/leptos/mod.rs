@@ -88,22 +88,13 @@
 
 mod context;
 mod feed;
-mod options;
 mod resource;
 mod signal;
 mod status;
 mod stream;
-// Framework-neutral, shared with the Dioxus adapter: compiled into each adapter so that
-// either feature works alone (a crate-level home would need a module in lib.rs).
-#[allow(
-    clippy::duplicate_mod,
-    reason = "the file is compiled into the Dioxus and the Leptos adapter on purpose"
-)]
-#[path = "../dioxus/stream_gate.rs"]
-mod stream_gate;
 
+pub use crate::query::LiveQueryOptions;
 pub use context::{provide_database, use_database};
-pub use options::LiveQueryOptions;
 pub use resource::{
     LiveResource, LiveResult, StreamedResource, create_live_query, create_live_query_one,
     create_live_query_one_with, create_live_query_with,

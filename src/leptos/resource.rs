@@ -15,8 +15,9 @@ use leptos_reactive::{
 
 use super::context::use_database;
 use super::feed::Feed;
-use super::options::LiveQueryOptions;
-use super::stream_gate::{self, Step, StreamSpec};
+use crate::query::LiveQueryOptions;
+use crate::query::live_options::StreamSpec;
+use crate::query::stream_gate::{self, Step};
 use crate::{Database, Error, FromRow, LiveQuery, Query};
 
 /// The value of a live resource or signal: the result, or the error of the last run,
@@ -305,7 +306,7 @@ impl<T: 'static> LiveKey<T> for (Query<T>, LiveQueryOptions) {
         self.0.clone()
     }
     fn streams(&self) -> &[StreamSpec] {
-        &self.1.streams
+        self.1.streams()
     }
 }
 

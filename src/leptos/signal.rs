@@ -5,9 +5,9 @@ use leptos_reactive::{Signal, SignalGet, SignalSet, create_effect, create_memo, 
 
 use super::context::use_database;
 use super::feed::Feed;
-use super::options::LiveQueryOptions;
 use super::resource::LiveResult;
-use super::stream_gate::{self, Step};
+use crate::query::LiveQueryOptions;
+use crate::query::stream_gate::{self, Step};
 use crate::{Error, FromRow, Query};
 
 /// A query's rows as a read-only signal that stays current: `None` until the first
@@ -107,7 +107,7 @@ where
     let key = create_memo(move |_| (query(), options()));
     create_effect(move |_| {
         let (query, options) = key.get();
-        if options.streams.is_empty() {
+        if options.streams().is_empty() {
             let mut live = query.watch();
             feed.start(async move {
                 while let Some(next) = live.next().await {
@@ -130,7 +130,7 @@ where
             return;
         };
         feed.start(async move {
-            stream_gate::drive(&db, &options.streams, query, |step| match step {
+            stream_gate::drive(&db, options.streams(), query, |step| match step {
                 Step::Synced => true,
                 Step::Value(next) => set_rows
                     .try_set(Some(next.map(|rows| rows.to_vec())))

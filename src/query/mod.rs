@@ -30,7 +30,10 @@
 //! ```
 
 mod live;
+pub(crate) mod live_options;
 pub(crate) mod row;
+#[cfg(any(feature = "dioxus", feature = "leptos"))]
+pub(crate) mod stream_gate;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -40,6 +43,7 @@ use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{Connection, ToSql};
 
 pub use live::{LiveDiff, LiveQuery, QueryDiff};
+pub use live_options::LiveQueryOptions;
 pub use row::{ColumnValue, FromRow, RowValues, Serde};
 
 use crate::{Database, Error, Result};

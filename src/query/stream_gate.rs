@@ -1,41 +1,18 @@
 //! What a live query backed by sync streams waits for, independent of the UI framework.
 //!
-//! Shared by the Dioxus and the Leptos adapters (the Leptos module includes this file
-//! with `#[path]`, so it compiles with either feature alone): subscribing to the streams
+//! Shared by the Dioxus and the Leptos adapters: subscribing to the streams
 //! a query depends on, deciding from the [`SyncStatus`] whether they have synced or the
 //! service refused them, and driving a query that must not report rows before that.
 
 use std::sync::Arc;
 
+use super::live_options::StreamSpec;
+use crate::{Database, Error, FromRow, Query, Result, SyncStatus, SyncStreamSubscription};
 use futures::StreamExt;
-use serde_json::Value;
-
-use crate::{
-    Database, Error, FromRow, Query, Result, SubscribeOptions, SyncStatus, SyncStreamSubscription,
-};
-
-/// One sync stream a query depends on: name, parameters, subscription options.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct StreamSpec {
-    pub(super) name: String,
-    pub(super) parameters: Option<Value>,
-    pub(super) options: SubscribeOptions,
-}
-
-impl StreamSpec {
-    pub(super) fn new(name: String, parameters: Option<Value>, options: SubscribeOptions) -> Self {
-        Self {
-            name,
-            // `null` means "no parameters", as in `Database::sync_stream`.
-            parameters: parameters.filter(|p| !p.is_null()),
-            options,
-        }
-    }
-}
 
 /// Where the streams of a query stand.
 #[derive(Debug, Clone)]
-pub(super) enum Gate {
+pub(crate) enum Gate {
     /// A stream has not synced yet (or is not in the status yet).
     Pending,
     /// Every stream has synced, and the service reports no error for any of them.
@@ -45,14 +22,14 @@ pub(super) enum Gate {
 }
 
 impl Gate {
-    pub(super) fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         matches!(self, Self::Ready)
     }
 }
 
 /// The state of `specs` in `status`. Errors win over "not synced yet": a subscription
 /// the service refused would otherwise wait forever (or count as synced with no data).
-pub(super) fn gate(status: &SyncStatus, specs: &[StreamSpec]) -> Gate {
+pub(crate) fn gate(status: &SyncStatus, specs: &[StreamSpec]) -> Gate {
     let mut pending = false;
     for spec in specs {
         match status.for_stream(&spec.name, spec.parameters.clone()) {
@@ -81,7 +58,7 @@ fn service_error(spec: &StreamSpec, errors: &[String]) -> Error {
 }
 
 /// Subscribes to every stream; the handles keep them subscribed until dropped.
-pub(super) async fn subscribe_all(
+pub(crate) async fn subscribe_all(
     db: &Database,
     specs: &[StreamSpec],
 ) -> Result<Vec<SyncStreamSubscription>> {
@@ -100,7 +77,7 @@ pub(super) async fn subscribe_all(
 /// The stream's error from the service, a local subscription error, or
 /// [`Error::Closed`] when the database closed meanwhile.
 #[allow(dead_code)] // used by the Dioxus adapter only
-pub(super) async fn wait_until_synced(db: &Database, specs: &[StreamSpec]) -> Result<()> {
+pub(crate) async fn wait_until_synced(db: &Database, specs: &[StreamSpec]) -> Result<()> {
     let _held = subscribe_all(db, specs).await?;
     let mut statuses = db.watch_status();
     while let Some(status) = statuses.next().await {
@@ -114,7 +91,7 @@ pub(super) async fn wait_until_synced(db: &Database, specs: &[StreamSpec]) -> Re
 }
 
 /// What [`drive`] reports.
-pub(super) enum Step<T> {
+pub(crate) enum Step<T> {
     /// Every stream has synced (reported once, before the first rows).
     Synced,
     /// The query's rows, or an error: of the query, of subscribing, or the service's
@@ -127,7 +104,7 @@ pub(super) enum Step<T> {
 /// streams never hold the rows back again; a stream the service starts refusing turns the
 /// value into its error until the refusal ends (then the latest rows come back). Runs
 /// until the database closes or `emit` returns `false`.
-pub(super) async fn drive<T: FromRow>(
+pub(crate) async fn drive<T: FromRow>(
     db: &Database,
     specs: &[StreamSpec],
     query: Query<T>,
