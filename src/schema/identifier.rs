@@ -51,7 +51,7 @@ impl Identifier {
         let folded = name.to_ascii_lowercase();
         let reason = if folded.starts_with("ps_") {
             "the ps_ prefix is reserved for livesync's internal tables"
-        } else if folded.starts_with("sqlite_") {
+        } else if super::names::is_sqlite_reserved(name) {
             "the sqlite_ prefix is reserved for SQLite's internal tables"
         } else {
             return Ok(ident);

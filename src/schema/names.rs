@@ -69,6 +69,13 @@ pub(crate) fn with_app_names(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Whether `name` has the `sqlite_` prefix SQLite reserves for its own objects (any case:
+/// SQLite compares names case-insensitively).
+pub(crate) fn is_sqlite_reserved(name: &str) -> bool {
+    name.get(..7)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("sqlite_"))
+}
+
 /// `name` as an SQL identifier in double quotes, inner quotes doubled, so any text is
 /// safe in SQL text.
 pub(crate) fn quote(name: &str) -> String {
@@ -93,6 +100,8 @@ mod tests {
         assert_eq!(synced_type("ps_data_local__drafts"), None);
         assert_eq!(app_table("ps_crud"), None);
         assert!(is_data_table("ps_data__x") && !is_data_table("todos"));
+        assert!(is_sqlite_reserved("SQLite_Foo") && is_sqlite_reserved("sqlite_schema"));
+        assert!(!is_sqlite_reserved("sqlit") && !is_sqlite_reserved("my_sqlite_x"));
     }
 
     #[test]

@@ -194,6 +194,5 @@ impl ChangeTracker {
 /// Tables whose changes apps may watch: livesync's data tables and the app's own tables,
 /// not livesync's bookkeeping (`ps_*`) nor SQLite's (`sqlite_*`).
 fn is_app_table(table: &str) -> bool {
-    names::is_data_table(table)
-        || !(table.starts_with("ps_") || table.to_ascii_lowercase().starts_with("sqlite_"))
+    names::is_data_table(table) || !(table.starts_with("ps_") || names::is_sqlite_reserved(table))
 }
