@@ -2,29 +2,15 @@
 //! reaching device B's live query, and an offline write arriving after reconnecting.
 #![cfg(feature = "testing")]
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::Duration;
 
-/// `target/<profile>/examples/demo`, built by `cargo test --all-features`.
-fn demo_binary() -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let binary = deps
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/demo");
-    assert!(
-        binary.exists(),
-        "{} is missing: run the tests with --all-features so cargo builds the example",
-        binary.display()
-    );
-    binary
-}
+use common::example_binary;
 
 #[tokio::test]
 async fn the_demo_syncs_two_devices_including_an_offline_write() {
-    let run = tokio::process::Command::new(demo_binary())
+    let run = tokio::process::Command::new(example_binary("demo"))
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(60), run)

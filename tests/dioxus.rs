@@ -15,10 +15,13 @@ use livesync::dioxus::{
     use_live_query_one, use_live_query_with, use_sync_status, use_sync_stream,
 };
 use livesync::testing::{BucketRule, TestStream, TestSyncService};
-use livesync::{Column, Database, Schema, SyncOptions, SyncStreamSubscription, Table};
+use livesync::{Column, Database, Schema, SyncStreamSubscription, Table};
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(10);
+mod common;
+
+use common::sync::{connected, fast, synced};
+use common::wait::{WAIT, in_time, until};
 
 fn schema() -> Schema {
     Schema::new([
@@ -69,9 +72,7 @@ fn dom_with(app: fn() -> Element, db: &Database) -> (VirtualDom, Renders) {
 
 /// Lets the dom's tasks run until a scope is dirty, then re-renders it.
 async fn drive(dom: &mut VirtualDom) {
-    tokio::time::timeout(WAIT, dom.wait_for_work())
-        .await
-        .expect("the component never became dirty");
+    in_time("the component to become dirty", dom.wait_for_work()).await;
     dom.render_immediate(&mut dioxus::dioxus_core::NoOpMutations);
 }
 
@@ -112,20 +113,12 @@ fn todo_app() -> Element {
     rsx! { TodoList {} }
 }
 
+/// Two clients of `service`, both signed in as `u1` and synced once.
 async fn synced_pair(service: &TestSyncService) -> (Database, Database) {
-    let options = SyncOptions::default()
-        .retry_delay(Duration::from_millis(50))
-        .crud_upload_throttle(Duration::from_millis(5));
-    let a = Database::in_memory(schema()).await.unwrap();
-    let b = Database::in_memory(schema()).await.unwrap();
+    let a = connected(schema(), service, "u1").await;
+    let b = connected(schema(), service, "u1").await;
     for db in [&a, &b] {
-        db.connect(service.connector("u1"), options.clone())
-            .await
-            .unwrap();
-        tokio::time::timeout(WAIT, db.wait_for_first_sync())
-            .await
-            .unwrap()
-            .unwrap();
+        synced(db).await;
     }
     (a, b)
 }
@@ -422,9 +415,7 @@ async fn a_server_render_takes_one_snapshot_and_starts_no_live_task() {
     let baseline = db.active_watchers();
     let (mut dom, _) = dom_with(suspense_app, &db);
     dom.rebuild_in_place();
-    tokio::time::timeout(WAIT, dom.wait_for_suspense())
-        .await
-        .expect("suspense resolves");
+    in_time("suspense resolves", dom.wait_for_suspense()).await;
     assert_eq!(dioxus_ssr::render(&dom), "<ul><li>milk</li></ul>");
     assert_eq!(
         db.active_watchers(),
@@ -492,13 +483,7 @@ async fn a_mounted_component_keeps_its_sync_stream_subscribed() {
         json!({"description": "other list", "list_id": "l2"}),
     );
     service.commit();
-    let db = Database::in_memory(schema()).await.unwrap();
-    db.connect(
-        service.connector("u1"),
-        SyncOptions::default().retry_delay(Duration::from_millis(50)),
-    )
-    .await
-    .unwrap();
+    let db = connected(schema(), &service, "u1").await;
     let handle = Handle::<bool>::default();
     let (dom, _) = dom_with(streamed_app, &db);
     let mut dom = dom.with_root_context(handle.clone());
@@ -519,21 +504,13 @@ async fn a_mounted_component_keeps_its_sync_stream_subscribed() {
         show.set(false);
     });
     drive_until(&mut dom, "<p>closed</p>").await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let expires = db
-            .status()
+    until("the TTL restarted", || {
+        db.status()
             .for_stream("list_todos", json!({"list_id": "l1"}))
-            .and_then(|s| s.expires_at);
-        if expires.is_some_and(|e| e > expires_while_mounted) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the TTL never restarted"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+            .and_then(|s| s.expires_at)
+            .is_some_and(|e| e > expires_while_mounted)
+    })
+    .await;
     db.close().await;
 }
 
@@ -603,10 +580,6 @@ async fn list_stream_service() -> TestSyncService {
     );
     service.commit();
     service
-}
-
-fn fast() -> SyncOptions {
-    SyncOptions::default().retry_delay(Duration::from_millis(50))
 }
 
 fn list_params(list: &str) -> serde_json::Value {

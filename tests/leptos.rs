@@ -11,7 +11,8 @@ mod common;
 
 use std::future::Future;
 
-use common::synced::{client, service, until};
+use common::sync::{client, service};
+use common::wait::until;
 use leptos_reactive::{Resource, SignalGet, create_runtime, untrack};
 use livesync::Row;
 use serde::{Deserialize, Serialize};
@@ -361,7 +362,7 @@ mod client {
             .enable_all()
             .build()
             .unwrap();
-        let db = runtime.block_on(livesync::Database::in_memory(common::synced::schema()));
+        let db = runtime.block_on(livesync::Database::in_memory(common::sync::schema()));
         let db = db.unwrap();
         let _guard = runtime.enter(); // a tokio runtime, but no LocalSet
         let reactive = create_runtime();
@@ -484,11 +485,11 @@ mod streams {
         create_live_signal_with, provide_database,
     };
     use livesync::testing::{TestStream, TestSyncService};
-    use livesync::{Database, SyncOptions, SyncStreamSubscription};
+    use livesync::{Database, SyncStreamSubscription};
     use serde_json::json;
 
     use super::*;
-    use common::synced::schema;
+    use common::sync::{fast, schema};
 
     /// The stream `owned`: the todos whose `owner_id` is the `owner` parameter; one todo
     /// for owner x and one for owner y on the service.
@@ -513,10 +514,6 @@ mod streams {
         );
         service.commit();
         service
-    }
-
-    fn fast() -> SyncOptions {
-        SyncOptions::default().retry_delay(Duration::from_millis(50))
     }
 
     fn owned(owner: &str) -> LiveQueryOptions {

@@ -7,16 +7,12 @@ mod common;
 use std::time::Duration;
 
 use common::todo_schema;
+use common::wait::in_time;
 use futures::StreamExt;
 use livesync::{Column, Database, LiveQuery, Schema, Table};
 
-const WAIT: Duration = Duration::from_secs(5);
-
 async fn next<T>(live: &mut LiveQuery<T>) -> livesync::Result<Vec<T>> {
-    tokio::time::timeout(WAIT, live.next())
-        .await
-        .expect("an item in time")
-        .expect("open")
+    in_time("an item", live.next()).await.expect("open")
 }
 
 async fn nothing_within<T>(live: &mut LiveQuery<T>, wait: Duration) -> bool {
@@ -327,9 +323,8 @@ async fn watch_diff_reports_added_removed_and_updated_rows_by_id() {
         .query::<Todo>("SELECT id, description FROM todos ORDER BY id")
         .throttle(Duration::ZERO)
         .watch_diff();
-    let first = tokio::time::timeout(WAIT, diffs.next())
+    let first = in_time("the first diff", diffs.next())
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(first.added.len(), 2);
@@ -346,9 +341,8 @@ async fn watch_diff_reports_added_removed_and_updated_rows_by_id() {
     })
     .await
     .unwrap();
-    let change = tokio::time::timeout(WAIT, diffs.next())
+    let change = in_time("the diff of the transaction", diffs.next())
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     let todo = |id: &str, d: &str| Todo {
@@ -364,9 +358,8 @@ async fn watch_diff_reports_added_removed_and_updated_rows_by_id() {
     let mut no_id = db
         .query::<String>("SELECT description FROM todos")
         .watch_diff();
-    let err = tokio::time::timeout(WAIT, no_id.next())
+    let err = in_time("the error item", no_id.next())
         .await
-        .unwrap()
         .unwrap()
         .unwrap_err();
     assert!(err.to_string().contains("\"id\""), "{err}");
@@ -396,9 +389,8 @@ async fn a_query_left_unpolled_through_many_commits_reruns_only_for_its_own_tabl
 }
 
 async fn next_diff<T>(diffs: &mut livesync::LiveDiff<T>) -> livesync::QueryDiff<T> {
-    tokio::time::timeout(WAIT, diffs.next())
+    in_time("a diff", diffs.next())
         .await
-        .expect("an item in time")
         .expect("open")
         .expect("a diff")
 }
@@ -497,9 +489,8 @@ async fn watch_diff_by_matches_rows_by_the_chosen_column() {
     let mut wrong = db
         .query::<String>("SELECT list_id FROM todos")
         .watch_diff_by("owner");
-    let err = tokio::time::timeout(WAIT, wrong.next())
+    let err = in_time("the error item", wrong.next())
         .await
-        .unwrap()
         .unwrap()
         .unwrap_err();
     let message = err.to_string();

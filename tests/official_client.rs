@@ -7,15 +7,21 @@
 //! fails — never skips — when the client cannot run.
 #![cfg(feature = "testing")]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::example_binary;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-const WAIT: Duration = Duration::from_secs(60);
+/// Upper bound for what the child processes (Node with the official client, the example
+/// service) take: longer than the in-process tests' `common::wait::WAIT`, as a cold Node
+/// start on a busy machine takes seconds.
+const PROCESS_WAIT: Duration = Duration::from_secs(60);
 
 /// A child process spoken to in JSON lines.
 struct LineProcess {
@@ -51,9 +57,9 @@ impl LineProcess {
     }
 
     async fn next(&mut self) -> Value {
-        let line = tokio::time::timeout(WAIT, self.stdout.next_line())
+        let line = tokio::time::timeout(PROCESS_WAIT, self.stdout.next_line())
             .await
-            .unwrap_or_else(|_| panic!("{} said nothing for {WAIT:?}", self.name))
+            .unwrap_or_else(|_| panic!("{} said nothing for {PROCESS_WAIT:?}", self.name))
             .unwrap()
             .unwrap_or_else(|| panic!("{} exited", self.name));
         serde_json::from_str(&line)
@@ -79,7 +85,7 @@ async fn wait_for_rows(
     what: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + PROCESS_WAIT;
     let mut last = Value::Null;
     while tokio::time::Instant::now() < deadline {
         let event = client.next().await;
@@ -125,23 +131,11 @@ fn node_binary() -> PathBuf {
     PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
 }
 
-/// `target/<profile>/examples/test_service`, built by `cargo test --all-features`.
-fn test_service_binary() -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let profile_dir = deps.parent().unwrap().parent().unwrap();
-    let binary = profile_dir.join("examples/test_service");
-    assert!(
-        binary.exists(),
-        "{} is missing: run the tests with --all-features (or --features testing) so cargo builds the example",
-        binary.display()
-    );
-    binary
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_powersync_client_syncs_with_the_test_service() {
     let node = node_binary();
-    let mut service = LineProcess::spawn("test_service", Command::new(test_service_binary()));
+    let mut service =
+        LineProcess::spawn("test_service", Command::new(example_binary("test_service")));
     let hello = service.next().await;
     let url = hello["url"].as_str().unwrap().to_owned();
     let token = hello["token"].as_str().unwrap().to_owned();
@@ -279,11 +273,11 @@ async fn the_official_powersync_client_syncs_with_the_test_service() {
     assert_eq!(subscriptions[0]["parameters"], json!({"list_id": "l1"}));
 
     client.send(json!({"cmd": "exit"})).await;
-    let status = tokio::time::timeout(WAIT, client.child.wait())
+    let status = tokio::time::timeout(PROCESS_WAIT, client.child.wait())
         .await
         .unwrap()
         .unwrap();
     assert!(status.success(), "the official client exited with {status}");
     drop(service.stdin);
-    let _ = tokio::time::timeout(WAIT, service.child.wait()).await;
+    let _ = tokio::time::timeout(PROCESS_WAIT, service.child.wait()).await;
 }

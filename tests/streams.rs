@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use livesync::testing::{BucketRule, TestStream, TestSyncService};
-use livesync::{Column, Database, Schema, SubscribeOptions, SyncOptions, Table};
+use livesync::{Column, Database, Schema, SubscribeOptions, Table};
 use serde_json::{Value, json};
 
 mod common;
 
-use common::synced::{WAIT, until};
+use common::strings;
+use common::sync::{connected, delivered, fast, synced};
+use common::wait::{eventually, in_time, until};
 
 fn schema() -> Schema {
     Schema::new([
@@ -60,39 +62,6 @@ async fn service() -> TestSyncService {
     service
 }
 
-fn fast() -> SyncOptions {
-    SyncOptions::default()
-        .retry_delay(Duration::from_millis(50))
-        .crud_upload_throttle(Duration::from_millis(5))
-}
-
-async fn strings(db: &Database, sql: &'static str) -> Vec<String> {
-    db.read(move |conn| {
-        let mut stmt = conn.prepare(sql)?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    })
-    .await
-    .unwrap()
-}
-
-/// Polls `sql` until it returns `expected` (bounded by `WAIT`).
-async fn eventually(db: &Database, sql: &'static str, expected: &[&str]) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let rows = strings(db, sql).await;
-        if rows == expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{sql}: still {rows:?}, expected {expected:?}; status {:?}",
-            db.status()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 const TODOS: &str = "SELECT id FROM todos ORDER BY id";
 const LISTS: &str = "SELECT id FROM lists ORDER BY id";
 
@@ -105,12 +74,8 @@ fn last_requested(service: &TestSyncService) -> Value {
 #[tokio::test]
 async fn a_subscribed_stream_brings_its_data_and_reports_its_status() {
     let service = service().await;
-    let db = Database::in_memory(schema()).await.unwrap();
-    db.connect(service.connector("u1"), fast()).await.unwrap();
-    tokio::time::timeout(WAIT, db.wait_for_first_sync())
-        .await
-        .unwrap()
-        .unwrap();
+    let db = connected(schema(), &service, "u1").await;
+    synced(&db).await;
     assert_eq!(
         strings(&db, LISTS).await,
         ["l1", "l2"],
@@ -134,9 +99,8 @@ async fn a_subscribed_stream_brings_its_data_and_reports_its_status() {
         .subscribe()
         .await
         .unwrap();
-    tokio::time::timeout(WAIT, subscription.wait_for_first_sync())
+    in_time("the stream syncs", subscription.wait_for_first_sync())
         .await
-        .expect("the stream syncs")
         .unwrap();
     assert_eq!(
         strings(&db, TODOS).await,
@@ -148,12 +112,7 @@ async fn a_subscribed_stream_brings_its_data_and_reports_its_status() {
         last_requested(&service),
         json!([{"stream": "list_todos", "parameters": {"list_id": "l1"}, "override_priority": null}])
     );
-    let mut seen = Vec::new();
-    while let Ok(Some(status)) =
-        tokio::time::timeout(Duration::from_millis(50), statuses.next()).await
-    {
-        seen.push(status);
-    }
+    let seen = delivered(&mut statuses).await;
     assert!(
         seen.iter().all(|s| s.connected || s.connecting),
         "a subscription change reconnects without a visible disconnect: {seen:?}"
@@ -233,10 +192,7 @@ async fn the_service_reports_a_subscription_it_cannot_resolve() {
         ["stream \"no_such_stream\" is not defined"]
     );
     // The default stream still syncs.
-    tokio::time::timeout(WAIT, db.wait_for_first_sync())
-        .await
-        .unwrap()
-        .unwrap();
+    synced(&db).await;
     assert_eq!(strings(&db, LISTS).await, ["l1", "l2"]);
     db.close().await;
 }
@@ -256,10 +212,12 @@ async fn subscription_priority_overrides_the_streams_and_defaults_can_be_left_ou
     )
     .await
     .unwrap();
-    tokio::time::timeout(WAIT, urgent.wait_for_first_sync())
-        .await
-        .unwrap()
-        .unwrap();
+    in_time(
+        "the urgent subscription syncs",
+        urgent.wait_for_first_sync(),
+    )
+    .await
+    .unwrap();
     assert_eq!(strings(&db, TODOS).await, ["t3"]);
     let request = service.sync_requests().last().unwrap().clone();
     assert_eq!(request["streams"]["include_defaults"], false);
@@ -293,9 +251,8 @@ async fn subscriptions_survive_a_restart() {
             .await
             .unwrap();
         db.connect(service.connector("u1"), fast()).await.unwrap();
-        tokio::time::timeout(WAIT, subscription.wait_for_first_sync())
+        in_time("the subscription syncs", subscription.wait_for_first_sync())
             .await
-            .unwrap()
             .unwrap();
         drop(subscription);
         db.close().await;
@@ -366,7 +323,7 @@ async fn a_subscription_expires_after_its_ttl_once_no_handle_holds_it() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     };
-    let renewed = tokio::time::timeout(WAIT, renewed).await.unwrap();
+    let renewed = in_time("the expiry moves", renewed).await;
     let moved = renewed.duration_since(expires_before_drop).unwrap();
     assert!(
         (Duration::from_secs(29)..=Duration::from_secs(31)).contains(&moved),
@@ -394,9 +351,8 @@ async fn a_subscription_expires_after_its_ttl_once_no_handle_holds_it() {
     tokio::time::resume();
     let service = service().await;
     db.connect(service.connector("u1"), fast()).await.unwrap();
-    tokio::time::timeout(WAIT, held.wait_for_first_sync())
+    in_time("the held subscription syncs", held.wait_for_first_sync())
         .await
-        .unwrap()
         .unwrap();
     let requested = last_requested(&service);
     let streams: Vec<&str> = requested
@@ -419,16 +375,14 @@ async fn a_subscription_expires_after_its_ttl_once_no_handle_holds_it() {
 #[tokio::test]
 async fn a_subscription_expiring_while_connected_is_dropped_at_a_keepalive() {
     let service = service().await;
-    let db = Database::in_memory(schema()).await.unwrap();
-    db.connect(service.connector("u1"), fast()).await.unwrap();
+    let db = connected(schema(), &service, "u1").await;
     let short = db
         .sync_stream("list_todos", json!({"list_id": "l2"}))
         .subscribe_with(SubscribeOptions::default().ttl(Duration::from_secs(1)))
         .await
         .unwrap();
-    tokio::time::timeout(WAIT, short.wait_for_first_sync())
+    in_time("the short subscription syncs", short.wait_for_first_sync())
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(strings(&db, TODOS).await, ["t3"]);
     let requests = service.sync_requests().len();
@@ -503,9 +457,8 @@ async fn signing_out_forgets_what_the_service_said_about_subscriptions() {
         .await
         .unwrap();
     db.connect(service.connector("u1"), fast()).await.unwrap();
-    tokio::time::timeout(WAIT, mine.wait_for_first_sync())
+    in_time("the subscription syncs", mine.wait_for_first_sync())
         .await
-        .unwrap()
         .unwrap();
     assert!(db.status().for_stream("lists", None).is_some());
 
@@ -545,8 +498,7 @@ async fn a_default_stream_the_service_cannot_resolve_reports_its_error() {
         .start()
         .await
         .unwrap();
-    let db = Database::in_memory(schema()).await.unwrap();
-    db.connect(service.connector("u1"), fast()).await.unwrap();
+    let db = connected(schema(), &service, "u1").await;
     until("the default stream's error", || {
         db.status()
             .for_stream("needs_param", None)

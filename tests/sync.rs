@@ -6,16 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::stream::BoxStream;
 use livesync::testing::{BucketRule, ParameterSource, TestConnector, TestSyncService};
-use livesync::{
-    BackendConnector, Column, Credentials, Database, Error, Row, Schema, SyncOptions, SyncStatus,
-    Table,
-};
+use livesync::{BackendConnector, Column, Credentials, Database, Error, Row, Schema, Table};
 use serde_json::json;
 
-/// Upper bound for anything the tests wait for (bounded loops, never a hang).
-const WAIT: Duration = Duration::from_secs(10);
+mod common;
+
+use common::strings;
+use common::sync::{connected, delivered, fast, synced};
+use common::wait::{WAIT, eventually, in_time, until};
 
 fn schema() -> Schema {
     Schema::new([
@@ -45,82 +44,6 @@ async fn service() -> TestSyncService {
         .start()
         .await
         .expect("service starts")
-}
-
-fn fast() -> SyncOptions {
-    SyncOptions::default()
-        .retry_delay(Duration::from_millis(50))
-        .crud_upload_throttle(Duration::from_millis(5))
-}
-
-async fn client(service: &TestSyncService, user: &str) -> Database {
-    let db = Database::in_memory(schema()).await.unwrap();
-    db.connect(service.connector(user), fast()).await.unwrap();
-    db
-}
-
-async fn strings(db: &Database, sql: &str) -> Vec<String> {
-    let sql = sql.to_owned();
-    db.read(move |conn| {
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([], |r| {
-            Ok(match r.get::<_, rusqlite::types::Value>(0)? {
-                rusqlite::types::Value::Text(text) => text,
-                rusqlite::types::Value::Integer(n) => n.to_string(),
-                rusqlite::types::Value::Null => "NULL".to_owned(),
-                other => format!("{other:?}"),
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    })
-    .await
-    .unwrap()
-}
-
-/// Polls `sql` until it returns `expected` (bounded by `WAIT`).
-async fn eventually(db: &Database, sql: &str, expected: &[&str]) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let rows = strings(db, sql).await;
-        if rows == expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{sql}: still {rows:?}, expected {expected:?}; status {:?}",
-            db.status()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Waits until `check` holds for the service (bounded by `WAIT`).
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// The statuses a `watch_status` stream delivered until it went quiet for 50 ms
-/// (bounded: at most 10,000).
-async fn delivered(statuses: &mut BoxStream<'static, SyncStatus>) -> Vec<SyncStatus> {
-    let mut seen = Vec::new();
-    while seen.len() < 10_000 {
-        match tokio::time::timeout(Duration::from_millis(50), statuses.next()).await {
-            Ok(Some(status)) => seen.push(status),
-            _ => break,
-        }
-    }
-    seen
-}
-
-async fn synced(db: &Database) {
-    tokio::time::timeout(WAIT, db.wait_for_first_sync())
-        .await
-        .expect("first sync in time")
-        .unwrap();
 }
 
 const TODOS: &str = "SELECT id || ':' || ifnull(description, 'NULL') FROM todos ORDER BY id";
@@ -188,7 +111,7 @@ async fn initial_sync_brings_every_table_and_bucket_of_the_user() {
 async fn live_changes_removals_clears_and_compaction_arrive() {
     let service = service().await;
     seed(&service);
-    let db = client(&service, "u1").await;
+    let db = connected(schema(), &service, "u1").await;
     synced(&db).await;
     let mut todo_changes = db.watch_tables(["todos"]);
 
@@ -204,9 +127,8 @@ async fn live_changes_removals_clears_and_compaction_arrive() {
     );
     service.commit();
     eventually(&db, TODOS, &["t1:oat milk", "t2:bread", "t4:eggs"]).await;
-    let event = tokio::time::timeout(WAIT, todo_changes.next())
+    let event = in_time("a change of todos", todo_changes.next())
         .await
-        .unwrap()
         .unwrap();
     assert!(event.contains("todos"));
 
@@ -222,7 +144,7 @@ async fn live_changes_removals_clears_and_compaction_arrive() {
 
     // Compaction turns superseded ops into MOVEs: a fresh client still validates.
     service.compact("by_owner[\"u1\"]");
-    let fresh = client(&service, "u1").await;
+    let fresh = connected(schema(), &service, "u1").await;
     synced(&fresh).await;
     assert_eq!(strings(&fresh, TODOS).await, ["t1:oat milk"]);
 
@@ -239,7 +161,7 @@ async fn live_changes_removals_clears_and_compaction_arrive() {
 async fn a_local_write_is_uploaded_and_replaced_by_the_server_version() {
     let service = service().await;
     seed(&service);
-    let db = client(&service, "u1").await;
+    let db = connected(schema(), &service, "u1").await;
     synced(&db).await;
 
     db.execute(
@@ -285,7 +207,7 @@ async fn a_write_the_backend_rejects_reverts_after_the_round_trip() {
     let service = service().await;
     seed(&service);
     service.reject_uploads_to("lists");
-    let db = client(&service, "u1").await;
+    let db = connected(schema(), &service, "u1").await;
     synced(&db).await;
     db.execute("UPDATE lists SET name = 'renamed' WHERE id = 'l1'", ())
         .await
@@ -428,7 +350,7 @@ async fn a_dropped_connection_resumes_after_the_last_stored_op() {
     service.commit();
     // checkpoint + 3 data lines, then the connection is reset.
     service.drop_next_connection_after(4);
-    let db = client(&service, "u1").await;
+    let db = connected(schema(), &service, "u1").await;
     synced(&db).await;
     assert_eq!(strings(&db, "SELECT count(*) FROM lists").await, ["100"]);
     let requests = service.sync_requests();
@@ -565,7 +487,7 @@ async fn server_errors_and_malformed_lines_are_reported_then_retried() {
 async fn disconnect_stops_everything_and_clear_forgets_the_user() {
     let service = service().await;
     seed(&service);
-    let db = client(&service, "u1").await;
+    let db = connected(schema(), &service, "u1").await;
     synced(&db).await;
     until("stream open", || service.open_streams() == 1).await;
     db.disconnect().await;
@@ -613,8 +535,8 @@ async fn disconnect_stops_everything_and_clear_forgets_the_user() {
 async fn two_clients_writing_concurrently_converge() {
     let service = service().await;
     seed(&service);
-    let a = client(&service, "u1").await;
-    let b = client(&service, "u1").await;
+    let a = connected(schema(), &service, "u1").await;
+    let b = connected(schema(), &service, "u1").await;
     synced(&a).await;
     synced(&b).await;
     let write = |db: Database, prefix: &'static str| async move {
@@ -672,15 +594,14 @@ struct Todo {
 async fn a_live_query_on_one_client_shows_what_another_client_wrote() {
     let service = service().await;
     seed(&service);
-    let a = client(&service, "u1").await;
-    let b = client(&service, "u1").await;
+    let a = connected(schema(), &service, "u1").await;
+    let b = connected(schema(), &service, "u1").await;
     synced(&b).await;
     let mut live = b
         .query::<Todo>("SELECT id, description FROM todos ORDER BY id")
         .watch();
-    let first = tokio::time::timeout(WAIT, live.next())
+    let first = in_time("the live query's first result", live.next())
         .await
-        .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(first.len(), 2);
@@ -909,7 +830,7 @@ async fn a_high_priority_bucket_is_visible_before_a_large_low_priority_one_finis
     }
     service.commit();
     service.set_line_delay(Duration::from_millis(10));
-    let db = client(&service, "u1").await;
+    let db = connected(schema(), &service, "u1").await;
     eventually(&db, LISTS, &["l1:urgent"]).await;
     let todos_then = strings(&db, "SELECT count(*) FROM todos").await;
     assert_eq!(

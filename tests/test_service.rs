@@ -5,12 +5,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::wait::{WAIT, in_time, until};
 use livesync::testing::{BucketRule, ParameterSource, TestSyncService};
 use livesync::{BackendConnector, Database};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-const WAIT: Duration = Duration::from_secs(5);
 
 fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -388,17 +387,10 @@ async fn a_new_connection_resumes_after_the_ops_it_already_has() {
     let mut lines = open_stream(&service, &service.token("u"), request("c", &[])).await;
     assert_eq!(data_ops(&lines.until_complete().await).len(), 2);
     drop(lines);
-    for _ in 0..200 {
-        if service.open_streams() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(
-        service.open_streams(),
-        0,
-        "the service noticed the client left"
-    );
+    until("the service noticed the client left", || {
+        service.open_streams() == 0
+    })
+    .await;
 
     service.put("b", "items", "c", json!({"v": 3}));
     service.commit();
@@ -732,9 +724,7 @@ async fn shutdown_ends_open_streams() {
     let mut lines = open_stream(&service, &service.token("u"), request("c", &[])).await;
     lines.until_complete().await;
     assert_eq!(service.open_streams(), 1);
-    tokio::time::timeout(WAIT, service.shutdown())
-        .await
-        .expect("shutdown in time");
+    in_time("shutdown", service.shutdown()).await;
     assert_eq!(
         lines.next_within(WAIT).await,
         Ok(None),

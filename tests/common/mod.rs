@@ -1,7 +1,18 @@
 //! Shared setup for the integration tests: schemas and small helpers.
+//!
+//! Every test binary compiles this module on its own (`mod common;`) and uses a part of
+//! it, hence `dead_code` is allowed. Submodules by concern:
+//! - [`wait`]: the one bound for waiting ([`wait::WAIT`]) and the bounded polls;
+//! - [`sync`] (feature `testing`): clients of the in-process `TestSyncService`.
 #![allow(dead_code, unreachable_pub)]
 
+use std::path::{Path, PathBuf};
+
 use livesync::{Column, Database, Index, IndexColumn, Schema, Table, TrackPreviousValues};
+
+#[cfg(feature = "testing")]
+pub mod sync;
+pub mod wait;
 
 /// `todos(description TEXT, done INTEGER)`, the schema of the protocol spec's test vectors.
 pub fn todo_schema() -> Schema {
@@ -71,61 +82,31 @@ pub async fn rows(db: &Database, sql: &str) -> Vec<Vec<String>> {
     .expect("query")
 }
 
-/// Two clients of one in-process sync service (feature `testing`).
-#[cfg(feature = "testing")]
-pub mod synced {
-    use std::time::Duration;
+/// The first column of `sql`'s rows as strings, converted as in [`rows`].
+pub async fn strings(db: &Database, sql: &str) -> Vec<String> {
+    rows(db, sql)
+        .await
+        .into_iter()
+        .map(|row| row.into_iter().next().expect("a query with a column"))
+        .collect()
+}
 
-    use livesync::testing::{BucketRule, TestSyncService};
-    use livesync::{Column, Database, Schema, SyncOptions, Table};
-
-    /// Upper bound for anything a test waits for (bounded loops, never a hang).
-    pub const WAIT: Duration = Duration::from_secs(10);
-
-    /// `todos(description, owner_id)` and `lists(name)`.
-    pub fn schema() -> Schema {
-        Schema::new([
-            Table::new(
-                "todos",
-                [Column::text("description"), Column::text("owner_id")],
-            ),
-            Table::new("lists", [Column::text("name")]),
-        ])
-    }
-
-    /// A service that sends every `todos` and `lists` row to every user.
-    pub async fn service() -> TestSyncService {
-        TestSyncService::builder()
-            .rule(BucketRule::global("todos", ["todos"]))
-            .rule(BucketRule::global("lists", ["lists"]))
-            .start()
-            .await
-            .expect("service starts")
-    }
-
-    /// An in-memory client connected as `user`, synced once.
-    pub async fn client(service: &TestSyncService, user: &str) -> Database {
-        let db = Database::in_memory(schema()).await.expect("open database");
-        let options = SyncOptions::default()
-            .retry_delay(Duration::from_millis(50))
-            .crud_upload_throttle(Duration::from_millis(5));
-        db.connect(service.connector(user), options)
-            .await
-            .expect("connect");
-        tokio::time::timeout(WAIT, db.wait_for_first_sync())
-            .await
-            .expect("first sync in time")
-            .expect("first sync");
-        db
-    }
-
-    /// Polls `check` until it holds (every 5 ms, bounded by `WAIT`); the pauses let
-    /// tasks on the current `LocalSet` run.
-    pub async fn until(what: &str, mut check: impl FnMut() -> bool) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !check() {
-            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
+/// `target/<profile>/examples/<name>`; panics saying how to build it when it is missing
+/// (a plain `cargo test --all-features` builds the examples, `--tests` or `--test NAME`
+/// alone does not).
+#[track_caller]
+pub fn example_binary(name: &str) -> PathBuf {
+    let test_binary = std::env::current_exe().expect("the test binary's path");
+    let binary = test_binary
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps")
+        .join("examples")
+        .join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo test --all-features` (which builds the examples) or `cargo build --examples --all-features` first",
+        binary.display()
+    );
+    binary
 }
