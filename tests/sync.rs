@@ -860,3 +860,38 @@ async fn a_high_priority_bucket_is_visible_before_a_large_low_priority_one_finis
     );
     db.close().await;
 }
+
+#[tokio::test]
+async fn download_progress_counts_every_data_line_as_soon_as_it_is_handled() {
+    let service = TestSyncService::builder()
+        .rule(BucketRule::global("todos", ["todos"]))
+        .ops_per_line(1)
+        .start()
+        .await
+        .unwrap();
+    let db = connected(schema(), &service, "u1").await;
+    synced(&db).await;
+    // Bursts of ten lines of one op each, then a pause before checkpoint_complete: the
+    // client has every data line and nothing else comes for a while. (Three bursts: the
+    // first may overlap the connect-time upload rounds, whose end also counts progress.)
+    for burst in 1..=3 {
+        service.hold_checkpoint_completes(true);
+        for i in 0..10 {
+            let id = format!("b{burst}-{i}");
+            service.put("todos", "todos", &id, json!({"description": "x"}));
+        }
+        service.commit();
+        until("progress reaches 10 of 10 while checkpoint_complete is held", || {
+            db.status()
+                .downloading
+                .is_some_and(|p| (p.downloaded, p.total) == (10, 10))
+        })
+        .await;
+        let before = ((burst - 1) * 10).to_string();
+        assert_eq!(strings(&db, "SELECT count(*) FROM todos").await, [before]);
+        service.hold_checkpoint_completes(false);
+        let after = (burst * 10).to_string();
+        eventually(&db, "SELECT count(*) FROM todos", &[after.as_str()]).await;
+        until("the download is over", || db.status().downloading.is_none()).await;
+    }
+}

@@ -149,6 +149,7 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
                     return Err(Error::Protocol(format!("a sync line exceeded {MAX_LINE_BYTES} bytes")));
                 }
             }
+            stored = iteration.next_stored(engine.status()) => stored?,
             () = engine.upload_finished.notified() => {
                 iteration.upload_finished(engine.db.store(), engine.status()).await?;
             }

@@ -116,6 +116,29 @@ impl Iteration {
         self.settle(status, 0).await
     }
 
+    /// Waits for the oldest queued data line to be stored and counts its ops in the
+    /// progress at once (docs/sync-protocol.md §7.3), so the status does not lag behind
+    /// the last line of a burst while the service pauses. Pending while none is queued.
+    ///
+    /// Cancel-safe: dropped before the store finishes, the line stays queued; once the
+    /// store's answer is taken, the line is dequeued in the same poll.
+    pub(crate) async fn next_stored(&mut self, status: &StatusCell) -> Result<()> {
+        let Some((_, answer)) = self.in_flight.front_mut() else {
+            return std::future::pending().await;
+        };
+        let count = answer.await;
+        // Dequeued before looking at the answer: a finished future is never polled again.
+        let done = self.in_flight.pop_front();
+        let count = count?;
+        if let Some((bucket, _)) = done
+            && let Some(progress) = self.progress.get_mut(&bucket)
+        {
+            progress.stored.since_last = progress.stored.since_last.saturating_add(count);
+            self.publish_progress(status, |_| {});
+        }
+        Ok(())
+    }
+
     /// Waits for queued data lines until at most `keep` remain, counting their progress.
     async fn settle(&mut self, status: &StatusCell, keep: usize) -> Result<()> {
         let mut stored_any = false;

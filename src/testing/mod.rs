@@ -182,6 +182,7 @@ impl TestSyncServiceBuilder {
             shutdown,
             log: Mutex::new(RequestLog::default()),
             ops_sent: AtomicU64::new(0),
+            hold_completes: watch::Sender::new(false),
         });
         let server = tokio::spawn(http::serve(listener, Arc::clone(&shared)));
         tracing::debug!(%address, "test sync service started");
@@ -210,6 +211,8 @@ pub(crate) struct Shared {
     shutdown: watch::Sender<bool>,
     log: Mutex<RequestLog>,
     ops_sent: AtomicU64,
+    /// While `true`, streams wait before sending `checkpoint_complete`.
+    pub(crate) hold_completes: watch::Sender<bool>,
 }
 
 #[derive(Default)]
@@ -465,6 +468,21 @@ impl TestSyncService {
         self.shared.faults().line_delay = delay;
     }
 
+    /// While `hold` is `true`, every stream sends its checkpoint's data and then waits
+    /// before `checkpoint_complete` (as a service pausing between lines would); `false`
+    /// lets the held streams go on. To observe what a client shows mid-download.
+    ///
+    /// ```
+    /// # async fn demo(service: livesync::testing::TestSyncService) {
+    /// service.hold_checkpoint_completes(true);
+    /// // … connect a client and watch `status().downloading` reach the total …
+    /// service.hold_checkpoint_completes(false);
+    /// # }
+    /// ```
+    pub fn hold_checkpoint_completes(&self, hold: bool) {
+        self.shared.hold_completes.send_replace(hold);
+    }
+
     /// Sends `line` (any text, valid JSON or not) on every open sync stream, or on the
     /// next one to open when none is open.
     pub fn inject_line(&self, line: impl Into<String>) {
@@ -516,6 +534,7 @@ impl TestSyncService {
 
 impl Drop for TestSyncService {
     fn drop(&mut self) {
+        self.shared.hold_completes.send_replace(false);
         self.shared.shutdown.send_replace(true);
     }
 }

@@ -351,6 +351,11 @@ async fn send_changes(
                 .await?;
         }
     }
+    let mut held = shared.hold_completes.subscribe();
+    tokio::select! {
+        _ = held.wait_for(|hold| !hold) => {}
+        () = lines.out.closed() => return Err(Ended),
+    }
     lines
         .send(&json!({"checkpoint_complete": {"last_op_id": view.last_op_id.to_string()}}))
         .await?;
