@@ -895,3 +895,42 @@ async fn download_progress_counts_every_data_line_as_soon_as_it_is_handled() {
         until("the download is over", || db.status().downloading.is_none()).await;
     }
 }
+
+#[tokio::test]
+async fn the_first_write_after_a_quiet_period_uploads_at_once_and_a_burst_waits_for_the_throttle() {
+    let service = service().await;
+    // A throttle far longer than any wait of this test: a write that waited for it
+    // could not arrive in time.
+    let throttle = Duration::from_secs(3600);
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(service.connector("u1"), fast().crud_upload_throttle(throttle))
+        .await
+        .unwrap();
+    synced(&db).await;
+    let insert = |id: &'static str| {
+        let db = db.clone();
+        async move {
+            db.execute(
+                "INSERT INTO todos(id, description, owner_id) VALUES (?1, 'x', 'u1')",
+                (id,),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    // The round made at connect time uploaded nothing: it leaves no throttle window.
+    insert("first").await;
+    until("the first write reached the backend", || {
+        service.rows("todos").iter().any(|r| r["id"] == "first")
+    })
+    .await;
+    // A round that uploaded something does: the next write waits for the throttle.
+    insert("second").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !service.rows("todos").iter().any(|r| r["id"] == "second"),
+        "uploaded within the throttle window"
+    );
+    assert_eq!(db.upload_queue_stats().await.unwrap().count, 1);
+    db.close().await;
+}

@@ -17,17 +17,29 @@ const WRITE_CHECKPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_
 
 pub(super) async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
     let mut changes = engine.db.watch_tables(["ps_crud"]).with_initial_event();
+    // When the last round that handed anything to the connector started. The throttle
+    // spaces such rounds; an empty round (the one at connect time, or one that only
+    // asked for a write checkpoint) leaves no window, so the first write after a quiet
+    // period uploads at once.
+    let mut last_upload: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             change = changes.next() => if change.is_none() { return },
             () = engine.upload_now.notified() => {}
         }
+        if let Some(started) = last_upload {
+            tokio::time::sleep_until(started + engine.options.crud_upload_throttle).await;
+        }
         loop {
+            let started = tokio::time::Instant::now();
             let round = upload_round(&engine)
                 .instrument(tracing::debug_span!("upload"))
                 .await;
             match round {
-                Ok(()) => {
+                Ok(uploaded) => {
+                    if uploaded {
+                        last_upload = Some(started);
+                    }
                     engine.status().update(|s| {
                         s.uploading = false;
                         s.upload_error = None;
@@ -46,20 +58,22 @@ pub(super) async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
                 }
             }
         }
-        tokio::time::sleep(engine.options.crud_upload_throttle).await;
     }
 }
 
 /// Hands queued transactions to the connector until the queue is empty, then obtains
-/// the write checkpoint that opens the download gate.
-async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<()> {
+/// the write checkpoint that opens the download gate. `true` when the connector was
+/// called (the queue was not empty).
+async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<bool> {
     let store = engine.db.store();
     let mut previous_first = None;
+    let mut uploaded = false;
     loop {
         let first: Option<i64> = store
             .read(|conn| Ok(conn.query_row("SELECT min(id) FROM ps_crud", [], |r| r.get(0))?))
             .await?;
         let Some(first) = first else { break };
+        uploaded = true;
         if previous_first == Some(first) {
             return Err(Error::UploadStalled(first));
         }
@@ -86,5 +100,5 @@ async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<()> {
             .await?;
         tracing::debug!(checkpoint, set, "requested write checkpoint");
     }
-    Ok(())
+    Ok(uploaded)
 }
