@@ -196,6 +196,7 @@ impl Database {
     /// and watch streams end.
     pub async fn close(&self) {
         self.disconnect().await;
+        self.sync_slot().status.close();
         // Opening the file again makes a new handle (this one stays closed).
         OPEN_FILES
             .lock()

@@ -507,3 +507,35 @@ async fn a_default_stream_the_service_cannot_resolve_reports_its_error() {
     .await;
     db.close().await;
 }
+
+#[tokio::test]
+async fn waiting_for_a_first_sync_ends_with_closed_when_the_database_closes() {
+    let db = Database::in_memory(schema()).await.unwrap();
+    let subscription = db
+        .sync_stream("list_todos", json!({"list_id": "l1"}))
+        .subscribe()
+        .await
+        .unwrap();
+    // Never connected: both waits would last for ever, until the database closes.
+    let waiting_db = tokio::spawn({
+        let db = db.clone();
+        async move { db.wait_for_first_sync().await }
+    });
+    let waiting_stream = tokio::spawn(async move {
+        let result = subscription.wait_for_first_sync().await;
+        (result, subscription)
+    });
+    tokio::task::yield_now().await;
+    db.close().await;
+    let result = in_time("the database's wait ends", waiting_db).await.unwrap();
+    assert!(matches!(result, Err(livesync::Error::Closed)), "{result:?}");
+    let (result, subscription) = in_time("the stream's wait ends", waiting_stream)
+        .await
+        .unwrap();
+    assert!(matches!(result, Err(livesync::Error::Closed)), "{result:?}");
+    // A wait begun after close ends at once the same way.
+    let again = in_time("a later wait", subscription.wait_for_first_sync()).await;
+    assert!(matches!(again, Err(livesync::Error::Closed)), "{again:?}");
+    let again = in_time("a later wait", db.wait_for_first_sync()).await;
+    assert!(matches!(again, Err(livesync::Error::Closed)), "{again:?}");
+}

@@ -1,6 +1,7 @@
 //! [`SyncStatus`]: what the sync engine is doing, as a value the UI can render, and the
 //! cell that publishes changes of it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
@@ -314,6 +315,9 @@ const CHANGE_BUFFER: usize = 64;
 pub(crate) struct StatusCell {
     sender: watch::Sender<SyncStatus>,
     changes: broadcast::Sender<SyncStatus>,
+    /// Set by `Database::close`: waits end with `Error::Closed` (the senders live on in
+    /// every clone of the handle, so the channels alone never report it).
+    closed: AtomicBool,
 }
 
 impl StatusCell {
@@ -321,7 +325,27 @@ impl StatusCell {
         Self {
             sender: watch::Sender::new(SyncStatus::default()),
             changes: broadcast::Sender::new(CHANGE_BUFFER),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// The database was closed: every wait, current and future, ends with
+    /// [`Error::Closed`].
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        // Wakes the waiters so they see the flag.
+        self.sender.send_modify(|_| {});
+    }
+
+    /// Waits until `done` holds for the status; [`Error::Closed`] once the database is
+    /// closed (also when `done` held before).
+    pub(crate) async fn wait_until(&self, mut done: impl FnMut(&SyncStatus) -> bool) -> Result<()> {
+        let closed = || self.closed.load(Ordering::SeqCst);
+        self.subscribe()
+            .wait_for(|status| closed() || done(status))
+            .await
+            .map_err(|_| Error::Closed)?;
+        if closed() { Err(Error::Closed) } else { Ok(()) }
     }
 
     /// Every change from now on (subscribe before reading the current value).
@@ -351,8 +375,6 @@ impl StatusCell {
         });
     }
 
-    /// Sets the persisted part (`priority_status`, `has_synced`, `last_synced_at`) from
-    /// stored `(priority, µs)` pairs.
     /// The current status, then every change of it, in order; a consumer more than 64
     /// changes behind skips to the current status.
     pub(crate) fn watch(&self) -> BoxStream<'static, SyncStatus> {
@@ -383,13 +405,11 @@ impl StatusCell {
 
     /// Waits until a complete checkpoint has been applied.
     pub(crate) async fn wait_for_first_sync(&self) -> Result<()> {
-        self.subscribe()
-            .wait_for(|s| s.has_synced)
-            .await
-            .map(drop)
-            .map_err(|_| Error::Closed)
+        self.wait_until(|s| s.has_synced).await
     }
 
+    /// Sets the persisted part (`priority_status`, `has_synced`, `last_synced_at`) from
+    /// stored `(priority, µs)` pairs.
     pub(crate) fn set_synced(&self, stored: &[(i64, i64)]) {
         let priority_status = priority_status(stored);
         self.update(|status| apply_synced(status, priority_status));

@@ -337,16 +337,15 @@ impl SyncStreamSubscription {
     /// [`Error::Closed`] if the status can no longer change.
     pub async fn wait_for_first_sync(&self) -> Result<()> {
         let parameters = self.key.params_value();
-        let mut statuses = self.db.sync_slot().status.subscribe();
-        statuses
-            .wait_for(|status| {
+        self.db
+            .sync_slot()
+            .status
+            .wait_until(|status| {
                 status
                     .for_stream(&self.key.name, parameters.clone())
                     .is_some_and(SyncStreamStatus::has_synced)
             })
             .await
-            .map(drop)
-            .map_err(|_| Error::Closed)
     }
 
     /// Releases this handle (the same as dropping it).
