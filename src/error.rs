@@ -200,15 +200,25 @@ pub enum Error {
     },
 
     /// A request could not be sent or its response could not be read (connection refused
-    /// or reset, DNS, TLS, timeout).
-    #[error("request to {url} failed: {source} (check that the service is running and reachable)")]
+    /// or reset, DNS, TLS, timeout). The message names the root cause (the innermost
+    /// error, e.g. `invalid peer certificate: UnknownIssuer`) and what to check for it.
+    #[error("request to {url} failed: {cause} ({})", .kind.advice())]
     Transport {
         /// The request URL (without query string).
         url: String,
+        /// What kind of failure it was.
+        kind: TransportFailure,
+        /// The root cause's message (the innermost error of the chain).
+        cause: String,
         /// The HTTP client's error.
         #[source]
         source: Arc<reqwest::Error>,
     },
+
+    /// The TLS configuration for requests to the service could not be built (e.g. the
+    /// platform's certificate store could not be read).
+    #[error("could not set up TLS for requests to the sync service: {0}")]
+    Tls(String),
 
     /// The sync service sent something that does not follow the PowerSync protocol.
     #[error("sync protocol error: {0}")]
@@ -331,10 +341,14 @@ impl Error {
         Self::Connector(Arc::from(error.into()))
     }
 
-    /// An error for an HTTP request that failed (a transport-level failure).
+    /// An error for an HTTP request that failed (a transport-level failure), classified
+    /// by its root cause.
     pub(crate) fn transport(url: impl Into<String>, source: reqwest::Error) -> Self {
+        let (kind, cause) = TransportFailure::of(&source);
         Self::Transport {
             url: url.into(),
+            kind,
+            cause,
             source: Arc::new(source),
         }
     }
@@ -433,5 +447,76 @@ impl From<rusqlite::Error> for Error {
             _ => None,
         };
         Self::classify(source, sql)
+    }
+}
+
+/// The kinds of [`Error::Transport`], each with its own advice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportFailure {
+    /// The service's TLS certificate was refused (untrusted issuer, expired, or issued
+    /// for another host name).
+    Certificate,
+    /// No connection could be made (refused, DNS, connect timeout).
+    Connect,
+    /// The request or response took too long.
+    Timeout,
+    /// The connection broke while the response was being read (the service stopped or
+    /// a proxy cut the stream).
+    Body,
+    /// Anything else the HTTP client reports.
+    Other,
+}
+
+impl TransportFailure {
+    /// Sorts `error` by the errors of its source chain; the message of the innermost one
+    /// is the root cause (reqwest's own message only says which step failed).
+    fn of(error: &reqwest::Error) -> (Self, String) {
+        let mut root: &(dyn std::error::Error + 'static) = error;
+        let mut certificate = false;
+        loop {
+            if let Some(tls) = root.downcast_ref::<rustls::Error>() {
+                certificate |= matches!(
+                    tls,
+                    rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+                );
+            }
+            match root.source() {
+                Some(inner) => root = inner,
+                None => break,
+            }
+        }
+        let cause = root.to_string();
+        // rustls's error can reach us only as text inside an io::Error (hyper's
+        // connector wraps it), so the message is checked too.
+        let kind = if certificate || cause.contains("certificate") {
+            Self::Certificate
+        } else if error.is_timeout() {
+            Self::Timeout
+        } else if error.is_connect() {
+            Self::Connect
+        } else if error.is_body() || error.is_decode() {
+            Self::Body
+        } else {
+            Self::Other
+        };
+        (kind, cause)
+    }
+
+    /// What a user should check for this kind of failure.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Self::Certificate => {
+                "a TLS certificate problem: the service's certificate is not trusted by this \
+                 device, has expired, or was issued for another host name"
+            }
+            Self::Connect => "check that the service is running and reachable at this URL",
+            Self::Timeout => "the service or the network is too slow to answer; it is retried",
+            Self::Body => {
+                "the connection broke while the response was read (the service stopped or a \
+                 proxy cut it); it is retried"
+            }
+            Self::Other => "check the URL and the network",
+        }
     }
 }

@@ -73,7 +73,7 @@ pub mod testing;
 pub use connector::{BackendConnector, Credentials};
 pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType, UploadQueueStats};
 pub use database::Database;
-pub use error::{Error, Result};
+pub use error::{Error, Result, TransportFailure};
 pub use query::{ColumnValue, FromRow, LiveDiff, LiveQuery, Query, QueryDiff, RowValues, Serde};
 pub use store::{OpenOptions, TableUpdateStream, TableUpdates};
 pub use sync::{

@@ -527,7 +527,9 @@ async fn waiting_for_a_first_sync_ends_with_closed_when_the_database_closes() {
     });
     tokio::task::yield_now().await;
     db.close().await;
-    let result = in_time("the database's wait ends", waiting_db).await.unwrap();
+    let result = in_time("the database's wait ends", waiting_db)
+        .await
+        .unwrap();
     assert!(matches!(result, Err(livesync::Error::Closed)), "{result:?}");
     let (result, subscription) = in_time("the stream's wait ends", waiting_stream)
         .await

@@ -881,11 +881,14 @@ async fn download_progress_counts_every_data_line_as_soon_as_it_is_handled() {
             service.put("todos", "todos", &id, json!({"description": "x"}));
         }
         service.commit();
-        until("progress reaches 10 of 10 while checkpoint_complete is held", || {
-            db.status()
-                .downloading
-                .is_some_and(|p| (p.downloaded, p.total) == (10, 10))
-        })
+        until(
+            "progress reaches 10 of 10 while checkpoint_complete is held",
+            || {
+                db.status()
+                    .downloading
+                    .is_some_and(|p| (p.downloaded, p.total) == (10, 10))
+            },
+        )
         .await;
         let before = ((burst - 1) * 10).to_string();
         assert_eq!(strings(&db, "SELECT count(*) FROM todos").await, [before]);
@@ -903,9 +906,12 @@ async fn the_first_write_after_a_quiet_period_uploads_at_once_and_a_burst_waits_
     // could not arrive in time.
     let throttle = Duration::from_secs(3600);
     let db = Database::in_memory(schema()).await.unwrap();
-    db.connect(service.connector("u1"), fast().crud_upload_throttle(throttle))
-        .await
-        .unwrap();
+    db.connect(
+        service.connector("u1"),
+        fast().crud_upload_throttle(throttle),
+    )
+    .await
+    .unwrap();
     synced(&db).await;
     let insert = |id: &'static str| {
         let db = db.clone();
@@ -933,4 +939,31 @@ async fn the_first_write_after_a_quiet_period_uploads_at_once_and_a_burst_waits_
     );
     assert_eq!(db.upload_queue_stats().await.unwrap().count, 1);
     db.close().await;
+}
+
+#[tokio::test]
+async fn a_line_over_the_configured_cap_is_refused_naming_the_option() {
+    let service = service().await;
+    service.upsert_row("lists", "big", json!({"name": "x".repeat(4000)}));
+    service.commit();
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(service.connector("u1"), fast().max_line_bytes(2000))
+        .await
+        .unwrap();
+    until("the long line is refused", || {
+        db.status().download_error.is_some()
+    })
+    .await;
+    let message = db.status().download_error.unwrap().to_string();
+    assert!(
+        message.contains("exceeded 2000 bytes") && message.contains("max_line_bytes"),
+        "{message}"
+    );
+    assert_eq!(strings(&db, "SELECT count(*) FROM lists").await, ["0"]);
+    db.close().await;
+
+    // The default cap takes it.
+    let db = connected(schema(), &service, "u1").await;
+    synced(&db).await;
+    assert_eq!(strings(&db, "SELECT count(*) FROM lists").await, ["1"]);
 }

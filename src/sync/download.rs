@@ -19,9 +19,6 @@ use super::subscriptions;
 use super::transport;
 use crate::{BackendConnector, Credentials, Error, Result};
 
-/// A line longer than this is refused instead of buffered without bound.
-const MAX_LINE_BYTES: usize = 256 * 1024 * 1024;
-
 /// How an iteration ended.
 pub(super) enum End {
     /// Reconnect at once, without showing a disconnect (new credentials, new
@@ -123,6 +120,8 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     let mut refresh: Option<CredentialsFuture<'_>> = None;
     // Only bytes from the service move the idle deadline (not uploads or refreshes).
     let mut deadline = tokio::time::Instant::now() + idle;
+    // A line is buffered whole: this bounds what one line can take.
+    let max_line = engine.options.max_line_bytes;
     loop {
         tokio::select! {
             chunk = tokio::time::timeout_at(deadline, body.next()) => {
@@ -136,6 +135,9 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
                 // At the end of the body, an unterminated remainder is the last line.
                 while let Some(line) = if ended { splitter.finish() } else { splitter.next_line() } {
                     let bytes = line.len();
+                    if bytes > max_line {
+                        return Err(line_too_long(max_line));
+                    }
                     let line = SyncLine::parse(line)?;
                     if let Some(end) = on_line(engine, &mut iteration, &mut refresh, line, bytes).await? {
                         return Ok(end);
@@ -145,8 +147,8 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
                     tracing::debug!("sync stream ended");
                     return Ok(End::Delayed(None));
                 }
-                if splitter.pending_len() > MAX_LINE_BYTES {
-                    return Err(Error::Protocol(format!("a sync line exceeded {MAX_LINE_BYTES} bytes")));
+                if splitter.pending_len() > max_line {
+                    return Err(line_too_long(max_line));
                 }
             }
             stored = iteration.next_stored(engine.status()) => stored?,
@@ -183,6 +185,13 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
             }
         }
     }
+}
+
+fn line_too_long(max: usize) -> Error {
+    Error::Protocol(format!(
+        "a sync line exceeded {max} bytes (SyncOptions::max_line_bytes; raise it if the \
+         service sends single rows this large)"
+    ))
 }
 
 /// Handles one line; `Some` ends the iteration.

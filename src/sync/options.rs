@@ -29,6 +29,7 @@ pub struct SyncOptions {
     pub(crate) user_agent: Option<String>,
     pub(crate) idle_timeout: Duration,
     pub(crate) include_default_streams: bool,
+    pub(crate) max_line_bytes: usize,
 }
 
 impl Default for SyncOptions {
@@ -41,11 +42,15 @@ impl Default for SyncOptions {
             user_agent: None,
             idle_timeout: Duration::from_secs(90),
             include_default_streams: true,
+            max_line_bytes: Self::DEFAULT_MAX_LINE_BYTES,
         }
     }
 }
 
 impl SyncOptions {
+    /// The default of [`max_line_bytes`](Self::max_line_bytes): 32 MiB.
+    pub const DEFAULT_MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
+
     /// Wait this long after a failed (or ended) connection, or a failed upload, before
     /// trying again (default 5 s). `disconnect()` interrupts the wait.
     pub fn retry_delay(mut self, delay: Duration) -> Self {
@@ -100,6 +105,21 @@ impl SyncOptions {
     /// sends a keepalive about every 20 s), to notice dead connections.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// The longest sync line accepted (default [`DEFAULT_MAX_LINE_BYTES`](Self::DEFAULT_MAX_LINE_BYTES), 32 MiB). A
+    /// line is buffered whole before it is parsed, so this bounds the memory one line
+    /// can take; a longer one fails the connection with [`Error::Protocol`](crate::Error)
+    /// naming this option. The service splits large downloads into many lines, so only
+    /// single rows larger than this need a higher limit.
+    ///
+    /// ```
+    /// let options = livesync::SyncOptions::default().max_line_bytes(128 * 1024 * 1024);
+    /// # let _ = options;
+    /// ```
+    pub fn max_line_bytes(mut self, bytes: usize) -> Self {
+        self.max_line_bytes = bytes.max(1);
         self
     }
 }

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::subscriptions::RequestedSubscription;
-use crate::http_client::{error_from_response, send};
+use crate::http_client::{Capped, error_from_response, read_capped, send};
 use crate::{Credentials, Error, Result};
 
 /// `endpoint` + `path`, keeping a path prefix (`http://h/powersync` →
@@ -87,6 +87,10 @@ pub(crate) async fn open_stream(
     Ok(response)
 }
 
+/// The largest write-checkpoint reply read (`{"data":{"write_checkpoint":"…"}}` is a
+/// few dozen bytes).
+const MAX_WRITE_CHECKPOINT_BYTES: usize = 64 * 1024;
+
 /// Asks the service for a write checkpoint covering everything uploaded so far (docs/sync-protocol.md §1.4).
 pub(crate) async fn write_checkpoint(
     http: &reqwest::Client,
@@ -108,10 +112,18 @@ pub(crate) async fn write_checkpoint(
         .header("Authorization", authorization(credentials)?)
         .header("Accept", "application/json");
     let response = send(&url, get).await?;
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|source| Error::transport(url.clone(), source))?;
+    let body = match read_capped(response, MAX_WRITE_CHECKPOINT_BYTES).await {
+        Ok(Capped::Whole(body)) => body,
+        Ok(Capped::Truncated(_)) => {
+            return Err(Error::Protocol(format!(
+                "{url} answered with more than {MAX_WRITE_CHECKPOINT_BYTES} bytes; a write \
+                 checkpoint reply is a small JSON object"
+            )));
+        }
+        Err(source) => return Err(Error::transport(url, source)),
+    };
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|source| Error::Protocol(format!("{url} answered with invalid JSON: {source}")))?;
     body["data"]["write_checkpoint"]
         .as_str()
         .and_then(|text| text.parse::<i64>().ok())
@@ -144,6 +156,28 @@ mod tests {
         assert!(url("localhost:8080").is_err());
         assert!(url("ftp://h").is_err());
         assert!(url("http://").is_err());
+    }
+
+    #[tokio::test]
+    async fn an_endless_write_checkpoint_reply_is_refused_at_the_cap() {
+        let url = crate::http_client::tests::endless_server(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"{\"data\": {\"write_checkpoint\": \"1\"}}                ",
+        )
+        .await;
+        let http = crate::http_client::http_client().unwrap();
+        let credentials = Credentials::new(url, "token");
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            write_checkpoint(&http, &credentials, "client"),
+        )
+        .await
+        .expect("the reply is not read to its (missing) end");
+        let error = answer.unwrap_err();
+        assert!(
+            matches!(&error, Error::Protocol(m) if m.contains("more than 65536 bytes")),
+            "{error}"
+        );
     }
 
     #[test]
