@@ -967,3 +967,46 @@ async fn a_line_over_the_configured_cap_is_refused_naming_the_option() {
     synced(&db).await;
     assert_eq!(strings(&db, "SELECT count(*) FROM lists").await, ["1"]);
 }
+
+#[tokio::test]
+async fn a_row_whose_data_is_not_json_is_refused_and_the_table_stays_readable() {
+    let service = service().await;
+    seed(&service);
+    let db = connected(schema(), &service, "u1").await;
+    synced(&db).await;
+    let mut lists = db
+        .query::<String>("SELECT name FROM lists ORDER BY id")
+        .throttle(Duration::ZERO)
+        .watch();
+    assert_eq!(
+        in_time("the first result", lists.next()).await.unwrap().unwrap(),
+        ["groceries", "chores"]
+    );
+    // A lone surrogate escape inside JSON text: SQLite would store it and fail to
+    // read the table back.
+    service.inject_line(
+        r#"{"data":{"bucket":"lists[]","data":[{"op_id":"900","op":"PUT","object_type":"lists","object_id":"bad","checksum":1,"data":"{\"name\":\"\\ud800\"}"}]}}"#,
+    );
+    until("the line is refused", || {
+        db.status()
+            .download_error
+            .is_some_and(|e| e.to_string().contains("op 900"))
+    })
+    .await;
+    let message = db.status().download_error.unwrap().to_string();
+    assert!(message.contains(r#"bucket "lists[]""#), "{message}");
+    assert!(!message.contains("ud800"), "no row data in the message: {message}");
+    assert_eq!(strings(&db, LISTS).await, ["l1:groceries", "l2:chores"]);
+    // The client reconnects and goes on syncing.
+    service.upsert_row("lists", "l3", json!({"name": "later"}));
+    service.commit();
+    eventually(&db, LISTS, &["l1:groceries", "l2:chores", "l3:later"]).await;
+    until("the error clears", || db.status().download_error.is_none()).await;
+    // The live query never failed.
+    let mut last = None;
+    while let Ok(Some(item)) = tokio::time::timeout(Duration::from_millis(200), lists.next()).await {
+        last = Some(item.expect("a readable table"));
+    }
+    assert_eq!(last.unwrap(), ["groceries", "chores", "later"]);
+    db.close().await;
+}

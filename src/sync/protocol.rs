@@ -250,6 +250,141 @@ pub(crate) struct DataLine {
     pub(crate) data: Vec<OplogEntry>,
 }
 
+impl DataLine {
+    /// Refuses a line whose PUT carries row data that is not JSON object text
+    /// (docs/sync-protocol.md §4.5): stored, it would make every read of its table fail
+    /// (the views extract columns with SQLite's JSON functions). The error names the
+    /// bucket and op, never the data.
+    fn check_row_data(&self) -> Result<()> {
+        for op in &self.data {
+            if op.op != OpType::Put {
+                continue;
+            }
+            let Some(data) = &op.data else { continue };
+            if let Err(problem) = check_object_text(data) {
+                return Err(Error::Protocol(format!(
+                    "bucket {:?}, op {}: the row data of a PUT to {:?} {problem}; the line is \
+                     refused so that the table stays readable",
+                    self.bucket,
+                    op.op_id.0,
+                    op.object_type.as_deref().unwrap_or("?"),
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `Ok` when `text` is one JSON object that SQLite's JSON functions read back as valid
+/// UTF-8; else what is wrong with it.
+fn check_object_text(text: &str) -> std::result::Result<(), String> {
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return Err("is not a JSON object".into());
+    }
+    // A `\u` escape may be a lone surrogate, which only decoding the strings notices
+    // (SQLite would turn it into invalid UTF-8); text without one needs only the
+    // allocation-free structural check.
+    let checked = if text.contains("\\u") {
+        serde_json::from_str::<Value>(text).map(drop)
+    } else {
+        serde_json::from_str::<de::IgnoredAny>(text).map(drop)
+    };
+    checked.map_err(|e| format!("is not valid JSON ({e})"))
+}
+
+/// Finding the op at fault in a `data` line that failed to parse, for the error message
+/// (the error path only: it parses the line twice more).
+mod bad_op {
+    use std::cell::Cell;
+
+    use serde::Deserialize;
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    use super::{OpId, OplogEntry};
+
+    /// The bucket of the line and, when the fault is inside an op, that op's id.
+    pub(super) fn locate(line: &[u8]) -> Option<(String, Option<OpId>)> {
+        // Lenient: values are skipped unread (a lone surrogate escape passes), so the op
+        // ids come through even when an op's data cannot be decoded.
+        #[derive(Deserialize)]
+        struct Line {
+            data: Data,
+        }
+        #[derive(Deserialize)]
+        struct Data {
+            bucket: String,
+            #[serde(default)]
+            data: Vec<Op>,
+        }
+        #[derive(Deserialize)]
+        struct Op {
+            op_id: OpId,
+        }
+        let lenient: Line = serde_json::from_slice(line).ok()?;
+        // Strict, counting the ops that parse: the first one that does not is at fault.
+        let parsed = Cell::new(0);
+        let mut deserializer = serde_json::Deserializer::from_slice(line);
+        let faulty = Counted::Line(&parsed).deserialize(&mut deserializer).is_err();
+        let op_id = lenient
+            .data
+            .data
+            .get(parsed.get())
+            .filter(|_| faulty)
+            .map(|op| op.op_id);
+        Some((lenient.data.bucket, op_id))
+    }
+
+    /// Walks `{"data": {"data": [op, …]}}`, counting the ops that parse.
+    #[derive(Clone, Copy)]
+    enum Counted<'c> {
+        Line(&'c Cell<usize>),
+        Data(&'c Cell<usize>),
+        Ops(&'c Cell<usize>),
+    }
+
+    impl<'de> DeserializeSeed<'de> for Counted<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            match self {
+                Self::Ops(_) => deserializer.deserialize_seq(self),
+                _ => deserializer.deserialize_map(self),
+            }
+        }
+    }
+
+    impl<'de> Visitor<'de> for Counted<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a data line")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let inner = match self {
+                Self::Line(count) => Self::Data(count),
+                Self::Data(count) | Self::Ops(count) => Self::Ops(count),
+            };
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "data" {
+                    map.next_value_seed(inner)?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            if let Self::Ops(count) = self {
+                while seq.next_element::<OplogEntry>()?.is_some() {
+                    count.set(count.get() + 1);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 /// A parsed sync line.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum SyncLine {
@@ -288,16 +423,25 @@ impl SyncLine {
             deserializer.end()?;
             Ok(line)
         });
-        parsed.map_err(|e| {
+        let parsed = parsed.map_err(|e| {
             let message = e.to_string();
             if message.starts_with(NOT_AN_OBJECT) || message.starts_with(ONE_KEY) {
                 Error::Protocol(message)
             } else if let Some(kind) = line_kind(line) {
-                Error::Protocol(format!("malformed {kind} line: {message}"))
+                let at = match bad_op::locate(line) {
+                    Some((bucket, Some(op_id))) => format!(" (bucket {bucket:?}, op {})", op_id.0),
+                    Some((bucket, None)) => format!(" (bucket {bucket:?})"),
+                    None => String::new(),
+                };
+                Error::Protocol(format!("malformed {kind} line{at}: {message}"))
             } else {
                 Error::Protocol(format!("sync line is not JSON: {message}"))
             }
-        })
+        })?;
+        if let SyncLine::Data(data) = &parsed {
+            data.check_row_data()?;
+        }
+        Ok(parsed)
     }
 }
 
@@ -306,8 +450,10 @@ const ONE_KEY: &str = "sync line must have exactly one key (its type)";
 
 /// The key of a line that failed to parse, for the error message.
 fn line_kind(line: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(line).ok()?;
-    value.as_object()?.keys().next().cloned()
+    // Values skipped unread: a line whose fault is inside a value still has a kind.
+    let keys: std::collections::BTreeMap<String, de::IgnoredAny> =
+        serde_json::from_slice(line).ok()?;
+    keys.into_keys().next()
 }
 
 struct LineVisitor;
@@ -451,6 +597,49 @@ mod tests {
         ] {
             let error = SyncLine::parse(line).unwrap_err();
             assert!(matches!(error, Error::Protocol(_)), "{error}");
+        }
+    }
+
+    /// A data line of bucket `b` with a good PUT (op 1) and then a PUT (op 2) of `data`.
+    fn data_line(data: &str) -> String {
+        format!(
+            r#"{{"data":{{"bucket":"b","data":[
+                {{"op_id":"1","op":"PUT","object_type":"todos","object_id":"a","checksum":1,"data":"{{}}"}},
+                {{"op_id":"2","op":"PUT","object_type":"todos","object_id":"b","checksum":2,"data":{data}}}]}}}}"#
+        )
+        .replace('\n', "")
+    }
+
+    #[test]
+    fn row_data_that_is_not_json_object_text_is_refused_naming_bucket_and_op() {
+        for data in [
+            r#""not json""#,
+            r#""[1, 2]""#,
+            r#""{\"a\": 1""#,
+            r#""{\"a\": \"\\ud800\"}""#, // a lone surrogate escape inside JSON text
+            r#"{"a": "\ud800"}"#,       // the same inside an object (raw_data off)
+            r#"[1]"#,
+            r#"7"#,
+        ] {
+            let line = data_line(data);
+            let error = SyncLine::parse(line.as_bytes()).unwrap_err().to_string();
+            assert!(
+                error.contains(r#"bucket "b""#) && error.contains("op 2"),
+                "{data}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn row_data_that_is_json_object_text_or_null_passes() {
+        for data in [
+            r#""{}""#,
+            r#"" {\"a\": [1, {\"b\": null}], \"c\": \"\\ud83d\\ude00 \\u00e9\"}""#,
+            r#"{"a": "\ud83d\ude00"}"#,
+            "null",
+        ] {
+            let line = data_line(data);
+            SyncLine::parse(line.as_bytes()).unwrap_or_else(|e| panic!("{data}: {e}"));
         }
     }
 }
