@@ -35,6 +35,7 @@
 //! ```
 
 mod apply;
+mod bulk;
 mod identifier;
 mod json;
 pub(crate) mod names;
