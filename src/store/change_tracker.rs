@@ -170,12 +170,27 @@ impl ChangeTracker {
     /// Creates the temporary triggers that report writes to every `WITHOUT ROWID` app
     /// table (idempotent; a dropped table takes its triggers with it).
     fn watch_without_rowid_tables(&self, conn: &Connection) -> rusqlite::Result<()> {
-        let tables: Vec<String> = conn
+        // `pragma_table_list` over the whole schema costs far more than linear time in
+        // SQLite (thousands of tables took seconds); the schema's SQL text narrows the
+        // candidates (the data tables never are), and the pragma confirms each by name.
+        let candidates: Vec<String> = conn
             .prepare(
-                "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND wr",
+                "SELECT name FROM main.sqlite_schema WHERE type = 'table' \
+                 AND sql LIKE '%without%rowid%' AND name NOT LIKE 'ps\\_%' ESCAPE '\\'",
             )?
             .query_map([], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?;
+        let mut without_rowid =
+            conn.prepare("SELECT wr FROM pragma_table_list(?1) WHERE schema = 'main' AND type = 'table'")?;
+        let mut tables = Vec::new();
+        for name in candidates {
+            if without_rowid
+                .query_row([&name], |row| row.get::<_, bool>(0))
+                .unwrap_or(false)
+            {
+                tables.push(name);
+            }
+        }
         for table in tables.iter().filter(|t| is_app_table(t)) {
             for event in ["INSERT", "UPDATE", "DELETE"] {
                 let trigger = names::quote(&format!("livesync_watch_{event}__{table}"));
