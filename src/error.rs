@@ -246,6 +246,12 @@ pub enum Error {
         source: Arc<std::io::Error>,
     },
 
+    /// The database has no executor to run background tasks on (the sync loops of
+    /// [`Database::connect`](crate::Database::connect)); the message says which one is
+    /// missing and how to name one ([`OpenOptions::runtime`](crate::OpenOptions::runtime)).
+    #[error("{0}")]
+    NoExecutor(String),
+
     /// The connector returned credentials livesync cannot use.
     #[error("invalid credentials: {0}")]
     InvalidCredentials(String),

@@ -35,8 +35,7 @@ pub(crate) fn http_client() -> Result<reqwest::Client> {
 /// Sends `request` (to `url`, named in errors); a transport failure becomes
 /// [`Error::Transport`] and a status other than 2xx an [`Error::HttpStatus`].
 pub(crate) async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-    let response = request
-        .send()
+    let response = crate::runtime::with_reactor(request.send())
         .await
         .map_err(|source| Error::transport(url.to_owned(), source))?;
     if !response.status().is_success() {
@@ -50,7 +49,9 @@ pub(crate) async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<
 /// there is one, else the body text.
 pub(crate) async fn error_from_response(url: String, response: reqwest::Response) -> Error {
     let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
+    let text = crate::runtime::with_reactor(response.text())
+        .await
+        .unwrap_or_default();
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     Error::HttpStatus {
         url,

@@ -63,6 +63,7 @@ mod http_client;
 #[cfg_attr(docsrs, doc(cfg(feature = "leptos")))]
 pub mod leptos;
 pub mod query;
+mod runtime;
 pub mod schema;
 mod store;
 mod sync;
@@ -74,6 +75,7 @@ pub use connector::{BackendConnector, Credentials};
 pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType, UploadQueueStats};
 pub use database::Database;
 pub use error::{Error, Result};
+pub use runtime::{Delay, Runtime, Spawner, Task, Timer};
 pub use query::{ColumnValue, FromRow, LiveDiff, LiveQuery, Query, QueryDiff, RowValues, Serde};
 pub use store::{OpenOptions, TableUpdateStream, TableUpdates};
 pub use sync::{

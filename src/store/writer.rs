@@ -8,7 +8,6 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -49,9 +48,7 @@ impl Writer {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready, opened) = oneshot::channel();
         let (exiting, exited) = watch::channel(());
-        thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || {
+        crate::runtime::threads::start_sqlite_thread(name.to_owned(), "writer", move || {
                 let _exiting = exiting; // dropped last, after the connection
                 let mut state = match catch_unwind(AssertUnwindSafe(init)) {
                     Ok(Ok(state)) => {
@@ -67,8 +64,7 @@ impl Writer {
                     job(&mut state);
                 }
                 drop(state);
-            })
-            .map_err(|e| Error::thread_spawn("writer", e))?;
+            })?;
         opened.await.map_err(|_| Error::Closed)??;
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),

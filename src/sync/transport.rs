@@ -108,8 +108,7 @@ pub(crate) async fn write_checkpoint(
         .header("Authorization", authorization(credentials)?)
         .header("Accept", "application/json");
     let response = send(&url, get).await?;
-    let body: Value = response
-        .json()
+    let body: Value = crate::runtime::with_reactor(response.json())
         .await
         .map_err(|source| Error::transport(url.clone(), source))?;
     body["data"]["write_checkpoint"]

@@ -42,11 +42,15 @@ pub(super) async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
                         s.uploading = false;
                         s.upload_error = Some(error.into());
                     });
-                    tokio::time::sleep(engine.options.retry_delay).await;
+                    engine.db.runtime().sleep(engine.options.retry_delay).await;
                 }
             }
         }
-        tokio::time::sleep(engine.options.crud_upload_throttle).await;
+        engine
+            .db
+            .runtime()
+            .sleep(engine.options.crud_upload_throttle)
+            .await;
     }
 }
 
@@ -71,7 +75,10 @@ async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<()> {
         let before = store.crud_counter().await?;
         let credentials = engine.credentials().await?;
         let request = transport::write_checkpoint(&engine.http, &credentials, &engine.client_id);
-        let checkpoint = tokio::time::timeout(WRITE_CHECKPOINT_TIMEOUT, request)
+        let checkpoint = engine
+            .db
+            .runtime()
+            .timeout(WRITE_CHECKPOINT_TIMEOUT, request)
             .await
             .map_err(|_| Error::WriteCheckpointTimeout(WRITE_CHECKPOINT_TIMEOUT))??;
         let set = store
