@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::crud::{self, CrudBatch, CrudTransaction, UploadQueueStats};
 use crate::query::{FromRow, Query};
-use crate::runtime::{BackgroundTask, TaskCount};
+use crate::runtime::{BackgroundTask, MaybeSend, TaskCount};
 use crate::schema::Schema;
 use crate::store::{OpenOptions, Store, TableUpdateStream};
 use crate::sync::{self, SyncOptions, SyncSlot, SyncStatus, SyncStream};
@@ -601,8 +601,20 @@ impl Database {
     /// [`background_tasks`](Self::background_tasks) until it is gone.
     pub(crate) fn spawn(
         &self,
-        future: impl std::future::Future<Output = ()> + Send + 'static,
+        future: impl std::future::Future<Output = ()> + MaybeSend + 'static,
     ) -> Result<BackgroundTask> {
         self.inner.runtime.spawn(&self.inner.tasks, future)
+    }
+
+    /// Starts a short job that ends by itself (storing a released subscription), not
+    /// counted in [`background_tasks`](Self::background_tasks) and never cancelled.
+    pub(crate) fn spawn_short(
+        &self,
+        future: impl std::future::Future<Output = ()> + MaybeSend + 'static,
+    ) -> Result<()> {
+        self.inner
+            .runtime
+            .spawn(&TaskCount::default(), future)
+            .map(drop)
     }
 }

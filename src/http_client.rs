@@ -10,18 +10,23 @@ use crate::{Error, Result, USER_AGENT};
 /// reqwest is built without a default crypto provider, so `ring` is installed as the
 /// process-wide rustls provider first; if the app already installed one, that one stays.
 pub(crate) fn http_client_with(extra: Option<&str>) -> Result<reqwest::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let user_agent = match extra {
         Some(extra) => format!("{USER_AGENT} {extra}"),
         None => USER_AGENT.to_owned(),
     };
-    reqwest::Client::builder()
-        .user_agent(user_agent)
-        // A dead peer must not hold a request forever: bounded connects, and TCP
-        // keepalives to notice half-open connections (the sync stream also has its own
-        // idle timeout).
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .tcp_keepalive(std::time::Duration::from_secs(30))
+    let builder = reqwest::Client::builder().user_agent(user_agent);
+    // In the browser, fetch owns TLS and sockets.
+    #[cfg(not(target_arch = "wasm32"))]
+    let builder = {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        builder
+            // A dead peer must not hold a request forever: bounded connects, and TCP
+            // keepalives to notice half-open connections (the sync stream also has its
+            // own idle timeout).
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .tcp_keepalive(std::time::Duration::from_secs(30))
+    };
+    builder
         .build()
         .map_err(|source| Error::transport(String::new(), source))
 }

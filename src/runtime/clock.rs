@@ -18,10 +18,20 @@ pub(crate) fn now() -> Instant {
 }
 
 /// A delay that needs no reactor: `futures-timer` runs one helper thread for every
-/// pending delay of the process on native targets (and the browser's timers on wasm,
-/// with its `wasm-bindgen` feature).
+/// pending delay of the process on native targets.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn sleep(duration: Duration) -> Delay {
     Box::pin(futures_timer::Delay::new(duration))
+}
+
+/// A delay on the browser's `setTimeout` (`futures-timer` with its `wasm-bindgen`
+/// feature). Its JavaScript handles are `!Send`; the page has one thread, and the
+/// wrapper checks at run time that the delay stays on it.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn sleep(duration: Duration) -> Delay {
+    Box::pin(send_wrapper::SendWrapper::new(futures_timer::Delay::new(
+        duration,
+    )))
 }
 
 /// A future did not finish in time.

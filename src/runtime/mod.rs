@@ -26,7 +26,8 @@ mod http_io;
 mod smol_glue;
 mod task;
 pub(crate) mod threads;
-#[cfg(feature = "tokio")]
+// tokio's runtime and timers do not run in the browser: there the feature is inert.
+#[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
 mod tokio_glue;
 
 use std::fmt;
@@ -56,17 +57,38 @@ use crate::{Error, Result};
 /// tokio's clock inside a tokio runtime (so a paused test clock moves it), else the
 /// system's.
 pub(crate) fn ambient_now() -> Instant {
-    #[cfg(feature = "tokio")]
+    #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
     return tokio_glue::now();
-    #[cfg(not(feature = "tokio"))]
+    #[cfg(not(all(feature = "tokio", not(target_arch = "wasm32"))))]
     return clock::now();
 }
 
-/// A boxed, `Send` future with no output: what a [`Spawner`] runs.
+/// A boxed future with no output: what a [`Spawner`] runs. `Send` on native targets;
+/// in the browser (one thread, `!Send` fetch and timer futures) it is not.
+#[cfg(not(target_arch = "wasm32"))]
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+/// A boxed future with no output: what a [`Spawner`] runs. `Send` on native targets;
+/// in the browser (one thread, `!Send` fetch and timer futures) it is not.
+#[cfg(target_arch = "wasm32")]
+pub type Task = Pin<Box<dyn Future<Output = ()> + 'static>>;
 
 /// A boxed, `Send` future that completes after a delay: what a [`Timer`] returns.
+/// (`Send` everywhere, so a [`LiveQuery`](crate::LiveQuery) is `Send` everywhere; the
+/// browser's timers are wrapped for that, see `clock.rs`.)
 pub type Delay = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// `Send` on native targets, where background tasks may move between threads; nothing
+/// in the browser, where there is one thread and its futures are `!Send`.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send> MaybeSend for T {}
+/// `Send` on native targets, where background tasks may move between threads; nothing
+/// in the browser, where there is one thread and its futures are `!Send`.
+#[cfg(target_arch = "wasm32")]
+pub(crate) trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T> MaybeSend for T {}
 
 /// Runs livesync's background tasks on an executor of the app's choosing.
 ///
@@ -151,7 +173,7 @@ pub struct Runtime {
 enum Kind {
     /// No executor: nothing can be spawned; timers are reactor-free.
     None,
-    #[cfg(feature = "tokio")]
+    #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
     Tokio,
     #[cfg(feature = "smol")]
     Smol(Arc<async_executor::Executor<'static>>),
@@ -163,9 +185,9 @@ enum Kind {
 
 impl Default for Runtime {
     fn default() -> Self {
-        #[cfg(feature = "tokio")]
+        #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
         return Self::tokio();
-        #[cfg(not(feature = "tokio"))]
+        #[cfg(not(all(feature = "tokio", not(target_arch = "wasm32"))))]
         return Self::none();
     }
 }
@@ -174,7 +196,7 @@ impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match &self.kind {
             Kind::None => "none",
-            #[cfg(feature = "tokio")]
+            #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
             Kind::Tokio => "tokio",
             #[cfg(feature = "smol")]
             Kind::Smol(_) => "smol",
@@ -199,7 +221,7 @@ impl Runtime {
     /// let db = Database::in_memory_with(Schema::default(), options).await?;
     /// # db.close().await; Ok(()) }
     /// ```
-    #[cfg(feature = "tokio")]
+    #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
     #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub fn tokio() -> Self {
         Self { kind: Kind::Tokio }
@@ -291,7 +313,7 @@ impl Runtime {
     pub(crate) fn spawn(
         &self,
         count: &TaskCount,
-        future: impl Future<Output = ()> + Send + 'static,
+        future: impl Future<Output = ()> + MaybeSend + 'static,
     ) -> Result<BackgroundTask> {
         let (task, handle) = task::cancellable(count, future);
         match &self.kind {
@@ -300,7 +322,7 @@ impl Runtime {
                     "this database was opened with Runtime::none(), so it cannot run the sync tasks: open it with OpenOptions::runtime(..) naming your executor (Runtime::tokio, Runtime::smol or Runtime::custom)".into(),
                 ));
             }
-            #[cfg(feature = "tokio")]
+            #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
             Kind::Tokio => tokio_glue::spawn(task)?,
             #[cfg(feature = "smol")]
             Kind::Smol(executor) => executor.spawn(task).detach(),
@@ -312,7 +334,7 @@ impl Runtime {
     /// Now, on the clock this runtime's timers follow.
     pub(crate) fn now(&self) -> Instant {
         match &self.kind {
-            #[cfg(feature = "tokio")]
+            #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
             Kind::Tokio => tokio_glue::now(),
             _ => clock::now(),
         }
@@ -321,7 +343,7 @@ impl Runtime {
     /// Completes at `deadline` (at once if it has passed).
     pub(crate) fn sleep_until(&self, deadline: Instant) -> Delay {
         match &self.kind {
-            #[cfg(feature = "tokio")]
+            #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
             Kind::Tokio => tokio_glue::sleep_until(deadline),
             #[cfg(feature = "smol")]
             Kind::Smol(_) => smol_glue::sleep_until(deadline),

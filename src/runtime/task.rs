@@ -55,10 +55,10 @@ impl BackgroundTask {
 }
 
 /// `future` wrapped for spawning, and its handle.
-pub(super) fn cancellable(
+pub(super) fn cancellable<F: Future<Output = ()> + 'static>(
     count: &TaskCount,
-    future: impl Future<Output = ()> + Send + 'static,
-) -> (impl Future<Output = ()> + Send + 'static, BackgroundTask) {
+    future: F,
+) -> (impl Future<Output = ()> + 'static + use<F>, BackgroundTask) {
     let (abort, registration) = AbortHandle::new_pair();
     let (report, gone) = oneshot::channel();
     let counted = Counted::new(count);
