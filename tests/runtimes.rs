@@ -140,7 +140,11 @@ async fn scenario(runtime: Runtime, service: &TestSyncService) {
 
     // Disconnect: no task is left, the service sees the stream close.
     db.disconnect().await;
-    assert_eq!(db.background_tasks(), 0, "disconnect leaves no task running");
+    assert_eq!(
+        db.background_tasks(),
+        0,
+        "disconnect leaves no task running"
+    );
     until("the service saw the stream close", || {
         service.open_streams() == 0
     })
@@ -238,7 +242,10 @@ fn without_an_executor_live_queries_work_and_connect_explains() {
             .await
             .unwrap_err();
         assert!(matches!(error, livesync::Error::NoExecutor(_)), "{error}");
-        assert!(error.to_string().contains("OpenOptions::runtime"), "{error}");
+        assert!(
+            error.to_string().contains("OpenOptions::runtime"),
+            "{error}"
+        );
         assert_eq!(db.background_tasks(), 0);
         db.close().await;
     });

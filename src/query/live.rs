@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use crate::runtime::Instant;
 use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
 use rusqlite::Connection;
 use rusqlite::types::Value;
-use crate::runtime::Instant;
 
 use super::{FromRow, Query};
 use crate::{Error, Result, TableUpdateStream, TableUpdates};

@@ -1,7 +1,6 @@
 //! General-purpose SQL functions registered on every connection (writer and readers):
 //! `uuid()`, as PowerSync's docs use it (`INSERT INTO todos(id, …) VALUES (uuid(), …)`).
 
-
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 

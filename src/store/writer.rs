@@ -49,22 +49,22 @@ impl Writer {
         let (ready, opened) = oneshot::channel();
         let (exiting, exited) = watch::channel(());
         crate::runtime::threads::start_sqlite_thread(name.to_owned(), "writer", move || {
-                let _exiting = exiting; // dropped last, after the connection
-                let mut state = match catch_unwind(AssertUnwindSafe(init)) {
-                    Ok(Ok(state)) => {
-                        let _ = ready.send(Ok(()));
-                        state
-                    }
-                    Ok(Err(e)) => return drop(ready.send(Err(e))),
-                    Err(panic) => return drop(ready.send(Err(panicked(panic)))),
-                };
-                let mut busy = false;
-                while let Some((job, arrived_quickly)) = next_job(&inbox, busy) {
-                    busy = arrived_quickly;
-                    job(&mut state);
+            let _exiting = exiting; // dropped last, after the connection
+            let mut state = match catch_unwind(AssertUnwindSafe(init)) {
+                Ok(Ok(state)) => {
+                    let _ = ready.send(Ok(()));
+                    state
                 }
-                drop(state);
-            })?;
+                Ok(Err(e)) => return drop(ready.send(Err(e))),
+                Err(panic) => return drop(ready.send(Err(panicked(panic)))),
+            };
+            let mut busy = false;
+            while let Some((job, arrived_quickly)) = next_job(&inbox, busy) {
+                busy = arrived_quickly;
+                job(&mut state);
+            }
+            drop(state);
+        })?;
         opened.await.map_err(|_| Error::Closed)??;
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),

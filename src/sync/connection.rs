@@ -133,7 +133,8 @@ pub(crate) async fn connect<C: BackendConnector>(
         upload_finished: Notify::new(),
     });
     let span = tracing::info_span!("livesync_sync", client_id = %engine.client_id);
-    let download = db.spawn(download::download_loop(Arc::clone(&engine)).instrument(span.clone()))?;
+    let download =
+        db.spawn(download::download_loop(Arc::clone(&engine)).instrument(span.clone()))?;
     let upload = match db.spawn(upload::upload_loop(engine).instrument(span)) {
         Ok(upload) => upload,
         Err(error) => {

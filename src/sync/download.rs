@@ -107,7 +107,7 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
             transport::open_stream(&engine.http, &credentials, &request),
         )
         .await
-    .map_err(|_| Error::StreamIdle(idle))??;
+        .map_err(|_| Error::StreamIdle(idle))??;
     let url = response.url().to_string();
     engine.status().update(|s| {
         s.connected = true;

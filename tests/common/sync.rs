@@ -97,7 +97,9 @@ impl ServiceThread {
                     .expect("a runtime for the service");
                 runtime.block_on(async move {
                     let service = builder.start().await.expect("service starts");
-                    started.send(service).expect("the test waits for the service");
+                    started
+                        .send(service)
+                        .expect("the test waits for the service");
                     let _ = stopped.await;
                 });
             })

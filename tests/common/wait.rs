@@ -70,7 +70,10 @@ pub mod anywhere {
     pub async fn until(what: &str, mut check: impl FnMut() -> bool) {
         let deadline = Instant::now() + WAIT;
         while !check() {
-            assert!(Instant::now() < deadline, "timed out after {WAIT:?}: {what}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {WAIT:?}: {what}"
+            );
             futures_timer::Delay::new(Duration::from_millis(5)).await;
         }
     }
@@ -79,7 +82,10 @@ pub mod anywhere {
     pub async fn until_async<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
         let deadline = Instant::now() + WAIT;
         while !check().await {
-            assert!(Instant::now() < deadline, "timed out after {WAIT:?}: {what}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {WAIT:?}: {what}"
+            );
             futures_timer::Delay::new(Duration::from_millis(5)).await;
         }
     }
