@@ -48,8 +48,8 @@
 //! worker. Local writes go through views whose `INSTEAD OF` triggers store the row as
 //! JSON and append to the upload queue in the same transaction. Change notifications are
 //! collected by SQLite hooks and published only after the commit is visible to readers.
-The sync engine's two background tasks and every timer come from the database's
-[`Runtime`]: nothing in the core assumes a particular executor.
+//! The sync engine's two background tasks and every timer come from the database's
+//! [`Runtime`]: nothing in the core assumes a particular executor.
 
 // Lints are set once for the workspace, in Cargo.toml's `[workspace.lints]`.
 // On docs.rs, items behind a feature say which feature they need.
