@@ -213,10 +213,10 @@ fn a_live_query_and_a_sync_run_with_no_tokio_runtime_on_the_app_side() {
         assert!(tokio::runtime::Handle::try_current().is_err());
         scenario(runtime, &service.service).await;
     });
-    assert_eq!(
-        spawned.load(std::sync::atomic::Ordering::Relaxed),
-        2,
-        "the two sync loops ran on the app's spawner"
+    // The two sync loops, and the job that stores a released stream subscription.
+    assert!(
+        spawned.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+        "the sync loops ran on the app's spawner"
     );
 }
 
