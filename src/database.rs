@@ -195,7 +195,7 @@ impl Database {
     /// futures::executor::block_on(async {
     ///     let options = OpenOptions::default().runtime(Runtime::none());
     ///     let db = Database::in_memory_with(Schema::default(), options).await?;
-    ///     assert_eq!(db.query::<i64>("SELECT 6 * 7").fetch_scalar().await?, 42);
+    ///     assert_eq!(db.query::<i64>("SELECT 6 * 7").fetch_one().await?, 42);
     ///     Ok(())
     /// })
     /// # }
