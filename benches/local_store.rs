@@ -5,9 +5,10 @@
 //! (b) 10k single-row write transactions on a file database with one watcher attached
 //!     (and the events it received) vs raw rusqlite autocommit inserts;
 //! (c) commit → watcher wake-up latency (median, p99) vs a bare cross-thread wake-up of a
-//!     tokio task (the floor any notification has to pay).
+//!     tokio task (the floor any notification has to pay); with the `smol` feature also
+//!     on smol, against the same baseline on smol.
 //!
-//! Run with `cargo bench --bench local_store`.
+//! Run with `cargo bench --bench local_store` (`--features smol` for the smol figures).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -338,6 +339,114 @@ fn wake_latency(c: &mut Criterion) {
         base_p99.as_secs_f64() * 1e6,
         median.as_secs_f64() / base_median.as_secs_f64()
     );
+    #[cfg(feature = "smol")]
+    smol_wake::wake_latency_on_smol(c, &summarize);
+}
+
+/// (c) again with the UI thread driven by smol (`async_io::block_on` running one
+/// `async_executor::Executor`) instead of tokio; same samples, same baseline shape.
+#[cfg(feature = "smol")]
+mod smol_wake {
+    use super::*;
+
+    type Summary = (Duration, Duration, usize);
+
+    pub(super) fn wake_latency_on_smol(
+        c: &mut Criterion,
+        summarize: &dyn Fn(&Mutex<Vec<Duration>>) -> Summary,
+    ) {
+        let mut group = c.benchmark_group("c_commit_to_watcher_latency_smol");
+        group.sample_size(10);
+        let baseline = Arc::new(Mutex::new(Vec::new()));
+        group.bench_function("baseline_thread_to_task_wake", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+                    let sender = std::thread::spawn(move || {
+                        for _ in 0..LATENCY_SAMPLES {
+                            std::thread::sleep(Duration::from_micros(200));
+                            tx.send(Instant::now()).unwrap();
+                        }
+                    });
+                    let executor = async_executor::Executor::new();
+                    let samples = async_io::block_on(executor.run(async move {
+                        let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+                        while let Some(sent) = rx.recv().await {
+                            samples.push(sent.elapsed());
+                        }
+                        samples
+                    }));
+                    sender.join().unwrap();
+                    total += samples.iter().sum::<Duration>() / samples.len() as u32;
+                    baseline.lock().unwrap().extend(samples);
+                }
+                total
+            })
+        });
+        let livesync = Arc::new(Mutex::new(Vec::new()));
+        group.bench_function("livesync_commit_to_watch_tables", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().unwrap();
+                    let executor = Arc::new(async_executor::Executor::new());
+                    let options =
+                        livesync::OpenOptions::default().runtime(livesync::Runtime::smol(Arc::clone(&executor)));
+                    let samples = async_io::block_on(executor.run(async {
+                        let db = Database::open_with(dir.path().join("livesync.db"), todo_schema(), options)
+                            .await
+                            .expect("open livesync");
+                        let committed_at = Arc::new(Mutex::new(None::<Instant>));
+                        let mut updates = db.watch_tables(["todos"]);
+                        let waiter = {
+                            let committed_at = Arc::clone(&committed_at);
+                            executor.spawn(async move {
+                                let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+                                while updates.next().await.is_some() {
+                                    let woke = Instant::now();
+                                    if let Some(at) = committed_at.lock().unwrap().take() {
+                                        samples.push(woke - at);
+                                    }
+                                }
+                                samples
+                            })
+                        };
+                        for i in 0..LATENCY_SAMPLES {
+                            let committed_at = Arc::clone(&committed_at);
+                            db.write(move |conn| {
+                                conn.execute(
+                                    "INSERT INTO todos(id, description, done, score) VALUES (?1, ?2, ?3, ?4)",
+                                    row(i),
+                                )?;
+                                *committed_at.lock().unwrap() = Some(Instant::now());
+                                Ok(())
+                            })
+                            .await
+                            .unwrap();
+                            async_io::Timer::after(Duration::from_micros(200)).await;
+                        }
+                        db.close().await;
+                        waiter.await
+                    }));
+                    total += samples.iter().sum::<Duration>() / samples.len().max(1) as u32;
+                    livesync.lock().unwrap().extend(samples);
+                }
+                total
+            })
+        });
+        group.finish();
+        let (base_median, base_p99, _) = summarize(&baseline);
+        let (median, p99, n) = summarize(&livesync);
+        println!(
+            "\n(c, smol) commit -> watcher wake-up over {n} samples: median {:.1} µs, p99 {:.1} µs; bare thread->task wake median {:.1} µs, p99 {:.1} µs; ratio (median) = {:.2}x\n",
+            median.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6,
+            base_median.as_secs_f64() * 1e6,
+            base_p99.as_secs_f64() * 1e6,
+            median.as_secs_f64() / base_median.as_secs_f64()
+        );
+    }
 }
 
 criterion_group!(benches, bulk_inserts, single_row_transactions, wake_latency);

@@ -8,7 +8,8 @@
 //! (b) 1M rows in 10 buckets (one measured run each, in a fresh child process; also the
 //!     peak RSS growth during the livesync sync, reset through `/proc/self/clear_refs`).
 //!
-//! The service sends 1,000 ops per data line. Run with `cargo bench --bench sync --features testing`.
+//! The service sends 1,000 ops per data line. Run with `cargo bench --bench sync --features testing`
+//! (add `smol` for the same 100k download with the client on smol).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -110,6 +111,28 @@ async fn livesync_sync(service: &TestSyncService, dir: &tempfile::TempDir) -> Du
     elapsed
 }
 
+/// [`livesync_sync`] with the client's executor and timers from smol: one
+/// `async_executor::Executor` run by `async_io::block_on` on this thread.
+#[cfg(feature = "smol")]
+fn smol_sync(service: &TestSyncService, dir: &tempfile::TempDir) -> Duration {
+    let executor = Arc::new(async_executor::Executor::new());
+    let options =
+        livesync::OpenOptions::default().runtime(livesync::Runtime::smol(Arc::clone(&executor)));
+    async_io::block_on(executor.run(async {
+        let db = Database::open_with(dir.path().join("livesync.db"), todo_schema(), options)
+            .await
+            .expect("open");
+        let start = Instant::now();
+        db.connect(service.connector("bench"), SyncOptions::default())
+            .await
+            .expect("connect");
+        db.wait_for_first_sync().await.expect("synced");
+        let elapsed = start.elapsed();
+        db.close().await;
+        elapsed
+    }))
+}
+
 fn sync_100k(c: &mut Criterion) {
     const ROWS: usize = 100_000;
     let rt = runtime();
@@ -145,6 +168,22 @@ fn sync_100k(c: &mut Criterion) {
                 .sum()
         })
     });
+    // The same download with the client on smol (the service stays on tokio's threads).
+    #[cfg(feature = "smol")]
+    let on_smol = Arc::new(Mutex::new(Totals::default()));
+    #[cfg(feature = "smol")]
+    group.bench_function("livesync_from_test_service_on_smol", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let dir = tempfile::tempdir().unwrap();
+                    let elapsed = smol_sync(&service, &dir);
+                    on_smol.lock().unwrap().add(elapsed);
+                    elapsed
+                })
+                .sum()
+        })
+    });
     group.finish();
     let (raw, ours) = (raw.lock().unwrap().mean(), ours.lock().unwrap().mean());
     println!(
@@ -153,6 +192,16 @@ fn sync_100k(c: &mut Criterion) {
         ROWS as f64 / raw,
         ours / raw
     );
+    #[cfg(feature = "smol")]
+    {
+        let smol = on_smol.lock().unwrap().mean();
+        println!(
+            "(a, smol) initial sync of {ROWS} rows in 1 bucket: livesync on smol {:.0} ops/s ({smol:.2} s), ratio smol/tokio time = {:.2}x, smol/raw time = {:.2}x\n",
+            ROWS as f64 / smol,
+            smol / ours,
+            smol / raw
+        );
+    }
     rt.block_on(service.shutdown());
 }
 

@@ -15,10 +15,11 @@ use serde_json::Value;
 
 use crate::crud::{self, CrudBatch, CrudTransaction, UploadQueueStats};
 use crate::query::{FromRow, Query};
+use crate::runtime::{BackgroundTask, MaybeSend, TaskCount};
 use crate::schema::Schema;
 use crate::store::{OpenOptions, Store, TableUpdateStream};
 use crate::sync::{self, SyncOptions, SyncSlot, SyncStatus, SyncStream};
-use crate::{BackendConnector, Result};
+use crate::{BackendConnector, Result, Runtime};
 
 /// A local livesync database: a cheap, cloneable, `Send + Sync` handle.
 ///
@@ -55,6 +56,9 @@ pub struct Database {
 struct Inner {
     store: Store,
     sync: SyncSlot,
+    runtime: Runtime,
+    /// The background tasks spawned for this database that still exist.
+    tasks: TaskCount,
 }
 
 /// The file databases open in this process, by canonical path: opening a file that is
@@ -141,8 +145,9 @@ impl Database {
         options: OpenOptions,
     ) -> Result<Self> {
         let path = path.as_ref();
+        let runtime = options.runtime.clone();
         let Some(key) = open_file_key(path) else {
-            return Self::assemble(Store::open(path, schema, options).await?).await;
+            return Self::assemble(Store::open(path, schema, options).await?, runtime).await;
         };
         let _opening = OPENING.lock().await;
         let open = OPEN_FILES
@@ -160,7 +165,7 @@ impl Database {
             }
             return Ok(db);
         }
-        let db = Self::assemble(Store::open(path, schema, options).await?).await?;
+        let db = Self::assemble(Store::open(path, schema, options).await?, runtime).await?;
         let mut open = OPEN_FILES.lock().unwrap_or_else(PoisonError::into_inner);
         open.retain(|_, handle| handle.strong_count() > 0);
         open.insert(key, Arc::downgrade(&db.inner));
@@ -177,14 +182,35 @@ impl Database {
     /// # Ok(()) }
     /// ```
     pub async fn in_memory(schema: Schema) -> Result<Self> {
-        Self::assemble(Store::in_memory(schema).await?).await
+        Self::in_memory_with(schema, OpenOptions::default()).await
     }
 
-    async fn assemble(store: Store) -> Result<Self> {
+    /// An in-memory database with `options`; of those only
+    /// [`runtime`](OpenOptions::runtime) applies (there are no readers and no other
+    /// process to wait for).
+    ///
+    /// ```
+    /// # fn main() -> livesync::Result<()> {
+    /// use livesync::{Database, OpenOptions, Runtime, Schema};
+    /// futures::executor::block_on(async {
+    ///     let options = OpenOptions::default().runtime(Runtime::none());
+    ///     let db = Database::in_memory_with(Schema::default(), options).await?;
+    ///     assert_eq!(db.query::<i64>("SELECT 6 * 7").fetch_one().await?, 42);
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
+    pub async fn in_memory_with(schema: Schema, options: OpenOptions) -> Result<Self> {
+        Self::assemble(Store::in_memory(schema).await?, options.runtime).await
+    }
+
+    async fn assemble(store: Store, runtime: Runtime) -> Result<Self> {
         let db = Self {
             inner: Arc::new(Inner {
                 store,
                 sync: SyncSlot::new(),
+                runtime,
+                tasks: TaskCount::default(),
             }),
         };
         sync::load_offline_status(&db).await?;
@@ -415,9 +441,11 @@ impl Database {
 impl Database {
     /// Starts syncing with the service `connector` points at: downloads run in a
     /// background task that reconnects after failures, and local writes are uploaded
-    /// through `connector`. Connecting again first stops the previous connection. Needs
-    /// a tokio runtime; returns once the tasks are started (watch
-    /// [`status`](Self::status) or await [`wait_for_first_sync`](Self::wait_for_first_sync)).
+    /// through `connector`. Connecting again first stops the previous connection. The
+    /// two tasks run on the database's [`Runtime`] (by default the tokio runtime
+    /// current here; [`Error::NoExecutor`](crate::Error::NoExecutor) when there is
+    /// none); returns once they are started (watch [`status`](Self::status) or await
+    /// [`wait_for_first_sync`](Self::wait_for_first_sync)).
     ///
     /// The background tasks hold a handle to the database, so syncing continues after
     /// the app drops its own handles: call [`disconnect`](Self::disconnect) or
@@ -450,6 +478,21 @@ impl Database {
     /// ```
     pub async fn disconnect(&self) {
         sync::disconnect(self).await;
+    }
+
+    /// How many background tasks of this database exist on its executor: 2 while
+    /// connected (the download and upload loops), 0 once
+    /// [`disconnect`](Self::disconnect) or [`close`](Self::close) returned. A task
+    /// counts until the executor has dropped it, with everything it held.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// let db = livesync::Database::in_memory(livesync::Schema::default()).await?;
+    /// assert_eq!(db.background_tasks(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn background_tasks(&self) -> usize {
+        self.inner.tasks.get()
     }
 
     /// Disconnects, then deletes all synced data, sync state and queued uploads (for
@@ -548,5 +591,31 @@ impl Database {
     /// The sync engine's status and tasks.
     pub(crate) fn sync_slot(&self) -> &SyncSlot {
         &self.inner.sync
+    }
+
+    /// The executor and timers this database was opened with.
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// Starts `future` on the database's runtime, counted in
+    /// [`background_tasks`](Self::background_tasks) until it is gone.
+    pub(crate) fn spawn(
+        &self,
+        future: impl std::future::Future<Output = ()> + MaybeSend + 'static,
+    ) -> Result<BackgroundTask> {
+        self.inner.runtime.spawn(&self.inner.tasks, future)
+    }
+
+    /// Starts a short job that ends by itself (storing a released subscription), not
+    /// counted in [`background_tasks`](Self::background_tasks) and never cancelled.
+    pub(crate) fn spawn_short(
+        &self,
+        future: impl std::future::Future<Output = ()> + MaybeSend + 'static,
+    ) -> Result<()> {
+        self.inner
+            .runtime
+            .spawn(&TaskCount::default(), future)
+            .map(drop)
     }
 }

@@ -256,6 +256,12 @@ pub enum Error {
         source: Arc<std::io::Error>,
     },
 
+    /// The database has no executor to run background tasks on (the sync loops of
+    /// [`Database::connect`](crate::Database::connect)); the message says which one is
+    /// missing and how to name one ([`OpenOptions::runtime`](crate::OpenOptions::runtime)).
+    #[error("{0}")]
+    NoExecutor(String),
+
     /// The connector returned credentials livesync cannot use.
     #[error("invalid credentials: {0}")]
     InvalidCredentials(String),
@@ -468,13 +474,26 @@ pub enum TransportFailure {
     Other,
 }
 
+/// Whether reqwest failed to connect (it cannot tell in the browser, where fetch hides it).
+fn is_connect(error: &reqwest::Error) -> bool {
+    #[cfg(not(target_arch = "wasm32"))]
+    return error.is_connect();
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = error;
+        false
+    }
+}
+
 impl TransportFailure {
     /// Sorts `error` by the errors of its source chain; the message of the innermost one
     /// is the root cause (reqwest's own message only says which step failed).
     fn of(error: &reqwest::Error) -> (Self, String) {
         let mut root: &(dyn std::error::Error + 'static) = error;
+        #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
         let mut certificate = false;
         loop {
+            #[cfg(not(target_arch = "wasm32"))]
             if let Some(tls) = root.downcast_ref::<rustls::Error>() {
                 certificate |= matches!(
                     tls,
@@ -493,7 +512,7 @@ impl TransportFailure {
             Self::Certificate
         } else if error.is_timeout() {
             Self::Timeout
-        } else if error.is_connect() {
+        } else if is_connect(error) {
             Self::Connect
         } else if error.is_body() || error.is_decode() {
             Self::Body

@@ -2,8 +2,6 @@
 //! crypto provider (no OpenSSL, and no aws-lc C build), and capped reads of the small
 //! answers a service gives besides the sync stream.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
 use crate::{Error, Result, USER_AGENT};
@@ -21,20 +19,26 @@ pub(crate) fn http_client_with(extra: Option<&str>) -> Result<reqwest::Client> {
         Some(extra) => format!("{USER_AGENT} {extra}"),
         None => USER_AGENT.to_owned(),
     };
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder().user_agent(user_agent);
+    // In the browser, fetch owns TLS and sockets.
+    #[cfg(not(target_arch = "wasm32"))]
+    let builder = builder
         .tls_backend_preconfigured(tls_config()?)
-        .user_agent(user_agent)
         // A dead peer must not hold a request forever: bounded connects, and TCP
         // keepalives to notice half-open connections (the sync stream also has its own
         // idle timeout).
         .connect_timeout(std::time::Duration::from_secs(10))
-        .tcp_keepalive(std::time::Duration::from_secs(30))
+        .tcp_keepalive(std::time::Duration::from_secs(30));
+    builder
         .build()
         .map_err(|source| Error::transport(String::new(), source))
 }
 
 /// rustls on `ring`, verifying servers against the platform's roots.
+#[cfg(not(target_arch = "wasm32"))]
 fn tls_config() -> Result<rustls::ClientConfig> {
+    use std::sync::Arc;
+
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = rustls_platform_verifier::Verifier::new(Arc::clone(&provider))
         .map_err(|source| Error::Tls(source.to_string()))?;
@@ -58,8 +62,7 @@ pub(crate) fn http_client() -> Result<reqwest::Client> {
 /// Sends `request` (to `url`, named in errors); a transport failure becomes
 /// [`Error::Transport`] and a status other than 2xx an [`Error::HttpStatus`].
 pub(crate) async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-    let response = request
-        .send()
+    let response = crate::runtime::with_reactor(request.send())
         .await
         .map_err(|source| Error::transport(url.to_owned(), source))?;
     if !response.status().is_success() {
@@ -73,7 +76,8 @@ pub(crate) async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<
 /// there is one, else the body text.
 pub(crate) async fn error_from_response(url: String, response: reqwest::Response) -> Error {
     let status = response.status().as_u16();
-    let text = match read_capped(response, MAX_ERROR_BODY_BYTES).await {
+    let text = match crate::runtime::with_reactor(read_capped(response, MAX_ERROR_BODY_BYTES)).await
+    {
         Ok(Capped::Whole(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
         Ok(Capped::Truncated(bytes)) => {
             format!("{}… (truncated)", String::from_utf8_lossy(&bytes))
@@ -103,11 +107,16 @@ pub(crate) enum Capped {
 /// Reads at most `limit` bytes of `response`'s body, chunk by chunk (never the whole of
 /// a body that a faulty or hostile service makes endless).
 pub(crate) async fn read_capped(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     limit: usize,
 ) -> std::result::Result<Capped, reqwest::Error> {
+    use futures::StreamExt;
+
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
+    // The byte stream, not `chunk()`: the same on native and in the browser.
+    let mut chunks = response.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
         let room = limit - body.len();
         if chunk.len() > room {
             body.extend_from_slice(&chunk[..room]);

@@ -21,6 +21,8 @@
 //! 7. Choose what to sync with sync streams: [`Database::sync_stream`] and
 //!    [`SyncStream::subscribe`] (the data stays while the handle lives, then for a TTL);
 //!    per-stream state is in [`SyncStatus::streams`].
+//! 8. Pick the executor: tokio by default; smol or any other through a [`Runtime`] given
+//!    to [`OpenOptions::runtime`]. Live queries work under any executor.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
@@ -46,6 +48,8 @@
 //! worker. Local writes go through views whose `INSTEAD OF` triggers store the row as
 //! JSON and append to the upload queue in the same transaction. Change notifications are
 //! collected by SQLite hooks and published only after the commit is visible to readers.
+//! The sync engine's two background tasks and every timer come from the database's
+//! [`Runtime`]: nothing in the core assumes a particular executor.
 
 // Lints are set once for the workspace, in Cargo.toml's `[workspace.lints]`.
 // On docs.rs, items behind a feature say which feature they need.
@@ -63,6 +67,7 @@ mod http_client;
 #[cfg_attr(docsrs, doc(cfg(feature = "leptos")))]
 pub mod leptos;
 pub mod query;
+mod runtime;
 pub mod schema;
 mod store;
 mod sync;
@@ -75,6 +80,7 @@ pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType, UploadQueueSta
 pub use database::Database;
 pub use error::{Error, Result, TransportFailure};
 pub use query::{ColumnValue, FromRow, LiveDiff, LiveQuery, Query, QueryDiff, RowValues, Serde};
+pub use runtime::{Delay, Runtime, Spawner, Task, Timer};
 pub use store::{OpenOptions, TableUpdateStream, TableUpdates};
 pub use sync::{
     DEFAULT_STREAM_TTL, DownloadProgress, FULL_SYNC, MAX_STREAM_TTL, PriorityProgress,

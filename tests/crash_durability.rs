@@ -45,7 +45,9 @@ fn main() {
             runtime.block_on(parent());
             println!("test crash_durability_keeps_every_acknowledged_transaction ... ok");
             runtime.block_on(schema_parent());
-            println!("test a_schema_change_killed_half_way_leaves_the_old_or_the_new_schema ... ok");
+            println!(
+                "test a_schema_change_killed_half_way_leaves_the_old_or_the_new_schema ... ok"
+            );
             println!("2 passed, 0 failed");
         }
     }
@@ -116,9 +118,12 @@ async fn schema_parent() {
                 .await
                 .unwrap_or_else(|e| panic!("killed after {delay} ms, then variant {variant}: {e}"));
             let last = WIDE_TABLES - 1;
-            db.execute(&format!("INSERT INTO w{last}(id, name) VALUES ('a', 'x')"), ())
-                .await
-                .unwrap();
+            db.execute(
+                &format!("INSERT INTO w{last}(id, name) VALUES ('a', 'x')"),
+                (),
+            )
+            .await
+            .unwrap();
             let (views, triggers): (i64, i64) = db
                 .read(|c| {
                     Ok(c.query_row(

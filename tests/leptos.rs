@@ -1,5 +1,5 @@
 //! The Leptos integration, through the public API, with a leptos_reactive runtime per
-//! test inside a tokio `LocalSet` (where the live feeds run).
+//! test inside a tokio `LocalSet`, named as the local spawner the live feeds run on.
 //!
 //! These are the client-side tests: leptos_reactive without `ssr`, so effects run. The
 //! server behaviour (under `ssr`) is tested in `demos/leptos_ssr/tests/ssr.rs`, in the
@@ -34,10 +34,16 @@ async fn in_runtime<F: Future<Output = ()>>(body: impl FnOnce() -> F) {
     tokio::task::LocalSet::new()
         .run_until(async move {
             let runtime = create_runtime();
+            provide_tokio_spawner();
             body().await;
             runtime.dispose();
         })
         .await;
+}
+
+/// Live feeds run as tasks of the current `LocalSet`.
+fn provide_tokio_spawner() {
+    livesync::leptos::provide_local_spawner(|task| drop(tokio::task::spawn_local(task)));
 }
 
 /// A resource's value now, without subscribing anything.
@@ -357,14 +363,14 @@ mod client {
     }
 
     #[test]
-    fn outside_a_local_set_values_are_snapshots_not_panics() {
+    fn without_a_local_spawner_values_are_snapshots_not_panics() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let db = runtime.block_on(livesync::Database::in_memory(common::sync::schema()));
         let db = db.unwrap();
-        let _guard = runtime.enter(); // a tokio runtime, but no LocalSet
+        let _guard = runtime.enter(); // a tokio runtime, but no local spawner
         let reactive = create_runtime();
         let query = db.clone();
         let todos = create_live_query(move || query.query::<Todo>(TODOS));
@@ -435,6 +441,7 @@ mod client {
             .run_until(async move {
                 let baseline = db.active_watchers();
                 let runtime = create_runtime();
+                provide_tokio_spawner();
                 provide_database(db.clone());
                 let (for_resource, for_signal) = (db.clone(), db.clone());
                 let resource = create_live_query(move || for_resource.query::<Todo>(TODOS));

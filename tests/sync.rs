@@ -979,7 +979,10 @@ async fn a_row_whose_data_is_not_json_is_refused_and_the_table_stays_readable() 
         .throttle(Duration::ZERO)
         .watch();
     assert_eq!(
-        in_time("the first result", lists.next()).await.unwrap().unwrap(),
+        in_time("the first result", lists.next())
+            .await
+            .unwrap()
+            .unwrap(),
         ["groceries", "chores"]
     );
     // A lone surrogate escape inside JSON text: SQLite would store it and fail to
@@ -995,7 +998,10 @@ async fn a_row_whose_data_is_not_json_is_refused_and_the_table_stays_readable() 
     .await;
     let message = db.status().download_error.unwrap().to_string();
     assert!(message.contains(r#"bucket "lists[]""#), "{message}");
-    assert!(!message.contains("ud800"), "no row data in the message: {message}");
+    assert!(
+        !message.contains("ud800"),
+        "no row data in the message: {message}"
+    );
     assert_eq!(strings(&db, LISTS).await, ["l1:groceries", "l2:chores"]);
     // The client reconnects and goes on syncing.
     service.upsert_row("lists", "l3", json!({"name": "later"}));
@@ -1004,7 +1010,8 @@ async fn a_row_whose_data_is_not_json_is_refused_and_the_table_stays_readable() 
     until("the error clears", || db.status().download_error.is_none()).await;
     // The live query never failed.
     let mut last = None;
-    while let Ok(Some(item)) = tokio::time::timeout(Duration::from_millis(200), lists.next()).await {
+    while let Ok(Some(item)) = tokio::time::timeout(Duration::from_millis(200), lists.next()).await
+    {
         last = Some(item.expect("a readable table"));
     }
     assert_eq!(last.unwrap(), ["groceries", "chores", "later"]);

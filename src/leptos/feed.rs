@@ -8,10 +8,14 @@ use std::rc::Rc;
 use futures::future::{AbortHandle, Abortable};
 use leptos_reactive::on_cleanup;
 
+use super::spawner::LocalSpawner;
+
 /// Handle to the task feeding one reactive value (at most one runs at a time).
 #[derive(Clone)]
 pub(super) struct Feed {
     running: Rc<Running>,
+    /// Taken from context when the feed is created (`start` may run later, elsewhere).
+    spawner: Option<LocalSpawner>,
 }
 
 /// The running task's abort handle. Aborting also on drop covers a runtime disposed as a
@@ -40,6 +44,7 @@ impl Feed {
     pub(super) fn new() -> Self {
         let feed = Self {
             running: Rc::default(),
+            spawner: LocalSpawner::current(),
         };
         let owned = feed.clone();
         // Dropping the task (not just letting it notice a disposed signal at its next item)
@@ -51,50 +56,21 @@ impl Feed {
     /// Runs `task` in place of the current one, if any.
     pub(super) fn start(&self, task: impl Future<Output = ()> + 'static) {
         self.stop();
+        let Some(spawner) = &self.spawner else {
+            tracing::error!(
+                "livesync::leptos: no local spawner, so live values stay snapshots; call livesync::leptos::provide_local_spawner near the root"
+            );
+            return;
+        };
         let (abort, registration) = AbortHandle::new_pair();
-        if spawn_local(async move {
+        spawner.spawn(async move {
             let _ = Abortable::new(task, registration).await;
-        }) {
-            *self.running.0.borrow_mut() = Some(abort);
-        }
+        });
+        *self.running.0.borrow_mut() = Some(abort);
     }
 
     /// Aborts the current task; the executor drops it (and what it holds) at its next poll.
     pub(super) fn stop(&self) {
         self.running.stop();
-    }
-}
-
-/// Spawns a `!Send` task on the executor of the current thread; `false` when there is none.
-#[cfg(target_arch = "wasm32")]
-fn spawn_local(task: impl Future<Output = ()> + 'static) -> bool {
-    leptos_reactive::spawn_local(task);
-    true
-}
-
-/// Spawns a `!Send` task on the executor of the current thread; `false` when there is none.
-///
-/// Not leptos_reactive's `spawn_local`: on native without its `ssr` feature that one
-/// blocks the caller until the future ends, and a live feed never ends.
-#[cfg(not(target_arch = "wasm32"))]
-fn spawn_local(task: impl Future<Output = ()> + 'static) -> bool {
-    use std::panic::{AssertUnwindSafe, catch_unwind};
-
-    if tokio::runtime::Handle::try_current().is_err() {
-        tracing::error!(
-            "livesync::leptos: no tokio runtime on this thread, so live values stay snapshots; build the reactive tree inside a tokio LocalSet"
-        );
-        return false;
-    }
-    // tokio can only tell "no LocalSet" by panicking; keep that from unwinding into
-    // the app's reactive code.
-    match catch_unwind(AssertUnwindSafe(|| tokio::task::spawn_local(task))) {
-        Ok(_) => true,
-        Err(_) => {
-            tracing::error!(
-                "livesync::leptos: not inside a tokio LocalSet, so live values stay snapshots; build the reactive tree inside LocalSet::run_until"
-            );
-            false
-        }
     }
 }

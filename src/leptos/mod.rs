@@ -30,8 +30,8 @@
 //! Leptos decides where live updates happen, through its own rule that effects run only
 //! on the client:
 //! - **`ssr`** (leptos_reactive's `ssr` feature, e.g. through `leptos/ssr`): effects
-//!   never run, so the resource resolves once from its snapshot (fetched on the request's
-//!   tokio `LocalSet`, serialized into the page like any `create_resource`) and nothing
+//!   never run, so the resource resolves once from its snapshot (fetched the way leptos
+//!   runs a resource's fetcher on the server, serialized into the page like any `create_resource`) and nothing
 //!   subscribes to table changes. A live signal stays `None` on the server, like a local
 //!   resource. A resource with sync streams ([`create_live_query_with`]) neither
 //!   subscribes to them nor waits for them on the server (a server without a sync
@@ -42,20 +42,19 @@
 //!   until the streams have synced on the client).
 //! - **Native without features** (desktop, tests): live. leptos_reactive then runs a
 //!   resource's fetcher inline (`spawn_local` is `block_on` there), so the first value is
-//!   ready as soon as the resource exists; live updates run as tasks on the current
-//!   tokio [`LocalSet`](https://docs.rs/tokio/latest/tokio/task/struct.LocalSet.html),
-//!   so build the reactive tree inside one (as leptos' own `ssr` mode requires). Outside
-//!   a `LocalSet` nothing is live and an error is logged: resources keep their snapshot,
+//!   ready as soon as the resource exists; live updates run as tasks on the local
+//!   executor the app names once with [`provide_local_spawner`] (tokio's `LocalSet`,
+//!   smol's `LocalExecutor`, `futures`' `LocalPool`, a toolkit's event loop: any works).
+//!   Without one nothing is live and an error is logged: resources keep their snapshot,
 //!   a live signal stays `None`, the sync status keeps its first value and
-//!   `use_sync_stream` does not subscribe. tokio can only report a missing `LocalSet` by
-//!   panicking, which livesync catches: a panic hook still sees that panic, and a build
-//!   with `panic = "abort"` must create these values inside a `LocalSet`.
+//!   `use_sync_stream` does not subscribe.
 //!
 //! Disposing an owner (a component unmounting) or the whole runtime stops its live
 //! tasks and releases their subscriptions.
 //!
-//! Background tasks are started with `wasm_bindgen_futures` on wasm and tokio's local
-//! spawner elsewhere; nothing tokio-specific appears in this module's API.
+//! Background tasks are started with leptos_reactive's `spawn_local` on wasm (unless a
+//! local spawner was provided) and with the provided local spawner elsewhere; nothing
+//! executor-specific appears in this module's API.
 //!
 //! ```no_run
 //! use leptos_reactive::*;
@@ -90,6 +89,7 @@ mod context;
 mod feed;
 mod resource;
 mod signal;
+mod spawner;
 mod status;
 mod stream;
 
@@ -100,5 +100,6 @@ pub use resource::{
     create_live_query_one_with, create_live_query_with,
 };
 pub use signal::{create_live_signal, create_live_signal_with};
+pub use spawner::{LocalTask, provide_local_spawner};
 pub use status::use_sync_status;
 pub use stream::use_sync_stream;

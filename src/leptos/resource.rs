@@ -83,7 +83,7 @@ pub type StreamedResource<T, O = Vec<T>> = Resource<(Query<T>, LiveQueryOptions)
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
 /// use leptos_reactive::*;
-/// use livesync::leptos::create_live_query;
+/// use livesync::leptos::{create_live_query, provide_local_spawner, LocalTask};
 /// use livesync::{Column, Database, Row, Schema, Table};
 ///
 /// #[derive(Row, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -94,9 +94,11 @@ pub type StreamedResource<T, O = Vec<T>> = Resource<(Query<T>, LiveQueryOptions)
 ///
 /// let schema = Schema::new([Table::new("todos", [Column::text("description"), Column::integer("done")])]);
 /// let db = Database::in_memory(schema).await?;
+/// // On native, live tasks run on a local executor the app drives: here tokio's.
 /// tokio::task::LocalSet::new()
 ///     .run_until(async move {
 ///         let runtime = create_runtime();
+///         provide_local_spawner(|task: LocalTask| drop(tokio::task::spawn_local(task)));
 ///         let (done, set_done) = create_signal(false);
 ///         let todos = create_live_query(move || {
 ///             db.query::<Todo>("SELECT id, description FROM todos WHERE done = ? ORDER BY id")

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use crate::runtime::Instant;
 use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
 use rusqlite::Connection;
 use rusqlite::types::Value;
-use tokio::time::Instant;
 
 use super::{FromRow, Query};
 use crate::{Error, Result, TableUpdateStream, TableUpdates};
@@ -177,7 +177,7 @@ impl<T: FromRow> Watch<T> {
             let raw = self.query.db.read(move |conn| query.raw_on(conn)).await;
             // The throttle counts from the end of a run, so consecutive results are
             // always at least the throttle apart, however long the query takes.
-            self.last_run = Some(Instant::now());
+            self.last_run = Some(self.query.db.runtime().now());
             let (names, rows) = match raw {
                 Ok(raw) => raw,
                 Err(Error::Closed) => return None,
@@ -205,8 +205,9 @@ impl<T: FromRow> Watch<T> {
         }
         if let Some(last_run) = self.last_run {
             let due = last_run + self.query.throttle;
-            if Instant::now() < due {
-                tokio::time::sleep_until(due).await;
+            let runtime = self.query.db.runtime();
+            if runtime.now() < due {
+                runtime.sleep_until(due).await;
             }
         }
         // Changes that arrived while waiting are covered by the run that follows.

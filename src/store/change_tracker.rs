@@ -180,8 +180,9 @@ impl ChangeTracker {
             )?
             .query_map([], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?;
-        let mut without_rowid =
-            conn.prepare("SELECT wr FROM pragma_table_list(?1) WHERE schema = 'main' AND type = 'table'")?;
+        let mut without_rowid = conn.prepare(
+            "SELECT wr FROM pragma_table_list(?1) WHERE schema = 'main' AND type = 'table'",
+        )?;
         let mut tables = Vec::new();
         for name in candidates {
             if without_rowid

@@ -66,6 +66,7 @@ use writer::{Writer, WriterState};
 pub struct OpenOptions {
     readers: usize,
     busy_timeout: Duration,
+    pub(crate) runtime: crate::Runtime,
 }
 
 impl Default for OpenOptions {
@@ -73,6 +74,7 @@ impl Default for OpenOptions {
         Self {
             readers: 4,
             busy_timeout: Duration::from_secs(5),
+            runtime: crate::Runtime::default(),
         }
     }
 }
@@ -88,6 +90,30 @@ impl OpenOptions {
     /// with [`Error::Busy`] (default 5 s).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
+        self
+    }
+
+    /// Where the database runs its background work and takes its timers from (default
+    /// [`Runtime::default`](crate::Runtime::default): tokio with the `tokio` feature).
+    ///
+    /// ```
+    /// # fn main() -> livesync::Result<()> {
+    /// use livesync::{Database, OpenOptions, Runtime, Schema, Task};
+    ///
+    /// // Any executor: here, a thread per task, driven by `futures`' minimal executor.
+    /// let runtime = Runtime::custom(|task: Task| {
+    ///     std::thread::spawn(move || futures::executor::block_on(task));
+    /// });
+    /// let options = OpenOptions::default().runtime(runtime);
+    /// futures::executor::block_on(async {
+    ///     let db = Database::in_memory_with(Schema::default(), options).await?;
+    ///     db.close().await;
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
+    pub fn runtime(mut self, runtime: crate::Runtime) -> Self {
+        self.runtime = runtime;
         self
     }
 }

@@ -7,7 +7,6 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use std::thread;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -35,9 +34,10 @@ impl ReaderPool {
             let inbox = Arc::clone(&inbox);
             let (ready, opened) = oneshot::channel();
             let exiting = exiting.clone();
-            thread::Builder::new()
-                .name(format!("livesync-reader-{index}"))
-                .spawn(move || {
+            crate::runtime::threads::start_sqlite_thread(
+                format!("livesync-reader-{index}"),
+                "reader",
+                move || {
                     let _exiting = exiting; // dropped last, after the connection
                     let conn = match open_reader(&path, busy_timeout) {
                         Ok(conn) => {
@@ -63,8 +63,8 @@ impl ReaderPool {
                             Err(_) => break, // pool closed
                         }
                     }
-                })
-                .map_err(|e| Error::thread_spawn("reader", e))?;
+                },
+            )?;
             opened.await.map_err(|_| Error::Closed)??;
         }
         drop(exiting);

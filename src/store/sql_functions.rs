@@ -1,8 +1,6 @@
 //! General-purpose SQL functions registered on every connection (writer and readers):
 //! `uuid()`, as PowerSync's docs use it (`INSERT INTO todos(id, …) VALUES (uuid(), …)`).
 
-use std::sync::OnceLock;
-
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 
@@ -16,6 +14,23 @@ pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
     })
 }
 
+/// Fills `bytes` from the operating system's CSPRNG (ring's, through rustls).
+#[cfg(not(target_arch = "wasm32"))]
+fn fill_random(bytes: &mut [u8]) -> Result<(), &'static str> {
+    static RANDOM: std::sync::OnceLock<&'static dyn rustls::crypto::SecureRandom> =
+        std::sync::OnceLock::new();
+    let random = RANDOM.get_or_init(|| rustls::crypto::ring::default_provider().secure_random);
+    random
+        .fill(bytes)
+        .map_err(|_| "uuid(): the operating system's random number generator failed")
+}
+
+/// Fills `bytes` from the browser's `crypto.getRandomValues` (rustls is native-only).
+#[cfg(target_arch = "wasm32")]
+fn fill_random(bytes: &mut [u8]) -> Result<(), &'static str> {
+    getrandom::getrandom(bytes).map_err(|_| "uuid(): the browser's crypto.getRandomValues failed")
+}
+
 /// A random version-4 UUID as lowercase text (`xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx`).
 ///
 /// The 122 random bits come from the operating system's CSPRNG, through the `ring`
@@ -24,12 +39,8 @@ pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
 /// are unpredictable and unique across processes and devices, with no dependency of
 /// their own.
 fn new_uuid_v4() -> Result<String, &'static str> {
-    static RANDOM: OnceLock<&'static dyn rustls::crypto::SecureRandom> = OnceLock::new();
-    let random = RANDOM.get_or_init(|| rustls::crypto::ring::default_provider().secure_random);
     let mut bytes = [0u8; 16];
-    random
-        .fill(&mut bytes)
-        .map_err(|_| "uuid(): the operating system's random number generator failed")?;
+    fill_random(&mut bytes)?;
     bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
     bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
     const HEX: &[u8; 16] = b"0123456789abcdef";

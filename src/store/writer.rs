@@ -8,7 +8,6 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -49,26 +48,23 @@ impl Writer {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (ready, opened) = oneshot::channel();
         let (exiting, exited) = watch::channel(());
-        thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                let _exiting = exiting; // dropped last, after the connection
-                let mut state = match catch_unwind(AssertUnwindSafe(init)) {
-                    Ok(Ok(state)) => {
-                        let _ = ready.send(Ok(()));
-                        state
-                    }
-                    Ok(Err(e)) => return drop(ready.send(Err(e))),
-                    Err(panic) => return drop(ready.send(Err(panicked(panic)))),
-                };
-                let mut busy = false;
-                while let Some((job, arrived_quickly)) = next_job(&inbox, busy) {
-                    busy = arrived_quickly;
-                    job(&mut state);
+        crate::runtime::threads::start_sqlite_thread(name.to_owned(), "writer", move || {
+            let _exiting = exiting; // dropped last, after the connection
+            let mut state = match catch_unwind(AssertUnwindSafe(init)) {
+                Ok(Ok(state)) => {
+                    let _ = ready.send(Ok(()));
+                    state
                 }
-                drop(state);
-            })
-            .map_err(|e| Error::thread_spawn("writer", e))?;
+                Ok(Err(e)) => return drop(ready.send(Err(e))),
+                Err(panic) => return drop(ready.send(Err(panicked(panic)))),
+            };
+            let mut busy = false;
+            while let Some((job, arrived_quickly)) = next_job(&inbox, busy) {
+                busy = arrived_quickly;
+                job(&mut state);
+            }
+            drop(state);
+        })?;
         opened.await.map_err(|_| Error::Closed)??;
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),

@@ -5,13 +5,13 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::options::SyncOptions;
 use super::status::{StatusCell, SyncStatus};
 use super::streams::{StreamRegistry, refresh_subscriptions};
 use super::{apply, clear, download, transport, upload};
+use crate::runtime::BackgroundTask;
 use crate::{BackendConnector, Credentials, Database, Error, Result};
 
 /// The sync part of a [`Database`]: its status and, while connected, its tasks.
@@ -34,17 +34,12 @@ impl SyncSlot {
 
 #[derive(Debug)]
 struct Running {
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<BackgroundTask>,
 }
 
 impl Running {
     async fn stop(self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-        for task in self.tasks {
-            let _ = task.await;
-        }
+        futures::future::join_all(self.tasks.into_iter().map(BackgroundTask::cancel)).await;
     }
 }
 
@@ -138,11 +133,18 @@ pub(crate) async fn connect<C: BackendConnector>(
         upload_finished: Notify::new(),
     });
     let span = tracing::info_span!("livesync_sync", client_id = %engine.client_id);
-    let tasks = vec![
-        tokio::spawn(download::download_loop(Arc::clone(&engine)).instrument(span.clone())),
-        tokio::spawn(upload::upload_loop(engine).instrument(span)),
-    ];
-    *running = Some(Running { tasks });
+    let download =
+        db.spawn(download::download_loop(Arc::clone(&engine)).instrument(span.clone()))?;
+    let upload = match db.spawn(upload::upload_loop(engine).instrument(span)) {
+        Ok(upload) => upload,
+        Err(error) => {
+            download.cancel().await;
+            return Err(error);
+        }
+    };
+    *running = Some(Running {
+        tasks: vec![download, upload],
+    });
     tracing::info!("sync started");
     Ok(())
 }

@@ -46,7 +46,7 @@ pub(super) async fn download_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
                     s.download_error = Some(error.into());
                 }
             });
-            tokio::time::sleep(engine.options.retry_delay).await;
+            engine.db.runtime().sleep(engine.options.retry_delay).await;
         }
     }
 }
@@ -96,12 +96,15 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     };
     tracing::debug!(buckets = buckets.len(), "opening sync stream");
     let idle = engine.options.idle_timeout;
-    let response = tokio::time::timeout(
-        idle,
-        transport::open_stream(&engine.http, &credentials, &request),
-    )
-    .await
-    .map_err(|_| Error::StreamIdle(idle))??;
+    let response = engine
+        .db
+        .runtime()
+        .timeout(
+            idle,
+            transport::open_stream(&engine.http, &credentials, &request),
+        )
+        .await
+        .map_err(|_| Error::StreamIdle(idle))??;
     let url = response.url().to_string();
     engine.status().update(|s| {
         s.connected = true;
@@ -115,21 +118,20 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
         buckets.into_iter().map(|(name, _)| name).collect(),
         StreamState::new(stored.requested, stored.rows),
     );
-    let mut body = response.bytes_stream();
+    let mut body = crate::runtime::stream_with_reactor(response.bytes_stream());
     let mut splitter = LineSplitter::default();
     let mut refresh: Option<CredentialsFuture<'_>> = None;
     // Only bytes from the service move the idle deadline (not uploads or refreshes).
-    let mut deadline = tokio::time::Instant::now() + idle;
+    let mut deadline = crate::runtime::IdleDeadline::new(engine.db.runtime().clone(), idle);
     // A line is buffered whole: this bounds what one line can take.
     let max_line = engine.options.max_line_bytes;
     loop {
         tokio::select! {
-            chunk = tokio::time::timeout_at(deadline, body.next()) => {
+            chunk = deadline.guard(body.next()) => {
                 let chunk = chunk.map_err(|_| Error::StreamIdle(idle))?;
                 let ended = chunk.is_none();
                 if let Some(chunk) = chunk {
                     let chunk = chunk.map_err(|source| Error::transport(url.clone(), source))?;
-                    deadline = tokio::time::Instant::now() + idle;
                     splitter.push(&chunk);
                 }
                 // At the end of the body, an unterminated remainder is the last line.

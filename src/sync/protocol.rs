@@ -327,7 +327,9 @@ mod bad_op {
         // Strict, counting the ops that parse: the first one that does not is at fault.
         let parsed = Cell::new(0);
         let mut deserializer = serde_json::Deserializer::from_slice(line);
-        let faulty = Counted::Line(&parsed).deserialize(&mut deserializer).is_err();
+        let faulty = Counted::Line(&parsed)
+            .deserialize(&mut deserializer)
+            .is_err();
         let op_id = lenient
             .data
             .data
@@ -617,7 +619,7 @@ mod tests {
             r#""[1, 2]""#,
             r#""{\"a\": 1""#,
             r#""{\"a\": \"\\ud800\"}""#, // a lone surrogate escape inside JSON text
-            r#"{"a": "\ud800"}"#,       // the same inside an object (raw_data off)
+            r#"{"a": "\ud800"}"#,        // the same inside an object (raw_data off)
             r#"[1]"#,
             r#"7"#,
         ] {

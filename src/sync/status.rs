@@ -443,11 +443,8 @@ pub(crate) fn now_micros() -> i64 {
     static START: std::sync::OnceLock<(SystemTime, std::time::Instant)> =
         std::sync::OnceLock::new();
     let wall = SystemTime::now();
-    let (wall_start, tokio_start) =
-        *START.get_or_init(|| (wall, tokio::time::Instant::now().into_std()));
-    let tokio_elapsed = tokio::time::Instant::now()
-        .into_std()
-        .saturating_duration_since(tokio_start);
+    let (wall_start, tokio_start) = *START.get_or_init(|| (wall, crate::runtime::ambient_now()));
+    let tokio_elapsed = crate::runtime::ambient_now().saturating_duration_since(tokio_start);
     let now = wall.max(wall_start + tokio_elapsed);
     now.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))

@@ -370,20 +370,18 @@ impl Drop for SyncStreamSubscription {
             .db
             .store()
             .queue_transaction(move |tx| subscriptions::refresh_and_sweep(tx, &keys, now));
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                let db = self.db.clone();
-                runtime.spawn(async move {
-                    let refreshed = match renewed.await {
-                        Ok(()) => refresh_subscriptions(&db).await,
-                        Err(error) => Err(error),
-                    };
-                    if let Err(error) = refreshed {
-                        tracing::debug!(%error, "could not renew a released stream subscription");
-                    }
-                });
+        let db = self.db.clone();
+        let stored = self.db.spawn_short(async move {
+            let refreshed = match renewed.await {
+                Ok(()) => refresh_subscriptions(&db).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = refreshed {
+                tracing::debug!(%error, "could not renew a released stream subscription");
             }
-            Err(_) => registry.notify(),
+        });
+        if stored.is_err() {
+            registry.notify();
         }
     }
 }

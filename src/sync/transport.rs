@@ -112,7 +112,9 @@ pub(crate) async fn write_checkpoint(
         .header("Authorization", authorization(credentials)?)
         .header("Accept", "application/json");
     let response = send(&url, get).await?;
-    let body = match read_capped(response, MAX_WRITE_CHECKPOINT_BYTES).await {
+    let body = match crate::runtime::with_reactor(read_capped(response, MAX_WRITE_CHECKPOINT_BYTES))
+        .await
+    {
         Ok(Capped::Whole(body)) => body,
         Ok(Capped::Truncated(_)) => {
             return Err(Error::Protocol(format!(

@@ -21,17 +21,21 @@ pub(super) async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
     // spaces such rounds; an empty round (the one at connect time, or one that only
     // asked for a write checkpoint) leaves no window, so the first write after a quiet
     // period uploads at once.
-    let mut last_upload: Option<tokio::time::Instant> = None;
+    let mut last_upload: Option<crate::runtime::Instant> = None;
     loop {
         tokio::select! {
             change = changes.next() => if change.is_none() { return },
             () = engine.upload_now.notified() => {}
         }
         if let Some(started) = last_upload {
-            tokio::time::sleep_until(started + engine.options.crud_upload_throttle).await;
+            engine
+                .db
+                .runtime()
+                .sleep_until(started + engine.options.crud_upload_throttle)
+                .await;
         }
         loop {
-            let started = tokio::time::Instant::now();
+            let started = engine.db.runtime().now();
             let round = upload_round(&engine)
                 .instrument(tracing::debug_span!("upload"))
                 .await;
@@ -54,7 +58,7 @@ pub(super) async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
                         s.uploading = false;
                         s.upload_error = Some(error.into());
                     });
-                    tokio::time::sleep(engine.options.retry_delay).await;
+                    engine.db.runtime().sleep(engine.options.retry_delay).await;
                 }
             }
         }
@@ -85,7 +89,10 @@ async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<bool> {
         let before = store.crud_counter().await?;
         let credentials = engine.credentials().await?;
         let request = transport::write_checkpoint(&engine.http, &credentials, &engine.client_id);
-        let checkpoint = tokio::time::timeout(WRITE_CHECKPOINT_TIMEOUT, request)
+        let checkpoint = engine
+            .db
+            .runtime()
+            .timeout(WRITE_CHECKPOINT_TIMEOUT, request)
             .await
             .map_err(|_| Error::WriteCheckpointTimeout(WRITE_CHECKPOINT_TIMEOUT))??;
         let set = store

@@ -8,7 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
-use livesync::{Column, Database, Index, IndexColumn, Schema, Table, TrackPreviousValues};
+use livesync::{
+    Column, Database, Index, IndexColumn, OpenOptions, Schema, Table, TrackPreviousValues,
+};
 
 #[cfg(feature = "testing")]
 pub mod sync;
@@ -50,6 +52,16 @@ pub fn tv12_schema() -> Schema {
 pub async fn file_db(schema: Schema) -> (Database, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Database::open(dir.path().join("test.db"), schema)
+        .await
+        .expect("open database");
+    (db, dir)
+}
+
+/// A file database opened with `options` in a fresh temporary directory (kept alive by
+/// the returned guard).
+pub async fn file_db_with(schema: Schema, options: OpenOptions) -> (Database, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = Database::open_with(dir.path().join("test.db"), schema, options)
         .await
         .expect("open database");
     (db, dir)

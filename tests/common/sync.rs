@@ -73,3 +73,55 @@ pub async fn client(service: &TestSyncService, user: &str) -> Database {
     synced(&db).await;
     db
 }
+
+/// A [`TestSyncService`] running on a tokio runtime of its own thread, for tests whose
+/// client side runs on another executor (or none). Dropping it stops the service and
+/// the thread.
+pub struct ServiceThread {
+    pub service: TestSyncService,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServiceThread {
+    /// Starts the service `builder` describes on a new thread.
+    pub fn start(builder: livesync::testing::TestSyncServiceBuilder) -> Self {
+        let (started, service) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("test-sync-service".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the service");
+                runtime.block_on(async move {
+                    let service = builder.start().await.expect("service starts");
+                    started
+                        .send(service)
+                        .expect("the test waits for the service");
+                    let _ = stopped.await;
+                });
+            })
+            .expect("the service thread starts");
+        let service = service
+            .recv_timeout(super::wait::WAIT)
+            .expect("the service started in time");
+        Self {
+            service,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ServiceThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
