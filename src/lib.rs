@@ -57,13 +57,16 @@ mod database;
 #[cfg(feature = "dioxus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dioxus")))]
 pub mod dioxus;
+mod endpoint;
 mod error;
 mod http_client;
+mod http_connector;
 #[cfg(feature = "leptos")]
 #[cfg_attr(docsrs, doc(cfg(feature = "leptos")))]
 pub mod leptos;
 pub mod query;
 pub mod schema;
+mod service_codes;
 mod store;
 mod sync;
 #[cfg(feature = "testing")]
@@ -74,6 +77,7 @@ pub use connector::{BackendConnector, Credentials};
 pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType, UploadQueueStats};
 pub use database::Database;
 pub use error::{Error, Result, TransportFailure};
+pub use http_connector::{HttpConnector, HttpConnectorBuilder, RejectedUpload};
 pub use query::{ColumnValue, FromRow, LiveDiff, LiveQuery, Query, QueryDiff, RowValues, Serde};
 pub use store::{OpenOptions, TableUpdateStream, TableUpdates};
 pub use sync::{

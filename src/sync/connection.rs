@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::options::SyncOptions;
 use super::status::{StatusCell, SyncStatus};
 use super::streams::{StreamRegistry, refresh_subscriptions};
-use super::{apply, clear, download, transport, upload};
+use super::{apply, clear, download, schema_coverage, transport, upload};
 use crate::{BackendConnector, Credentials, Database, Error, Result};
 
 /// The sync part of a [`Database`]: its status and, while connected, its tasks.
@@ -138,7 +138,12 @@ pub(crate) async fn connect<C: BackendConnector>(
         upload_finished: Notify::new(),
     });
     let span = tracing::info_span!("livesync_sync", client_id = %engine.client_id);
+    let synced_before = db.status().last_synced_at;
     let tasks = vec![
+        tokio::spawn(
+            schema_coverage::warn_after_first_sync(db.clone(), synced_before)
+                .instrument(span.clone()),
+        ),
         tokio::spawn(download::download_loop(Arc::clone(&engine)).instrument(span.clone())),
         tokio::spawn(upload::upload_loop(engine).instrument(span)),
     ];

@@ -10,15 +10,8 @@ use crate::{Credentials, Error, Result};
 /// `endpoint` + `path`, keeping a path prefix (`http://h/powersync` →
 /// `http://h/powersync/sync/stream`) and ignoring trailing slashes.
 pub(crate) fn service_url(endpoint: &str, path: &str) -> Result<String> {
+    crate::endpoint::check_endpoint(endpoint)?;
     let base = endpoint.trim().trim_end_matches('/');
-    let has_scheme = base
-        .split_once("://")
-        .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && !rest.is_empty());
-    if !has_scheme {
-        return Err(Error::InvalidCredentials(format!(
-            "endpoint {endpoint:?} must be an http:// or https:// URL"
-        )));
-    }
     Ok(format!("{base}{path}"))
 }
 
