@@ -71,7 +71,7 @@ type RejectionHandler = Arc<dyn Fn(RejectedUpload) + Send + Sync>;
 ///
 /// let connector = HttpConnector::builder("https://my-instance.powersync.example")
 ///     .token_endpoint("https://api.example.com/powersync/token")
-///     .header("Cookie", "session=…")
+///     .header("Cookie", "session=abc123")
 ///     .upload_url("https://api.example.com/powersync/upload")
 ///     .on_rejected(|rejected| {
 ///         eprintln!("the backend refused transaction {:?}: {}", rejected.transaction_id, rejected.error);
@@ -231,7 +231,7 @@ impl HttpConnector {
         let endpoint = ["endpoint", "powersync_url"]
             .iter()
             .find_map(|key| body.get(*key).and_then(Value::as_str))
-            .unwrap_or(&self.inner.service_url);
+            .unwrap_or(self.inner.service_url.as_str());
         crate::endpoint::check_endpoint(endpoint)?;
         Ok(Credentials {
             endpoint: endpoint.to_owned(),
