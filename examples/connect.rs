@@ -114,14 +114,16 @@ fn connector(settings: &Settings) -> livesync::Result<HttpConnector> {
 }
 
 fn describe(status: &SyncStatus) -> String {
-    let mut parts = vec![if status.connected {
-        "online"
-    } else if status.connecting {
-        "connecting"
-    } else {
-        "offline"
-    }
-    .to_owned()];
+    let mut parts = vec![
+        if status.connected {
+            "online"
+        } else if status.connecting {
+            "connecting"
+        } else {
+            "offline"
+        }
+        .to_owned(),
+    ];
     if let Some(progress) = &status.downloading {
         parts.push(format!(
             "downloading {}/{}",
@@ -131,7 +133,14 @@ fn describe(status: &SyncStatus) -> String {
     if status.uploading {
         parts.push("uploading".into());
     }
-    parts.push(if status.has_synced { "synced" } else { "not synced yet" }.into());
+    parts.push(
+        if status.has_synced {
+            "synced"
+        } else {
+            "not synced yet"
+        }
+        .into(),
+    );
     if let Some(error) = &status.download_error {
         parts.push(format!("download error: {error}"));
     }
@@ -152,7 +161,12 @@ async fn list(db: &Database) -> livesync::Result<()> {
     println!("todos: {}", todos.len());
     for (number, todo) in todos.iter().enumerate() {
         let mark = if todo.done { "x" } else { " " };
-        println!("{}. [{mark}] {} ({})", number + 1, todo.description, todo.id);
+        println!(
+            "{}. [{mark}] {} ({})",
+            number + 1,
+            todo.description,
+            todo.id
+        );
     }
     Ok(())
 }

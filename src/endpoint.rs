@@ -64,13 +64,13 @@ mod tests {
     fn an_endpoint_ending_with_a_protocol_path_is_refused_saying_what_to_remove() {
         let error = check_endpoint("https://h/powersync/sync/stream/").unwrap_err();
         let message = error.to_string();
-        assert!(message.contains("already ends with /sync/stream"), "{message}");
+        assert!(
+            message.contains("already ends with /sync/stream"),
+            "{message}"
+        );
         assert!(message.contains("\"https://h/powersync\""), "{message}");
         let error = check_endpoint("http://h:8080/write-checkpoint2.json").unwrap_err();
-        assert!(
-            error.to_string().contains("\"http://h:8080\""),
-            "{error}"
-        );
+        assert!(error.to_string().contains("\"http://h:8080\""), "{error}");
     }
 
     #[test]

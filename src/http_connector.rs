@@ -9,7 +9,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::http_client::{Capped, error_from_response, read_capped};
-use crate::{BackendConnector, CrudEntry, CrudTransaction, Credentials, Database, Error, Result};
+use crate::{BackendConnector, Credentials, CrudEntry, CrudTransaction, Database, Error, Result};
 
 /// How long one request to the token endpoint or the upload endpoint may take; a
 /// backend that hangs fails the round, which livesync retries after its retry delay.
@@ -245,7 +245,9 @@ impl HttpConnector {
         let mut headers = self.inner.headers.clone();
         if !headers.contains_key(AUTHORIZATION) {
             let bearer = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
-                Error::InvalidCredentials("the token contains characters a header cannot carry".into())
+                Error::InvalidCredentials(
+                    "the token contains characters a header cannot carry".into(),
+                )
             })?;
             headers.insert(AUTHORIZATION, bearer);
         }
@@ -272,7 +274,9 @@ impl HttpConnector {
             "idempotency_key": key,
             "batch": transaction.crud.iter().map(CrudEntry::to_json).collect::<Vec<_>>(),
         });
-        let mut response = self.post_upload(&body, &key, &self.upload_token().await?).await?;
+        let mut response = self
+            .post_upload(&body, &key, &self.upload_token().await?)
+            .await?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             tracing::debug!("the upload endpoint refused the token; fetching a new one");
             self.forget_token();
@@ -462,7 +466,9 @@ impl HttpConnectorBuilder {
     pub fn build(self) -> Result<HttpConnector> {
         crate::endpoint::check_endpoint(&self.service_url)?;
         let token = self.token.ok_or_else(|| {
-            Error::connector("HttpConnector needs a token source: call .token(..) or .token_endpoint(..)")
+            Error::connector(
+                "HttpConnector needs a token source: call .token(..) or .token_endpoint(..)",
+            )
         })?;
         if let TokenSource::Endpoint(url) = &token {
             require_http_url("token endpoint", url)?;
@@ -473,10 +479,12 @@ impl HttpConnectorBuilder {
         require_http_url("upload URL", &upload_url)?;
         let mut headers = HeaderMap::new();
         for (name, value) in self.headers {
-            let header = HeaderName::try_from(name.as_str())
-                .map_err(|_| Error::connector(format!("{name:?} is not a valid HTTP header name")))?;
-            let value = HeaderValue::try_from(value)
-                .map_err(|_| Error::connector(format!("the value of header {name} is not valid in HTTP")))?;
+            let header = HeaderName::try_from(name.as_str()).map_err(|_| {
+                Error::connector(format!("{name:?} is not a valid HTTP header name"))
+            })?;
+            let value = HeaderValue::try_from(value).map_err(|_| {
+                Error::connector(format!("the value of header {name} is not valid in HTTP"))
+            })?;
             headers.insert(header, value);
         }
         Ok(HttpConnector {
@@ -500,7 +508,9 @@ fn require_http_url(what: &str, url: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::connector(format!("the {what} {url:?} must be an http:// or https:// URL")))
+        Err(Error::connector(format!(
+            "the {what} {url:?} must be an http:// or https:// URL"
+        )))
     }
 }
 
@@ -562,8 +572,14 @@ mod tests {
 
     #[test]
     fn write_checkpoints_are_read_from_the_top_level_or_data() {
-        assert_eq!(write_checkpoint_of(&json!({"write_checkpoint": "42"})), Some(42));
-        assert_eq!(write_checkpoint_of(&json!({"data": {"write_checkpoint": 7}})), Some(7));
+        assert_eq!(
+            write_checkpoint_of(&json!({"write_checkpoint": "42"})),
+            Some(42)
+        );
+        assert_eq!(
+            write_checkpoint_of(&json!({"data": {"write_checkpoint": 7}})),
+            Some(7)
+        );
         assert_eq!(write_checkpoint_of(&json!({"data": {"applied": 1}})), None);
         assert_eq!(write_checkpoint_of(&json!({"write_checkpoint": "x"})), None);
         assert_eq!(write_checkpoint_of(&Value::Null), None);
@@ -588,15 +604,32 @@ mod tests {
 
     #[test]
     fn building_refuses_missing_settings_and_protocol_paths() {
-        let missing_token = HttpConnector::builder("https://h").upload_url("https://api/u").build();
-        assert!(missing_token.unwrap_err().to_string().contains(".token_endpoint"));
+        let missing_token = HttpConnector::builder("https://h")
+            .upload_url("https://api/u")
+            .build();
+        assert!(
+            missing_token
+                .unwrap_err()
+                .to_string()
+                .contains(".token_endpoint")
+        );
         let missing_upload = HttpConnector::builder("https://h").token("t").build();
-        assert!(missing_upload.unwrap_err().to_string().contains(".upload_url"));
+        assert!(
+            missing_upload
+                .unwrap_err()
+                .to_string()
+                .contains(".upload_url")
+        );
         let with_path = HttpConnector::builder("https://h/sync/stream")
             .token("t")
             .upload_url("https://api/u")
             .build();
-        assert!(with_path.unwrap_err().to_string().contains("already ends with /sync/stream"));
+        assert!(
+            with_path
+                .unwrap_err()
+                .to_string()
+                .contains("already ends with /sync/stream")
+        );
         let bad_header = HttpConnector::builder("https://h")
             .token("t")
             .upload_url("https://api/u")

@@ -43,13 +43,21 @@ async fn an_endpoint_with_sync_stream_on_it_is_refused_saying_what_to_remove() {
         .upload_url(format!("{}/upload", service.url()))
         .build();
     let message = built.unwrap_err().to_string();
-    assert!(message.contains("already ends with /sync/stream"), "{message}");
+    assert!(
+        message.contains("already ends with /sync/stream"),
+        "{message}"
+    );
 
     let db = Database::in_memory(schema()).await.unwrap();
     let credentials = Credentials::new(&endpoint, service.token("u1"));
-    db.connect(FixedCredentials(credentials), fast()).await.unwrap();
+    db.connect(FixedCredentials(credentials), fast())
+        .await
+        .unwrap();
     let message = download_error(&db).await;
-    assert!(message.contains("already ends with /sync/stream"), "{message}");
+    assert!(
+        message.contains("already ends with /sync/stream"),
+        "{message}"
+    );
     assert!(
         message.contains(&format!("{:?}", service.url())),
         "names the base URL to use instead: {message}"
@@ -80,7 +88,10 @@ async fn a_token_for_another_audience_shows_psync_s2105_with_a_hint() {
     let db = connect_with_token(&service, elsewhere.token("u1")).await;
     let message = download_error(&db).await;
     assert!(message.contains("HTTP 401 (PSYNC_S2105)"), "{message}");
-    assert!(message.contains("hint: the token's `aud` claim"), "{message}");
+    assert!(
+        message.contains("hint: the token's `aud` claim"),
+        "{message}"
+    );
     db.disconnect().await;
 }
 
@@ -170,7 +181,12 @@ async fn schema_tables_the_service_never_sends_are_named_once_after_the_first_sy
         .await
         .unwrap();
     service.upsert_row("todos", "t1", json!({"description": "milk"}));
-    service.put("misspelled", "todo_list", "l1", json!({"name": "groceries"}));
+    service.put(
+        "misspelled",
+        "todo_list",
+        "l1",
+        json!({"name": "groceries"}),
+    );
     service.commit();
     let db = Database::in_memory(schema()).await.unwrap();
     db.connect(service.connector("u1"), fast()).await.unwrap();
@@ -192,6 +208,9 @@ async fn schema_tables_the_service_never_sends_are_named_once_after_the_first_sy
     service.commit();
     eventually(&db, "SELECT id FROM todos ORDER BY id", &["t1", "t2"]).await;
     assert_eq!(warnings_containing("have no rows").len(), 1);
-    assert_eq!(warnings_containing("types the schema has no table for").len(), 1);
+    assert_eq!(
+        warnings_containing("types the schema has no table for").len(),
+        1
+    );
     db.disconnect().await;
 }

@@ -79,8 +79,14 @@ impl Example {
                         return line;
                     }
                 }
-                Ok(None) => panic!("the example ended before {what}; it printed {:#?}", self.seen),
-                Err(_) => panic!("timed out after {WAIT:?} waiting for {what}; printed {:#?}", self.seen),
+                Ok(None) => panic!(
+                    "the example ended before {what}; it printed {:#?}",
+                    self.seen
+                ),
+                Err(_) => panic!(
+                    "timed out after {WAIT:?} waiting for {what}; printed {:#?}",
+                    self.seen
+                ),
             }
         }
     }
@@ -130,7 +136,10 @@ async fn todo_service() -> TestSyncService {
 fn configuration(service: &TestSyncService) -> Vec<(&'static str, String)> {
     vec![
         ("LIVESYNC_SERVICE_URL", service.url()),
-        ("LIVESYNC_TOKEN_URL", format!("{}/token?user_id=u1", service.url())),
+        (
+            "LIVESYNC_TOKEN_URL",
+            format!("{}/token?user_id=u1", service.url()),
+        ),
         ("LIVESYNC_UPLOAD_URL", format!("{}/upload", service.url())),
     ]
 }
@@ -138,7 +147,11 @@ fn configuration(service: &TestSyncService) -> Vec<(&'static str, String)> {
 #[tokio::test]
 async fn the_connect_example_syncs_lists_adds_and_toggles_todos() {
     let service = todo_service().await;
-    service.upsert_row("todos", "s1", json!({"description": "from the server", "done": 0}));
+    service.upsert_row(
+        "todos",
+        "s1",
+        json!({"description": "from the server", "done": 0}),
+    );
     service.commit();
     let mut example = Example::start(&configuration(&service));
 
@@ -150,7 +163,9 @@ async fn the_connect_example_syncs_lists_adds_and_toggles_todos() {
     assert_eq!(example.list().await, ["1. [ ] from the server (s1)"]);
 
     example.send("add milk").await;
-    example.expect("the add", |l| l.starts_with("added milk (")).await;
+    example
+        .expect("the add", |l| l.starts_with("added milk ("))
+        .await;
     until("the service has the new todo", || {
         service
             .rows("todos")
@@ -172,14 +187,24 @@ async fn the_connect_example_syncs_lists_adds_and_toggles_todos() {
     .await;
 
     // A change made on the server shows up in the next list.
-    service.upsert_row("todos", "s2", json!({"description": "also from the server", "done": 1}));
+    service.upsert_row(
+        "todos",
+        "s2",
+        json!({"description": "also from the server", "done": 1}),
+    );
     service.commit();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let todos = example.list().await;
-        if todos.iter().any(|l| l.contains("[x] also from the server (s2)")) {
+        if todos
+            .iter()
+            .any(|l| l.contains("[x] also from the server (s2)"))
+        {
             assert_eq!(todos.len(), 3, "{todos:?}");
-            assert!(todos.iter().any(|l| l.contains("[x] from the server (s1)")), "{todos:?}");
+            assert!(
+                todos.iter().any(|l| l.contains("[x] from the server (s1)")),
+                "{todos:?}"
+            );
             assert!(todos.iter().any(|l| l.contains("[ ] milk (")), "{todos:?}");
             break;
         }
@@ -212,7 +237,9 @@ async fn the_connect_example_shows_a_refused_token_in_its_status() {
         ("LIVESYNC_UPLOAD_URL", format!("{}/upload", service.url())),
     ]);
     let line = example
-        .expect("the refusal", |l| l.starts_with("status: ") && l.contains("download error"))
+        .expect("the refusal", |l| {
+            l.starts_with("status: ") && l.contains("download error")
+        })
         .await;
     assert!(line.contains("PSYNC_S2105"), "{line}");
     assert!(line.contains("hint:"), "{line}");

@@ -156,7 +156,10 @@ async fn write_todo(db: &Database, id: &str) {
 #[tokio::test]
 async fn an_accepted_upload_is_completed_and_carries_the_token_and_a_stable_idempotency_key() {
     let (backend, url) = ScriptedBackend::start(&[(200, r#"{"ok": true}"#)]).await;
-    let connector = connector_to(&url).header("X-App-Session", "s1").build().unwrap();
+    let connector = connector_to(&url)
+        .header("X-App-Session", "s1")
+        .build()
+        .unwrap();
     let db = Database::in_memory(todo_schema()).await.unwrap();
     write_todo(&db, "t1").await;
     let first_op = db.get_next_crud_transaction().await.unwrap().unwrap().crud[0].client_id;
@@ -198,9 +201,15 @@ async fn a_retryable_failure_keeps_the_transaction_and_the_retry_sends_the_same_
             matches!(&error, Error::HttpStatus { status: s, .. } if *s == status),
             "{status}: {error}"
         );
-        assert_eq!(queued(&db).await, 1, "{status}: the transaction stays queued");
+        assert_eq!(
+            queued(&db).await,
+            1,
+            "{status}: the transaction stays queued"
+        );
 
-        in_time("retried upload", connector.upload_data(&db)).await.unwrap();
+        in_time("retried upload", connector.upload_data(&db))
+            .await
+            .unwrap();
         assert_eq!(queued(&db).await, 0);
         let uploads = backend.uploads_received();
         assert_eq!(uploads.len(), 2);
@@ -222,7 +231,9 @@ async fn an_unreachable_backend_is_a_transport_error_and_nothing_is_lost() {
         .unwrap();
     let db = Database::in_memory(todo_schema()).await.unwrap();
     write_todo(&db, "t1").await;
-    let error = in_time("upload", connector.upload_data(&db)).await.unwrap_err();
+    let error = in_time("upload", connector.upload_data(&db))
+        .await
+        .unwrap_err();
     assert!(matches!(error, Error::Transport { .. }), "{error}");
     assert_eq!(queued(&db).await, 1);
 }
@@ -230,7 +241,8 @@ async fn an_unreachable_backend_is_a_transport_error_and_nothing_is_lost() {
 #[tokio::test]
 async fn a_permanent_refusal_goes_to_on_rejected_and_no_longer_blocks_the_queue() {
     let (backend, url) =
-        ScriptedBackend::start(&[(422, r#"{"error": "description too short"}"#), (200, "{}")]).await;
+        ScriptedBackend::start(&[(422, r#"{"error": "description too short"}"#), (200, "{}")])
+            .await;
     let rejected: Arc<Mutex<Vec<RejectedUpload>>> = Arc::default();
     let seen = Arc::clone(&rejected);
     let connector = connector_to(&url)
@@ -243,7 +255,11 @@ async fn a_permanent_refusal_goes_to_on_rejected_and_no_longer_blocks_the_queue(
 
     in_time("upload", connector.upload_data(&db)).await.unwrap();
 
-    assert_eq!(queued(&db).await, 0, "the refused transaction does not block the next");
+    assert_eq!(
+        queued(&db).await,
+        0,
+        "the refused transaction does not block the next"
+    );
     assert_eq!(backend.uploads_received().len(), 2);
     let rejected = rejected.lock().unwrap();
     assert_eq!(rejected.len(), 1);
@@ -280,8 +296,13 @@ async fn a_second_401_fails_the_round_and_keeps_the_transaction() {
     let db = Database::in_memory(todo_schema()).await.unwrap();
     write_todo(&db, "t1").await;
 
-    let error = in_time("upload", connector.upload_data(&db)).await.unwrap_err();
-    assert!(matches!(error, Error::HttpStatus { status: 401, .. }), "{error}");
+    let error = in_time("upload", connector.upload_data(&db))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::HttpStatus { status: 401, .. }),
+        "{error}"
+    );
     assert_eq!(queued(&db).await, 1);
     assert_eq!(backend.uploads_received().len(), 2);
 }
@@ -311,7 +332,9 @@ async fn a_token_endpoint_answer_without_a_token_is_an_error_naming_the_expected
         .upload_url("http://127.0.0.1:9/upload")
         .build()
         .unwrap();
-    let error = in_time("token", connector.fetch_credentials()).await.unwrap_err();
+    let error = in_time("token", connector.fetch_credentials())
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("\"token\""), "{error}");
 }
 
@@ -319,11 +342,16 @@ async fn a_token_endpoint_answer_without_a_token_is_an_error_naming_the_expected
 async fn tokens_from_the_endpoint_carry_their_expiry() {
     let service = service().await;
     let connector = HttpConnector::builder(service.url())
-        .token_endpoint(format!("{}/token?user_id=u1&lifetime_secs=600", service.url()))
+        .token_endpoint(format!(
+            "{}/token?user_id=u1&lifetime_secs=600",
+            service.url()
+        ))
         .upload_url(format!("{}/upload", service.url()))
         .build()
         .unwrap();
-    let credentials = in_time("token", connector.fetch_credentials()).await.unwrap();
+    let credentials = in_time("token", connector.fetch_credentials())
+        .await
+        .unwrap();
     assert_eq!(credentials.endpoint, service.url());
     let left = credentials
         .expires_at
@@ -375,7 +403,11 @@ async fn writes_sync_through_the_service_end_to_end() {
         service.write_checkpoint_requests() > 0
     })
     .await;
-    service.upsert_row("todos", "t2", json!({"description": "bread", "owner_id": "u2"}));
+    service.upsert_row(
+        "todos",
+        "t2",
+        json!({"description": "bread", "owner_id": "u2"}),
+    );
     service.commit();
     common::wait::eventually(&db, "SELECT id FROM todos ORDER BY id", &["t1", "t2"]).await;
     db.disconnect().await;
@@ -399,7 +431,11 @@ async fn a_write_checkpoint_in_the_upload_answer_is_used_instead_of_requesting_o
     until("the service has the todo", || !service.uploads().is_empty()).await;
     // Data committed after the upload is applied only once the gate opened, which needs
     // the upload's write checkpoint to arrive in a checkpoint.
-    service.upsert_row("todos", "t2", json!({"description": "bread", "owner_id": "u2"}));
+    service.upsert_row(
+        "todos",
+        "t2",
+        json!({"description": "bread", "owner_id": "u2"}),
+    );
     service.commit();
     common::wait::eventually(&db, "SELECT id FROM todos ORDER BY id", &["t1", "t2"]).await;
     assert_eq!(

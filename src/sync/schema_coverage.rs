@@ -28,7 +28,9 @@ pub(super) async fn warn_after_first_sync(db: Database, synced_before: Option<Sy
     let mut statuses = db.watch_status();
     loop {
         match statuses.next().await {
-            Some(status) if status.last_synced_at.is_some() && status.last_synced_at != synced_before => {
+            Some(status)
+                if status.last_synced_at.is_some() && status.last_synced_at != synced_before =>
+            {
                 break;
             }
             Some(_) => {}
