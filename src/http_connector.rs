@@ -43,10 +43,10 @@ type RejectionHandler = Arc<dyn Fn(RejectedUpload) + Send + Sync>;
 ///
 /// (entries as [`CrudEntry::to_json`]), the same key in an `Idempotency-Key` header, and
 /// `Authorization: Bearer <sync token>` unless you set an `Authorization` header
-/// yourself. The idempotency key is `<client id>:<op id of the first entry>`: it is the
-/// same every time the transaction is sent again (after a timeout, a crash or a lost
-/// answer) and never used for another one, so the backend can recognise a transaction
-/// it already applied and answer 2xx without applying it twice. The answer decides:
+/// yourself. The idempotency key ([`HttpConnector::idempotency_key`]) is the same every
+/// time the transaction is sent again (after a timeout, a crash or a lost answer) and
+/// differs for any other transaction, so the backend can recognise a transaction it
+/// already applied and answer 2xx without applying it twice. The answer decides:
 ///
 /// | answer | what happens |
 /// | --- | --- |
@@ -167,11 +167,36 @@ impl HttpConnector {
         }
     }
 
-    /// The idempotency key of `transaction`: `<client id>:<op id of its first entry>`.
-    /// Stable across retries and restarts (op ids are never reused by a database).
+    /// The idempotency key of `transaction`: `<client id>:<op id of its first
+    /// entry>:<hash of its entries>`. The same for every retry, also after a restart (the
+    /// queued entries do not change); the hash keeps it apart from a later transaction
+    /// that reuses an op id (possible after `disconnect_and_clear` dropped queued
+    /// entries and the app restarted).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// use livesync::{Column, Database, HttpConnector, Schema, Table};
+    /// let db = Database::in_memory(Schema::new([Table::new("todos", [Column::text("title")])])).await?;
+    /// db.execute("INSERT INTO todos(id, title) VALUES ('t1', 'milk')", ()).await?;
+    /// let client_id = db.client_id().await?;
+    /// let transaction = db.get_next_crud_transaction().await?.unwrap();
+    /// let key = HttpConnector::idempotency_key(&client_id, &transaction);
+    /// assert!(key.starts_with(&format!("{client_id}:{}:", transaction.crud[0].client_id)));
+    /// let again = db.get_next_crud_transaction().await?.unwrap();
+    /// assert_eq!(HttpConnector::idempotency_key(&client_id, &again), key);
+    /// # Ok(()) }
+    /// ```
     pub fn idempotency_key(client_id: &str, transaction: &CrudTransaction) -> String {
         let first = transaction.crud.first().map_or(0, |entry| entry.client_id);
-        format!("{client_id}:{first}")
+        // FNV-1a over the entries' JSON, which is the same text for the same queued
+        // entries: stable across runs and platforms, unlike `std`'s seeded hasher.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for entry in &transaction.crud {
+            for byte in entry.to_json().to_string().bytes() {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        format!("{client_id}:{first}:{hash:016x}")
     }
 
     fn cached(&self) -> Option<Credentials> {
