@@ -187,7 +187,9 @@ pub enum Error {
     /// `description` come from the PowerSync error body when there was one
     /// (`PSYNC_S21xx` codes are authentication problems: check the token's `aud`, `exp`
     /// and signing key).
-    #[error("{url} answered HTTP {status}{}: {description}", code_suffix(.code))]
+    /// For the codes a client can fix (the `PSYNC_S21xx` authentication errors, a missing
+    /// sync config) the message ends with a hint naming what to check.
+    #[error("{url} answered HTTP {status}{}: {description}{}", code_suffix(.code), code_hint(.code))]
     HttpStatus {
         /// The request URL (without query string).
         url: String,
@@ -305,6 +307,14 @@ impl<'de> serde::Deserialize<'de> for Error {
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
         String::deserialize(deserializer).map(Self::Remote)
+    }
+}
+
+/// ` (hint: …)` for a service error code livesync has advice for.
+fn code_hint(code: &Option<String>) -> String {
+    match code.as_deref().and_then(crate::service_codes::hint) {
+        Some(hint) => format!(" (hint: {hint})"),
+        None => String::new(),
     }
 }
 

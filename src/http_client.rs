@@ -76,8 +76,7 @@ pub(crate) async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<
 /// there is one, else the body text.
 pub(crate) async fn error_from_response(url: String, response: reqwest::Response) -> Error {
     let status = response.status().as_u16();
-    let text = match crate::runtime::with_reactor(read_capped(response, MAX_ERROR_BODY_BYTES)).await
-    {
+    let text = match read_capped(response, MAX_ERROR_BODY_BYTES).await {
         Ok(Capped::Whole(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
         Ok(Capped::Truncated(bytes)) => {
             format!("{}… (truncated)", String::from_utf8_lossy(&bytes))
@@ -113,8 +112,9 @@ pub(crate) async fn read_capped(
     use futures::StreamExt;
 
     let mut body = Vec::new();
-    // The byte stream, not `chunk()`: the same on native and in the browser.
-    let mut chunks = response.bytes_stream();
+    // The byte stream, not `chunk()`: the same on native and in the browser; polled with
+    // a reactor for the sockets whatever executor runs it.
+    let mut chunks = crate::runtime::stream_with_reactor(response.bytes_stream());
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk?;
         let room = limit - body.len();

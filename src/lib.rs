@@ -61,14 +61,20 @@ mod database;
 #[cfg(feature = "dioxus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dioxus")))]
 pub mod dioxus;
+mod endpoint;
 mod error;
 mod http_client;
+// Native only for now: in the browser reqwest's futures are not `Send`, which
+// `BackendConnector` requires there too (the browser work lifts that).
+#[cfg(not(target_arch = "wasm32"))]
+mod http_connector;
 #[cfg(feature = "leptos")]
 #[cfg_attr(docsrs, doc(cfg(feature = "leptos")))]
 pub mod leptos;
 pub mod query;
 mod runtime;
 pub mod schema;
+mod service_codes;
 mod store;
 mod sync;
 #[cfg(feature = "testing")]
@@ -79,6 +85,8 @@ pub use connector::{BackendConnector, Credentials};
 pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType, UploadQueueStats};
 pub use database::Database;
 pub use error::{Error, Result, TransportFailure};
+#[cfg(not(target_arch = "wasm32"))]
+pub use http_connector::{HttpConnector, HttpConnectorBuilder, RejectedUpload};
 pub use query::{ColumnValue, FromRow, LiveDiff, LiveQuery, Query, QueryDiff, RowValues, Serde};
 pub use runtime::{Delay, Runtime, Spawner, Task, Timer};
 pub use store::{OpenOptions, TableUpdateStream, TableUpdates};

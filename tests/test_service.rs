@@ -187,7 +187,7 @@ async fn requests_without_a_valid_token_get_401_with_the_service_error_body() {
     let foreign = other.token("u1");
     assert_eq!(
         code_of(post(Some(format!("Token {foreign}"))).await.unwrap()).await,
-        "PSYNC_S2101"
+        "PSYNC_S2102"
     );
     let other_audience = TestSyncService::builder()
         .audience("somebody-else")

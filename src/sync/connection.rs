@@ -10,7 +10,7 @@ use tracing::Instrument;
 use super::options::SyncOptions;
 use super::status::{StatusCell, SyncStatus};
 use super::streams::{StreamRegistry, refresh_subscriptions};
-use super::{apply, clear, download, transport, upload};
+use super::{apply, clear, download, schema_coverage, transport, upload};
 use crate::runtime::BackgroundTask;
 use crate::{BackendConnector, Credentials, Database, Error, Result};
 
@@ -133,8 +133,17 @@ pub(crate) async fn connect<C: BackendConnector>(
         upload_finished: Notify::new(),
     });
     let span = tracing::info_span!("livesync_sync", client_id = %engine.client_id);
-    let download =
-        db.spawn(download::download_loop(Arc::clone(&engine)).instrument(span.clone()))?;
+    let synced_before = db.status().last_synced_at;
+    // The one-time schema coverage warning rides along with the download loop (in the
+    // same task, so `disconnect` cancels both and the task count stays two).
+    let coverage = schema_coverage::warn_after_first_sync(db.clone(), synced_before);
+    let download_loop = download::download_loop(Arc::clone(&engine));
+    let download = db.spawn(
+        async move {
+            futures::join!(download_loop, coverage);
+        }
+        .instrument(span.clone()),
+    )?;
     let upload = match db.spawn(upload::upload_loop(engine).instrument(span)) {
         Ok(upload) => upload,
         Err(error) => {

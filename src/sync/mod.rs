@@ -23,6 +23,7 @@ pub(crate) mod lines;
 mod oplog;
 mod options;
 pub(crate) mod protocol;
+mod schema_coverage;
 mod status;
 mod stream_state;
 mod streams;

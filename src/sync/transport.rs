@@ -10,15 +10,8 @@ use crate::{Credentials, Error, Result};
 /// `endpoint` + `path`, keeping a path prefix (`http://h/powersync` →
 /// `http://h/powersync/sync/stream`) and ignoring trailing slashes.
 pub(crate) fn service_url(endpoint: &str, path: &str) -> Result<String> {
+    crate::endpoint::check_endpoint(endpoint)?;
     let base = endpoint.trim().trim_end_matches('/');
-    let has_scheme = base
-        .split_once("://")
-        .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && !rest.is_empty());
-    if !has_scheme {
-        return Err(Error::InvalidCredentials(format!(
-            "endpoint {endpoint:?} must be an http:// or https:// URL"
-        )));
-    }
     Ok(format!("{base}{path}"))
 }
 
@@ -112,9 +105,7 @@ pub(crate) async fn write_checkpoint(
         .header("Authorization", authorization(credentials)?)
         .header("Accept", "application/json");
     let response = send(&url, get).await?;
-    let body = match crate::runtime::with_reactor(read_capped(response, MAX_WRITE_CHECKPOINT_BYTES))
-        .await
-    {
+    let body = match read_capped(response, MAX_WRITE_CHECKPOINT_BYTES).await {
         Ok(Capped::Whole(body)) => body,
         Ok(Capped::Truncated(_)) => {
             return Err(Error::Protocol(format!(

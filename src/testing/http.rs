@@ -84,6 +84,7 @@ async fn handle(
         (&Method::POST, "/sync/stream") => sync_stream(&shared, request).await,
         (&Method::GET, "/write-checkpoint2.json") => write_checkpoint(&shared, &request),
         (&Method::POST, "/upload") => upload(&shared, request).await,
+        (&Method::GET, "/token") => token(&shared, &request),
         _ => Err(Refusal::new(
             StatusCode::NOT_FOUND,
             "PSYNC_S0404",
@@ -251,6 +252,7 @@ fn write_checkpoint(
     let checkpoint = shared
         .store()
         .create_write_checkpoint(&token.user_id, &client_id);
+    shared.log().write_checkpoint_requests += 1;
     shared.notify_streams();
     Ok(json_response(
         StatusCode::OK,
@@ -265,7 +267,7 @@ async fn upload(
     shared: &Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Refusal> {
-    authenticate(shared, &request)?;
+    let token = authenticate(shared, &request)?;
     let body = read_json(request).await?;
     let bad = |message: String| Refusal::new(StatusCode::BAD_REQUEST, "PSYNC_S2002", message);
     let entries = body
@@ -318,10 +320,49 @@ async fn upload(
         }
         applied
     };
+    let mut answer = json!({"data": {"applied": applied}});
+    // A backend with custom write checkpoints answers with the one covering this upload
+    // (TestSyncService::answer_uploads_with_write_checkpoints).
+    let client_id = body.get("client_id").and_then(Value::as_str);
+    if let Some(client_id) = client_id.filter(|_| shared.upload_write_checkpoints()) {
+        let checkpoint = shared
+            .store()
+            .create_write_checkpoint(&token.user_id, client_id);
+        answer["data"]["write_checkpoint"] = json!(checkpoint.to_string());
+    }
     shared.notify_streams();
+    Ok(json_response(StatusCode::OK, &answer))
+}
+
+/// `GET /token?user_id=<id>[&lifetime_secs=<n>]`: a token for that user, as an app's
+/// auth backend would issue after checking its session (`{"token", "expires_at"}` with
+/// `expires_at` in Unix seconds). **Unauthenticated**: anyone who can reach the test
+/// service gets a token for any user, which is fine on 127.0.0.1 in a test and nowhere
+/// else.
+fn token(shared: &Shared, request: &Request<Incoming>) -> Result<Response<Body>, Refusal> {
+    let query = request.uri().query().unwrap_or("");
+    let parameter = |name: &str| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .map(percent_decode)
+    };
+    let user_id = parameter("user_id")
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "PSYNC_S2002",
+                "missing query parameter user_id",
+            )
+        })?;
+    let lifetime = parameter("lifetime_secs")
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or(3600);
+    let token = shared.mint_token(&user_id, Duration::from_secs(lifetime), None);
     Ok(json_response(
         StatusCode::OK,
-        &json!({"data": {"applied": applied}}),
+        &json!({"token": token, "expires_at": unix_now() + lifetime as i64}),
     ))
 }
 

@@ -81,15 +81,23 @@ impl TokenKey {
         if header["alg"] != "HS256" {
             return Err(bad("unsupported algorithm (only HS256 is configured)"));
         }
+        // As the current service: a key the keystore lacks, or a signature that does not
+        // match the key, is PSYNC_S2102.
+        let unverified = |what: &str| {
+            AuthError::new(
+                "PSYNC_S2102",
+                format!("Could not verify token signature: {what}"),
+            )
+        };
         if header["kid"] != self.kid.as_str() {
-            return Err(bad("unknown key id (kid)"));
+            return Err(unverified("no key in the keystore matches the token's kid"));
         }
         let signature = URL_SAFE_NO_PAD
             .decode(signature)
             .map_err(|_| bad("signature is not base64url"))?;
         self.mac(signing_input)
             .verify_slice(&signature)
-            .map_err(|_| bad("signature does not match"))?;
+            .map_err(|_| unverified("the signature does not match the key"))?;
 
         let claims: Value = decode_json(claims).ok_or_else(|| bad("unreadable claims"))?;
         let user_id = match claims.get("sub").and_then(Value::as_str) {
@@ -194,7 +202,15 @@ mod tests {
         };
         assert_eq!(
             other_key.verify(&token, 1500).unwrap_err().code,
-            "PSYNC_S2101"
+            "PSYNC_S2102"
+        );
+        let other_kid = TokenKey {
+            kid: "k2".into(),
+            ..key()
+        };
+        assert_eq!(
+            other_kid.verify(&token, 1500).unwrap_err().code,
+            "PSYNC_S2102"
         );
         let other_aud = TokenKey {
             audience: "x".into(),

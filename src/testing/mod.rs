@@ -7,7 +7,9 @@
 //! authentication (HS256) with the service's error bodies, and op checksums computed as
 //! the real service computes them. It also plays the app's backend: `POST /upload`
 //! receives CRUD batches (see [`TestConnector`]), applies them to the service's own
-//! tables and routes the rows into buckets by simple [`BucketRule`]s.
+//! tables and routes the rows into buckets by simple [`BucketRule`]s, and
+//! `GET /token?user_id=<id>` issues tokens as an auth backend would (`{"token",
+//! "expires_at"}`, unauthenticated: for tests on 127.0.0.1 only).
 //!
 //! **It is a test and demo service.** It keeps everything in memory, implements a fixed
 //! set of bucket rules instead of sync rules, and has no replication from a real
@@ -51,7 +53,7 @@ mod streams;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -107,6 +109,14 @@ impl TestSyncServiceBuilder {
     /// The `aud` claim tokens must carry (default `"livesync-test"`).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.key.audience = audience.into();
+        self
+    }
+
+    /// The key id (`kid` header) tokens must carry (default `"livesync-test"`); a token
+    /// with another one is refused with `PSYNC_S2102`, as the service refuses a key its
+    /// keystore lacks.
+    pub fn key_id(mut self, kid: impl Into<String>) -> Self {
+        self.key.kid = kid.into();
         self
     }
 
@@ -183,6 +193,7 @@ impl TestSyncServiceBuilder {
             log: Mutex::new(RequestLog::default()),
             ops_sent: AtomicU64::new(0),
             hold_completes: watch::Sender::new(false),
+            upload_write_checkpoints: AtomicBool::new(false),
         });
         let server = tokio::spawn(http::serve(listener, Arc::clone(&shared)));
         tracing::debug!(%address, "test sync service started");
@@ -213,12 +224,16 @@ pub(crate) struct Shared {
     ops_sent: AtomicU64,
     /// While `true`, streams wait before sending `checkpoint_complete`.
     pub(crate) hold_completes: watch::Sender<bool>,
+    /// `/upload` answers carry a write checkpoint (see
+    /// [`TestSyncService::answer_uploads_with_write_checkpoints`]).
+    upload_write_checkpoints: AtomicBool,
 }
 
 #[derive(Default)]
 struct RequestLog {
     sync_requests: Vec<Value>,
     uploads: Vec<Value>,
+    write_checkpoint_requests: usize,
 }
 
 impl Shared {
@@ -238,6 +253,10 @@ impl Shared {
     fn priority_of(&self, bucket: &str) -> u8 {
         let rule = bucket.split('[').next().unwrap_or(bucket);
         self.priorities.get(rule).copied().unwrap_or(3)
+    }
+
+    fn upload_write_checkpoints(&self) -> bool {
+        self.upload_write_checkpoints.load(Ordering::Relaxed)
     }
 
     /// Wakes the open streams to recompute their checkpoint.
@@ -507,6 +526,17 @@ impl TestSyncService {
         let _ = self.shared.events.send(StreamEvent::ExpireToken);
     }
 
+    /// With `true`, every `/upload` answer that names a `client_id` carries a write
+    /// checkpoint covering the upload (`{"data": {"applied": n, "write_checkpoint":
+    /// "<id>"}}`), as a backend using custom write checkpoints answers; a client passes
+    /// it to `CrudTransaction::complete_with_checkpoint` and needs no
+    /// `/write-checkpoint2.json` request.
+    pub fn answer_uploads_with_write_checkpoints(&self, answer: bool) {
+        self.shared
+            .upload_write_checkpoints
+            .store(answer, Ordering::Relaxed);
+    }
+
     // --- observation ----------------------------------------------------------------
 
     /// The JSON bodies of every `/sync/stream` request so far, oldest first (to check
@@ -518,6 +548,11 @@ impl TestSyncService {
     /// The JSON bodies of every `/upload` request so far, oldest first.
     pub fn uploads(&self) -> Vec<Value> {
         self.shared.log().uploads.clone()
+    }
+
+    /// How many `/write-checkpoint2.json` requests were answered so far.
+    pub fn write_checkpoint_requests(&self) -> usize {
+        self.shared.log().write_checkpoint_requests
     }
 
     /// How many ops all `data` lines have carried so far (to check nothing is
