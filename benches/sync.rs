@@ -98,11 +98,20 @@ fn raw_sync(dir: &tempfile::TempDir, lines: &[String]) -> Duration {
 }
 
 async fn livesync_sync(service: &TestSyncService, dir: &tempfile::TempDir) -> Duration {
+    livesync_sync_with(service, dir, SyncOptions::default()).await
+}
+
+/// [`livesync_sync`] with `options` (e.g. without compression).
+async fn livesync_sync_with(
+    service: &TestSyncService,
+    dir: &tempfile::TempDir,
+    options: SyncOptions,
+) -> Duration {
     let db = Database::open(dir.path().join("livesync.db"), todo_schema())
         .await
         .expect("open");
     let start = Instant::now();
-    db.connect(service.connector("bench"), SyncOptions::default())
+    db.connect(service.connector("bench"), options)
         .await
         .expect("connect");
     db.wait_for_first_sync().await.expect("synced");
@@ -168,6 +177,22 @@ fn sync_100k(c: &mut Criterion) {
                 .sum()
         })
     });
+    // The same download as plain NDJSON (`SyncOptions::compressed(false)`): what the
+    // compression (zstd, both ends in this process) costs in time and saves in bytes.
+    let plain = Arc::new(Mutex::new(Totals::default()));
+    group.bench_function("livesync_from_test_service_uncompressed", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let dir = tempfile::tempdir().unwrap();
+                    let options = SyncOptions::default().compressed(false);
+                    let elapsed = rt.block_on(livesync_sync_with(&service, &dir, options));
+                    plain.lock().unwrap().add(elapsed);
+                    elapsed
+                })
+                .sum()
+        })
+    });
     // The same download with the client on smol (the service stays on tokio's threads).
     #[cfg(feature = "smol")]
     let on_smol = Arc::new(Mutex::new(Totals::default()));
@@ -191,6 +216,28 @@ fn sync_100k(c: &mut Criterion) {
         ROWS as f64 / ours,
         ROWS as f64 / raw,
         ours / raw
+    );
+    // Bytes on the wire for one download each way (after compression).
+    let wire = |options: SyncOptions| {
+        let before = service.stream_bytes_sent();
+        rt.block_on(livesync_sync_with(
+            &service,
+            &tempfile::tempdir().unwrap(),
+            options,
+        ));
+        service.stream_bytes_sent() - before
+    };
+    let zstd_bytes = wire(SyncOptions::default());
+    let plain_bytes = wire(SyncOptions::default().compressed(false));
+    let plain = plain.lock().unwrap().mean();
+    println!(
+        "(a, compression) zstd: {:.0} ops/s, {:.2} MB on the wire; plain NDJSON: {:.0} ops/s ({plain:.2} s, ratio zstd/plain time = {:.2}x), {:.2} MB on the wire ({:.1}x the bytes)\n",
+        ROWS as f64 / ours,
+        zstd_bytes as f64 / 1e6,
+        ROWS as f64 / plain,
+        ours / plain,
+        plain_bytes as f64 / 1e6,
+        plain_bytes as f64 / zstd_bytes.max(1) as f64
     );
     #[cfg(feature = "smol")]
     {

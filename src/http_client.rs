@@ -10,19 +10,25 @@ use crate::{Error, Result, USER_AGENT};
 /// longer than this is not one a user reads).
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
-/// A client that sends livesync's `User-Agent`, followed by `extra` when given.
+/// A client that sends livesync's `User-Agent`, followed by `extra` when given, and asks
+/// for compressed bodies when `compressed` (native only: in the browser fetch decides).
 ///
 /// Its TLS configuration is its own: `ring` and the platform's trust store, without
 /// touching rustls's process-wide default provider, which stays the app's to install.
-pub(crate) fn http_client_with(extra: Option<&str>) -> Result<reqwest::Client> {
+pub(crate) fn http_client_with(extra: Option<&str>, compressed: bool) -> Result<reqwest::Client> {
     let user_agent = match extra {
         Some(extra) => format!("{USER_AGENT} {extra}"),
         None => USER_AGENT.to_owned(),
     };
     let builder = reqwest::Client::builder().user_agent(user_agent);
+    #[cfg(target_arch = "wasm32")]
+    let _ = compressed;
     // In the browser, fetch owns TLS and sockets.
     #[cfg(not(target_arch = "wasm32"))]
     let builder = builder
+        // Sends `Accept-Encoding: gzip, zstd` and decodes the body as it streams.
+        .gzip(compressed)
+        .zstd(compressed)
         .tls_backend_preconfigured(tls_config()?)
         // A dead peer must not hold a request forever: bounded connects, and TCP
         // keepalives to notice half-open connections (the sync stream also has its own
@@ -56,7 +62,7 @@ fn tls_config() -> Result<rustls::ClientConfig> {
 /// [`http_client_with`] without an app-specific user agent.
 #[cfg_attr(not(feature = "testing"), allow(dead_code))] // used by the test service
 pub(crate) fn http_client() -> Result<reqwest::Client> {
-    http_client_with(None)
+    http_client_with(None, true)
 }
 
 /// Sends `request` (to `url`, named in errors); a transport failure becomes

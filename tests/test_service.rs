@@ -829,3 +829,77 @@ async fn checksums_match_values_computed_by_hand() {
         -1_826_778_863
     );
 }
+
+#[tokio::test]
+async fn a_compressed_sync_stream_brings_the_same_rows_in_fewer_bytes_and_stays_live() {
+    let schema = || {
+        livesync::Schema::new([livesync::Table::new(
+            "todos",
+            [livesync::Column::text("description")],
+        )])
+    };
+    let mut counts = Vec::new();
+    for compressed in [true, false] {
+        let service = TestSyncService::builder()
+            .rule(livesync::testing::BucketRule::global("todos", ["todos"]))
+            .start()
+            .await
+            .unwrap();
+        for i in 0..500 {
+            service.upsert_row(
+                "todos",
+                &format!("t{i:03}"),
+                json!({"description": format!("todo number {i} of the compression test")}),
+            );
+        }
+        service.commit();
+        let db = Database::in_memory(schema()).await.unwrap();
+        let options = livesync::SyncOptions::default()
+            .retry_delay(std::time::Duration::from_millis(50))
+            .compressed(compressed);
+        db.connect(service.connector("u1"), options).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), db.wait_for_first_sync())
+            .await
+            .expect("synced in time")
+            .unwrap();
+        let rows: i64 = db
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM todos", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(rows, 500);
+        let expected = if compressed { "zstd" } else { "identity" };
+        assert_eq!(service.stream_encodings(), [expected]);
+        counts.push(service.stream_bytes_sent());
+        // A change made while the stream is open arrives at once: every line is flushed
+        // through the encoder as it is sent.
+        service.upsert_row("todos", "late", json!({"description": "late"}));
+        service.commit();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let late: i64 = db
+                .read(|c| {
+                    Ok(
+                        c.query_row("SELECT count(*) FROM todos WHERE id = 'late'", [], |r| {
+                            r.get(0)
+                        })?,
+                    )
+                })
+                .await
+                .unwrap();
+            if late == 1 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a live change did not arrive (compressed: {compressed})"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        db.close().await;
+    }
+    let (zstd, plain) = (counts[0], counts[1]);
+    assert!(
+        zstd * 3 < plain,
+        "{zstd} compressed bytes against {plain} plain ones"
+    );
+}

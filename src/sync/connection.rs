@@ -125,7 +125,10 @@ pub(crate) async fn connect<C: BackendConnector>(
     let engine = Arc::new(Engine {
         db: db.clone(),
         client_id: db.client_id().await?,
-        http: crate::http_client::http_client_with(options.user_agent.as_deref())?,
+        http: crate::http_client::http_client_with(
+            options.user_agent.as_deref(),
+            options.compressed,
+        )?,
         connector,
         options,
         credentials: Mutex::new(None),

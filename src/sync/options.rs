@@ -30,6 +30,7 @@ pub struct SyncOptions {
     pub(crate) idle_timeout: Duration,
     pub(crate) include_default_streams: bool,
     pub(crate) max_line_bytes: usize,
+    pub(crate) compressed: bool,
 }
 
 impl Default for SyncOptions {
@@ -43,6 +44,7 @@ impl Default for SyncOptions {
             idle_timeout: Duration::from_secs(90),
             include_default_streams: true,
             max_line_bytes: Self::DEFAULT_MAX_LINE_BYTES,
+            compressed: true,
         }
     }
 }
@@ -120,6 +122,21 @@ impl SyncOptions {
     /// ```
     pub fn max_line_bytes(mut self, bytes: usize) -> Self {
         self.max_line_bytes = bytes.max(1);
+        self
+    }
+
+    /// Whether to ask the service for a compressed sync stream (default `true`:
+    /// `Accept-Encoding: zstd, gzip`, decoded as the bytes arrive, never buffered whole).
+    /// A large initial sync is several times smaller on the wire (see the README's sync
+    /// benchmark); turn it off only to trade bandwidth for CPU on a fast local link. In the
+    /// browser, `fetch` negotiates compression itself and this has no effect.
+    ///
+    /// ```
+    /// let options = livesync::SyncOptions::default().compressed(false);
+    /// # let _ = options;
+    /// ```
+    pub fn compressed(mut self, compressed: bool) -> Self {
+        self.compressed = compressed;
         self
     }
 }

@@ -3,13 +3,14 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::compression::{Encoding, LineEncoder};
 use super::jwt::VerifiedToken;
 use super::store::Change;
 use super::stream::{self, Session};
@@ -208,19 +210,58 @@ async fn sync_stream(
             "injected failure (TestSyncService::fail_next_requests)",
         ));
     }
+    let accept = request
+        .headers()
+        .get(ACCEPT_ENCODING)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let encoding = Encoding::negotiate(accept.as_deref(), shared.compression);
     let body = read_json(request).await?;
-    shared.log().sync_requests.push(body.clone());
+    {
+        let mut log = shared.log();
+        log.sync_requests.push(body.clone());
+        log.stream_encodings
+            .push(encoding.header().unwrap_or("identity").to_owned());
+    }
     let session = Session::new(token, &body)
         .map_err(|message| Refusal::new(StatusCode::BAD_REQUEST, "PSYNC_S2002", message))?;
 
     let (lines, receiver) = mpsc::channel(16);
     tokio::spawn(stream::run(Arc::clone(shared), session, lines));
-    let frames = futures::stream::unfold(receiver, |mut receiver| async move {
-        let line: Result<Bytes, std::io::Error> = receiver.recv().await?;
-        Some((line.map(Frame::data), receiver))
-    });
+    let encoder = LineEncoder::new(encoding).map_err(|e| {
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "PSYNC_S2001",
+            e.to_string(),
+        )
+    })?;
+    let counter = Arc::clone(shared);
+    // Each line goes through the encoder as it comes (flushed, so the stream stays live);
+    // at the end the encoder's trailer closes the body.
+    let frames = futures::stream::unfold(
+        (receiver, Some(encoder)),
+        move |(mut receiver, mut encoder)| {
+            let counter = Arc::clone(&counter);
+            async move {
+                let frame = match receiver.recv().await {
+                    Some(Ok(line)) => encoder.as_mut()?.encode(line),
+                    Some(Err(error)) => Err(error),
+                    None => encoder.take()?.finish(),
+                };
+                if let Ok(bytes) = &frame {
+                    counter
+                        .bytes_sent
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                }
+                Some((frame.map(Frame::data), (receiver, encoder)))
+            }
+        },
+    );
     let mut response = Response::new(BodyExt::boxed(StreamBody::new(frames)));
     let headers = response.headers_mut();
+    if let Some(name) = encoding.header() {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static(name));
+    }
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),

@@ -42,6 +42,7 @@
 //! ```
 
 mod checksum;
+mod compression;
 mod connector;
 mod faults;
 mod http;
@@ -96,6 +97,7 @@ pub struct TestSyncServiceBuilder {
     ops_per_line: usize,
     priorities: HashMap<String, u8>,
     streams: Vec<TestStream>,
+    compression: bool,
 }
 
 impl TestSyncServiceBuilder {
@@ -129,6 +131,19 @@ impl TestSyncServiceBuilder {
     /// Time between `token_expires_in` keepalive lines (default [`DEFAULT_KEEPALIVE`]).
     pub fn keepalive_interval(mut self, interval: Duration) -> Self {
         self.keepalive = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Whether sync streams are compressed for clients that accept it (default `true`:
+    /// zstd, else gzip, as the PowerSync Service does). `false` always sends plain
+    /// NDJSON.
+    ///
+    /// ```
+    /// let builder = livesync::testing::TestSyncService::builder().compression(false);
+    /// # let _ = builder;
+    /// ```
+    pub fn compression(mut self, enabled: bool) -> Self {
+        self.compression = enabled;
         self
     }
 
@@ -186,12 +201,14 @@ impl TestSyncServiceBuilder {
             key: self.key,
             keepalive: self.keepalive,
             ops_per_line: self.ops_per_line,
+            compression: self.compression,
             priorities: self.priorities,
             changes,
             events,
             shutdown,
             log: Mutex::new(RequestLog::default()),
             ops_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
             hold_completes: watch::Sender::new(false),
             upload_write_checkpoints: AtomicBool::new(false),
         });
@@ -212,6 +229,8 @@ pub(crate) struct Shared {
     key: TokenKey,
     keepalive: Duration,
     ops_per_line: usize,
+    /// Compress sync streams for clients that accept it.
+    pub(crate) compression: bool,
     /// Rule (bucket name before `[`) → priority; absent means 3.
     priorities: HashMap<String, u8>,
     streams: Vec<TestStream>,
@@ -222,6 +241,8 @@ pub(crate) struct Shared {
     shutdown: watch::Sender<bool>,
     log: Mutex<RequestLog>,
     ops_sent: AtomicU64,
+    /// Bytes of sync stream bodies sent, as on the wire (after compression).
+    pub(crate) bytes_sent: AtomicU64,
     /// While `true`, streams wait before sending `checkpoint_complete`.
     pub(crate) hold_completes: watch::Sender<bool>,
     /// `/upload` answers carry a write checkpoint (see
@@ -232,6 +253,7 @@ pub(crate) struct Shared {
 #[derive(Default)]
 struct RequestLog {
     sync_requests: Vec<Value>,
+    stream_encodings: Vec<String>,
     uploads: Vec<Value>,
     write_checkpoint_requests: usize,
 }
@@ -324,6 +346,7 @@ impl TestSyncService {
             ops_per_line: 100,
             priorities: HashMap::new(),
             streams: Vec::new(),
+            compression: true,
         }
     }
 
@@ -559,6 +582,18 @@ impl TestSyncService {
     /// downloaded twice).
     pub fn ops_sent(&self) -> u64 {
         self.shared.ops_sent.load(Ordering::Relaxed)
+    }
+
+    /// How many bytes of sync stream bodies were sent so far, as on the wire (after
+    /// compression, before TCP/HTTP framing): to measure what compression saves.
+    pub fn stream_bytes_sent(&self) -> u64 {
+        self.shared.bytes_sent.load(Ordering::Relaxed)
+    }
+
+    /// The `Content-Encoding` of every sync stream served so far, oldest first
+    /// (`"identity"` for plain NDJSON).
+    pub fn stream_encodings(&self) -> Vec<String> {
+        self.shared.log().stream_encodings.clone()
     }
 
     /// How many sync streams are open right now.
