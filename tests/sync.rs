@@ -930,6 +930,16 @@ async fn the_first_write_after_a_quiet_period_uploads_at_once_and_a_burst_waits_
         service.rows("todos").iter().any(|r| r["id"] == "first")
     })
     .await;
+    // The round goes on while entries remain: wait until it is over, so the next write
+    // is not simply taken by it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while db.upload_queue_stats().await.unwrap().count > 0 || db.status().uploading {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upload round ends"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // A round that uploaded something does: the next write waits for the throttle.
     insert("second").await;
     tokio::time::sleep(Duration::from_millis(300)).await;

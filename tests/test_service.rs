@@ -858,15 +858,10 @@ async fn a_compressed_sync_stream_brings_the_same_rows_in_fewer_bytes_and_stays_
             .retry_delay(std::time::Duration::from_millis(50))
             .compressed(compressed);
         db.connect(service.connector("u1"), options).await.unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(10), db.wait_for_first_sync())
-            .await
-            .expect("synced in time")
-            .unwrap();
-        let rows: i64 = db
-            .read(|c| Ok(c.query_row("SELECT count(*) FROM todos", [], |r| r.get(0))?))
+        in_time("the first sync", db.wait_for_first_sync())
             .await
             .unwrap();
-        assert_eq!(rows, 500);
+        common::wait::eventually(&db, "SELECT count(*) FROM todos", &["500"]).await;
         let expected = if compressed { "zstd" } else { "identity" };
         assert_eq!(service.stream_encodings(), [expected]);
         counts.push(service.stream_bytes_sent());
@@ -874,27 +869,7 @@ async fn a_compressed_sync_stream_brings_the_same_rows_in_fewer_bytes_and_stays_
         // through the encoder as it is sent.
         service.upsert_row("todos", "late", json!({"description": "late"}));
         service.commit();
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let late: i64 = db
-                .read(|c| {
-                    Ok(
-                        c.query_row("SELECT count(*) FROM todos WHERE id = 'late'", [], |r| {
-                            r.get(0)
-                        })?,
-                    )
-                })
-                .await
-                .unwrap();
-            if late == 1 {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "a live change did not arrive (compressed: {compressed})"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        common::wait::eventually(&db, "SELECT count(*) FROM todos WHERE id = 'late'", &["1"]).await;
         db.close().await;
     }
     let (zstd, plain) = (counts[0], counts[1]);
