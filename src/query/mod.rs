@@ -406,7 +406,7 @@ impl<T: FromRow> Query<T> {
     }
 
     fn raw_from(&self, stmt: &mut rusqlite::Statement<'_>) -> Result<RawRows> {
-        let names = column_names(&stmt);
+        let names = column_names(stmt);
         let width = names.len();
         let mut rows = stmt.raw_query();
         let mut out = Vec::new();
