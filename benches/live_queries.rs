@@ -1,13 +1,20 @@
 //! Live query benchmarks, each reported against a baseline measured in the same run:
-//! - watch throughput: 1,000 live queries over 100 tables while 10k single-row writes hit
-//!   half of the tables (writes/s vs the same writes with no live query; re-runs counted,
-//!   and queries on untouched tables must not have re-run at all);
+//! - watch throughput: 1,000 live queries over 100 tables (throttle 0, each driven by its
+//!   own task) while 10k single-row writes hit half of the tables, on a file and in memory
+//!   (writes/s vs the same writes with no live query; re-runs counted, and queries on
+//!   untouched tables must not have re-run at all);
+//! - fan-out latency: 10,000 live queries over 1,000 tables, one write to one table:
+//!   commit → emission of that table's query vs the same with only that query mounted;
+//! - creating live queries: 1,000 over 100 tables and 2,000 over 200 tables (first
+//!   results) vs a plain `fetch_all` of the same SQL;
+//! - memory per mounted live query (resident set growth while 10,000 are mounted);
 //! - commit → emission latency of a 100-row live query with throttle 0 (median, p99) vs
 //!   commit → bare `watch_tables` wake-up;
 //! - decoding 100k rows: `#[derive(Row)]` vs a hand-written index-based decoder vs
 //!   serde_rusqlite.
 //!
-//! Run with `cargo bench --bench live_queries`.
+//! Run with `cargo bench --bench live_queries` (or name one group, e.g.
+//! `cargo bench --bench live_queries -- fanout_latency`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +23,7 @@ mod common;
 
 use common::runtime;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use futures::StreamExt;
 use livesync::rusqlite::Connection;
 use livesync::{Column, Database, FromRow, LiveQuery, Row, Schema, Table};
@@ -26,15 +33,30 @@ const QUERIES_PER_TABLE: usize = 10;
 const WRITES: usize = 10_000;
 const LATENCY_SAMPLES: usize = 1_000;
 const DECODE_ROWS: usize = 100_000;
+const FANOUT_TABLES: usize = 1_000;
+const FANOUT_QUERIES: usize = 10_000;
 
-fn many_tables() -> Schema {
-    Schema::new((0..TABLES).map(|t| Table::new(format!("t{t}"), [Column::integer("v")])))
+fn tables(count: usize) -> Schema {
+    Schema::new((0..count).map(|t| Table::new(format!("t{t}"), [Column::integer("v")])))
+}
+
+/// Where a bench database lives.
+#[derive(Clone, Copy)]
+enum Storage {
+    File,
+    Memory,
+}
+
+async fn open_on(storage: Storage, dir: &tempfile::TempDir, schema: Schema) -> Database {
+    match storage {
+        Storage::File => Database::open(dir.path().join("bench.db"), schema).await,
+        Storage::Memory => Database::in_memory(schema).await,
+    }
+    .expect("open")
 }
 
 async fn open(dir: &tempfile::TempDir, schema: Schema) -> Database {
-    Database::open(dir.path().join("bench.db"), schema)
-        .await
-        .expect("open")
+    open_on(Storage::File, dir, schema).await
 }
 
 /// Writes `WRITES` rows round-robin into the even-numbered tables; returns the time taken.
@@ -52,109 +74,344 @@ async fn write_even_tables(db: &Database) -> Duration {
     start.elapsed()
 }
 
-fn watch_throughput(c: &mut Criterion) {
-    let rt = runtime();
-    let mut group = c.benchmark_group("watch_throughput");
+/// Resident set size of this process, in KiB (Linux; 0 elsewhere).
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Slow iterations (a second or more each): one per sample, a short warm-up.
+fn slow_group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(30));
-    let baseline = Arc::new(Mutex::new(Vec::new()));
-    let watched = Arc::new(Mutex::new(Vec::new()));
-    let reruns = Arc::new(Mutex::new(Vec::new()));
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(5));
+    group
+}
 
-    group.bench_function("10k_writes_no_live_queries", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().unwrap();
-                let elapsed = rt.block_on(async {
-                    let db = open(&dir, many_tables()).await;
-                    let elapsed = write_even_tables(&db).await;
-                    db.close().await;
-                    elapsed
-                });
-                baseline.lock().unwrap().push(elapsed);
-                total += elapsed;
-            }
-            total
-        })
-    });
+fn watch_throughput(c: &mut Criterion) {
+    let rt = runtime();
+    for (storage, label) in [(Storage::File, "file"), (Storage::Memory, "memory")] {
+        let mut group = slow_group(c, &format!("watch_throughput_{label}"));
+        let baseline = Arc::new(Mutex::new(Vec::new()));
+        let watched = Arc::new(Mutex::new(Vec::new()));
+        let reruns = Arc::new(Mutex::new(Vec::new()));
 
-    group.bench_function("10k_writes_1000_live_queries", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().unwrap();
-                let (elapsed, counts) = rt.block_on(async {
-                    let db = open(&dir, many_tables()).await;
-                    let mut live: Vec<(usize, LiveQuery<i64>)> = Vec::new();
-                    for t in 0..TABLES {
-                        for q in 0..QUERIES_PER_TABLE {
-                            let query = db
-                                .query::<i64>(format!(
-                                    "SELECT count(*) FROM t{t} WHERE v % 10 = {q}"
-                                ))
-                                .watch();
-                            live.push((t, query));
+        group.bench_function("10k_writes_no_live_queries", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().unwrap();
+                    let elapsed = rt.block_on(async {
+                        let db = open_on(storage, &dir, tables(TABLES)).await;
+                        let elapsed = write_even_tables(&db).await;
+                        db.close().await;
+                        elapsed
+                    });
+                    baseline.lock().unwrap().push(elapsed);
+                    total += elapsed;
+                }
+                total
+            })
+        });
+
+        group.bench_function("10k_writes_1000_live_queries_throttle_0", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().unwrap();
+                    let (elapsed, counts) = rt.block_on(async {
+                        let db = open_on(storage, &dir, tables(TABLES)).await;
+                        let mut live: Vec<(usize, LiveQuery<i64>)> = Vec::new();
+                        for t in 0..TABLES {
+                            for q in 0..QUERIES_PER_TABLE {
+                                let query = db
+                                    .query::<i64>(format!(
+                                        "SELECT count(*) FROM t{t} WHERE v % 10 = {q}"
+                                    ))
+                                    .throttle(Duration::ZERO)
+                                    .watch();
+                                live.push((t, query));
+                            }
                         }
-                    }
-                    // First results, then keep every stream polled while writing.
-                    for (_, query) in &mut live {
-                        query.next().await.unwrap().unwrap();
-                    }
-                    let consumers: Vec<_> = live
-                        .into_iter()
-                        .map(|(t, mut query)| {
-                            tokio::spawn(async move {
-                                while query.next().await.is_some() {}
-                                (t, query.run_count())
+                        // First results, then keep every stream polled while writing.
+                        for (_, query) in &mut live {
+                            query.next().await.unwrap().unwrap();
+                        }
+                        let consumers: Vec<_> = live
+                            .into_iter()
+                            .map(|(t, mut query)| {
+                                tokio::spawn(async move {
+                                    while query.next().await.is_some() {}
+                                    (t, query.run_count())
+                                })
                             })
-                        })
-                        .collect();
-                    let elapsed = write_even_tables(&db).await;
-                    // Let trailing runs finish, then close: the streams end.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    db.close().await;
-                    let mut counts = Vec::new();
-                    for consumer in consumers {
-                        counts.push(consumer.await.unwrap());
-                    }
-                    (elapsed, counts)
-                });
-                watched.lock().unwrap().push(elapsed);
-                reruns.lock().unwrap().push(counts);
-                total += elapsed;
-            }
-            total
-        })
-    });
-    group.finish();
+                            .collect();
+                        let elapsed = write_even_tables(&db).await;
+                        // Let trailing runs finish, then close: the streams end.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        db.close().await;
+                        let mut counts = Vec::new();
+                        for consumer in consumers {
+                            counts.push(consumer.await.unwrap());
+                        }
+                        (elapsed, counts)
+                    });
+                    watched.lock().unwrap().push(elapsed);
+                    reruns.lock().unwrap().push(counts);
+                    total += elapsed;
+                }
+                total
+            })
+        });
+        group.finish();
 
-    let mean = |v: &Mutex<Vec<Duration>>| {
-        let v = v.lock().unwrap();
-        v.iter().sum::<Duration>().as_secs_f64() / v.len().max(1) as f64
+        let mean = |v: &Mutex<Vec<Duration>>| {
+            let v = v.lock().unwrap();
+            v.iter().sum::<Duration>().as_secs_f64() / v.len().max(1) as f64
+        };
+        let (base, with_live) = (mean(&baseline), mean(&watched));
+        let runs = reruns.lock().unwrap();
+        if let Some(last) = runs.last() {
+            let reruns_where = |touched: bool| -> u64 {
+                last.iter()
+                    .filter(|(t, _)| (t % 2 == 0) == touched)
+                    .map(|(_, n)| n - 1)
+                    .sum()
+            };
+            println!(
+                "\nwatch throughput ({label}, throttle 0): {:.0} writes/s with 1000 live queries vs {:.0} writes/s without \
+                 (time ratio {:.2}x); re-runs of the 500 affected queries: {} (at most {} possible); \
+                 re-runs of the 500 queries on untouched tables: {} (must be 0)\n",
+                WRITES as f64 / with_live,
+                WRITES as f64 / base,
+                with_live / base,
+                reruns_where(true),
+                WRITES * QUERIES_PER_TABLE,
+                reruns_where(false),
+            );
+        }
+    }
+}
+
+/// A database with `FANOUT_TABLES` tables and live queries on it, each driven by its own
+/// task on the UI runtime: `others` queries spread over tables 1.., plus one on `t0`
+/// whose emissions (their instants) arrive on the returned channel.
+struct Mounted {
+    db: Database,
+    _dir: tempfile::TempDir,
+    emissions: tokio::sync::mpsc::UnboundedReceiver<Instant>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Resident set growth while mounting, KiB.
+    grown_kib: u64,
+}
+
+fn mount(rt: &tokio::runtime::Runtime, others: usize) -> Mounted {
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(&dir, tables(FANOUT_TABLES)).await;
+        let before = resident_kib();
+        let mut tasks = Vec::with_capacity(others + 1);
+        for i in 0..others {
+            let table = 1 + i % (FANOUT_TABLES - 1);
+            let mut query = db
+                .query::<i64>(format!("SELECT count(*) FROM t{table} WHERE v = {i}"))
+                .throttle(Duration::ZERO)
+                .watch();
+            query.next().await.unwrap().unwrap();
+            tasks.push(tokio::spawn(async move {
+                while query.next().await.is_some() {}
+            }));
+        }
+        let grown_kib = resident_kib().saturating_sub(before);
+        let (sender, emissions) = tokio::sync::mpsc::unbounded_channel();
+        // One row, updated in place: the query costs the same at every sample.
+        db.execute("INSERT INTO t0(id, v) VALUES ('1', 0)", ())
+            .await
+            .unwrap();
+        let mut watched = db
+            .query::<i64>("SELECT v FROM t0 WHERE id = '1'")
+            .throttle(Duration::ZERO)
+            .watch();
+        watched.next().await.unwrap().unwrap();
+        tasks.push(tokio::spawn(async move {
+            while let Some(result) = watched.next().await {
+                result.unwrap();
+                let _ = sender.send(Instant::now());
+            }
+        }));
+        Mounted {
+            db,
+            _dir: dir,
+            emissions,
+            tasks,
+            grown_kib,
+        }
+    })
+}
+
+impl Mounted {
+    /// One write to `t0`; commit → emission of its live query.
+    async fn one_write(&mut self, value: i64) -> Duration {
+        let committed_at = Arc::new(Mutex::new(None::<Instant>));
+        let at = Arc::clone(&committed_at);
+        self.db
+            .write(move |conn| {
+                conn.execute("UPDATE t0 SET v = ?1 WHERE id = '1'", [value])?;
+                *at.lock().unwrap() = Some(Instant::now());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let emitted = self.emissions.recv().await.expect("an emission");
+        let committed = committed_at.lock().unwrap().take().unwrap();
+        emitted.saturating_duration_since(committed)
+    }
+
+    fn close(self, rt: &tokio::runtime::Runtime) {
+        rt.block_on(async {
+            self.db.close().await;
+            for task in self.tasks {
+                task.await.unwrap();
+            }
+        });
+    }
+}
+
+fn fanout_latency(c: &mut Criterion) {
+    let rt = ui_runtime();
+    let mut group = c.benchmark_group("fanout_latency");
+    group.sample_size(20);
+    let mut medians = Vec::new();
+    for (name, others) in [
+        ("only_the_affected_query_mounted", 0),
+        ("10000_live_queries_over_1000_tables", FANOUT_QUERIES - 1),
+    ] {
+        let setup = Instant::now();
+        let mut mounted = mount(&rt, others);
+        let setup = setup.elapsed();
+        if others > 0 {
+            println!(
+                "\nmounting {} live queries over {FANOUT_TABLES} tables took {:.2} s; resident set grew by {} KiB ({:.2} KiB per live query)\n",
+                others,
+                setup.as_secs_f64(),
+                mounted.grown_kib,
+                mounted.grown_kib as f64 / others as f64,
+            );
+        }
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let mut next_value = 0;
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    next_value += 1;
+                    let latency = rt.block_on(mounted.one_write(next_value));
+                    samples.lock().unwrap().push(latency);
+                    total += latency;
+                }
+                total
+            })
+        });
+        mounted.close(&rt);
+        let mut samples = samples.lock().unwrap().clone();
+        samples.sort();
+        medians.push((percentile(&samples, 0.5), percentile(&samples, 0.99)));
+    }
+    group.finish();
+    let [(alone, alone_p99), (crowded, crowded_p99)] = medians[..] else {
+        return;
     };
-    let (base, with_live) = (mean(&baseline), mean(&watched));
-    let runs = reruns.lock().unwrap();
-    if let Some(last) = runs.last() {
-        let untouched_reruns: u64 = last
-            .iter()
-            .filter(|(t, _)| t % 2 == 1)
-            .map(|(_, n)| n - 1)
-            .sum();
-        let touched_reruns: u64 = last
-            .iter()
-            .filter(|(t, _)| t % 2 == 0)
-            .map(|(_, n)| n - 1)
-            .sum();
+    println!(
+        "\ncommit -> emission of the affected query: median {:.1} µs (p99 {:.1} µs) with 10,000 live queries mounted \
+         vs {:.1} µs (p99 {:.1} µs) with only that query; ratio (median) {:.2}x\n",
+        crowded.as_secs_f64() * 1e6,
+        crowded_p99.as_secs_f64() * 1e6,
+        alone.as_secs_f64() * 1e6,
+        alone_p99.as_secs_f64() * 1e6,
+        crowded.as_secs_f64() / alone.as_secs_f64().max(1e-9),
+    );
+}
+
+fn create_live_queries(c: &mut Criterion) {
+    let rt = runtime();
+    for (table_count, queries) in [(100, 1_000), (200, 2_000)] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = rt.block_on(open(&dir, tables(table_count)));
+        let sql = |i: usize| {
+            format!(
+                "SELECT count(*) FROM t{} WHERE v % 10 = {}",
+                i % table_count,
+                i / table_count
+            )
+        };
+        let mut group = c.benchmark_group(format!("create_{queries}_over_{table_count}_tables"));
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(500));
+        let fetch = Arc::new(Mutex::new(common::Totals::default()));
+        let live = Arc::new(Mutex::new(common::Totals::default()));
+        group.bench_function("fetch_all", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let elapsed = rt.block_on(async {
+                        let start = Instant::now();
+                        for i in 0..queries {
+                            db.query::<i64>(sql(i)).fetch_all().await.unwrap();
+                        }
+                        start.elapsed()
+                    });
+                    fetch.lock().unwrap().add(elapsed);
+                    total += elapsed;
+                }
+                total
+            })
+        });
+        group.bench_function("watch_first_result", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let elapsed = rt.block_on(async {
+                        let start = Instant::now();
+                        let mut mounted = Vec::with_capacity(queries);
+                        for i in 0..queries {
+                            let mut query = db.query::<i64>(sql(i)).watch();
+                            query.next().await.unwrap().unwrap();
+                            mounted.push(query);
+                        }
+                        let elapsed = start.elapsed();
+                        drop(mounted);
+                        elapsed
+                    });
+                    live.lock().unwrap().add(elapsed);
+                    total += elapsed;
+                }
+                total
+            })
+        });
+        group.finish();
+        rt.block_on(db.close());
+        let (fetch, live) = (fetch.lock().unwrap().mean(), live.lock().unwrap().mean());
         println!(
-            "\nwatch throughput: {:.0} writes/s with 1000 live queries vs {:.0} writes/s without (time ratio {:.2}x); \
-             re-runs of the 500 affected queries: {touched_reruns} (at most {} possible, throttle 30 ms coalesces); \
-             re-runs of the 500 queries on untouched tables: {untouched_reruns} (must be 0)\n",
-            WRITES as f64 / with_live,
-            WRITES as f64 / base,
-            with_live / base,
-            WRITES * QUERIES_PER_TABLE,
+            "\ncreating {queries} live queries over {table_count} tables: {:.3} s ({:.1} µs each) vs {queries} fetch_all {:.3} s ({:.1} µs each); ratio {:.2}x\n",
+            live,
+            live / queries as f64 * 1e6,
+            fetch,
+            fetch / queries as f64 * 1e6,
+            live / fetch,
         );
     }
 }
@@ -388,5 +645,12 @@ fn decoding(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, decoding, emission_latency, watch_throughput);
+criterion_group!(
+    benches,
+    fanout_latency,
+    create_live_queries,
+    decoding,
+    emission_latency,
+    watch_throughput
+);
 criterion_main!(benches);

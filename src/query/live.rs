@@ -2,7 +2,7 @@
 //!
 //! The contract is documented on [`LiveQuery`] itself (it is public API).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +14,9 @@ use futures::{FutureExt, Stream, StreamExt};
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
-use super::{FromRow, Query};
-use crate::{Error, Result, TableUpdateStream, TableUpdates};
+use super::{FromRow, Query, RawRows};
+use crate::store::{QueryTables, schema_version};
+use crate::{Error, Result, TableUpdateStream};
 
 /// A stream of query results that stays current. Built by
 /// [`Query::watch`](super::Query::watch).
@@ -24,12 +25,15 @@ use crate::{Error, Result, TableUpdateStream, TableUpdates};
 /// - It subscribes to table changes *before* taking the first snapshot, so a write that
 ///   lands in between is never missed.
 /// - The first item is the current result. Afterwards it re-runs only when a table the
-///   query reads changes (found once with `EXPLAIN`: the tables whose B-trees the plan
-///   opens, so joins, subqueries, CTEs and views count; `ps_data__x` is reported as `x`),
-///   or the tables given to [`Query::triggered_by`](crate::Query::triggered_by). When
-///   the plan cannot be read (SQLite cannot `EXPLAIN` the statement, or a table it names
-///   does not exist yet), every change triggers a run; that is decided once, on the
-///   first run.
+///   query reads changes (found with `EXPLAIN`: the tables whose B-trees the plan opens,
+///   so joins, subqueries, CTEs and views count; `ps_data__x` is reported as `x`), or the
+///   tables given to [`Query::triggered_by`](crate::Query::triggered_by). Commits to other
+///   tables do not even wake it: the database delivers each commit only to the queries of
+///   the tables it touched. The lookup happens in the same trip to a reader as the first
+///   run and is cached per schema version (live queries of the same SQL share it); after
+///   a schema change (a table created, a view redefined) the next run looks again. When
+///   the plan cannot be read (a table it names does not exist yet), every change triggers
+///   a run until the schema changes.
 /// - A run starts no sooner than the throttle after the previous run ended (so results
 ///   are at least the throttle apart), and a burst of changes is always followed by one
 ///   run after its last change (trailing edge), so the final state is delivered.
@@ -81,19 +85,34 @@ impl<T> Stream for LiveQuery<T> {
 }
 
 /// What a live query knows about the tables it reads.
+#[derive(Clone)]
 enum Sources {
     /// Not looked up yet (before the first run).
     Unknown,
-    /// Changes to these tables (public names, lowercase) trigger a run.
-    Tables(HashSet<String>),
-    /// The plan could not be read: every change triggers a run. Decided once per live
-    /// query, so a query whose plan SQLite cannot explain costs no `EXPLAIN` per run.
-    Unreadable,
+    /// Given by [`Query::triggered_by`]: never looked up.
+    Fixed,
+    /// Changes to these tables (public names, lowercase) trigger a run; found at this
+    /// schema version.
+    Tables { version: i64, tables: Arc<[String]> },
+    /// The statement could not be prepared at this schema version (a table it names
+    /// does not exist yet, say): every change triggers a run until the schema changes.
+    Unreadable { version: i64 },
+}
+
+impl Sources {
+    /// The schema version the sources were found at (`None`: look them up, or never).
+    fn version(&self) -> Option<i64> {
+        match self {
+            Self::Tables { version, .. } | Self::Unreadable { version } => Some(*version),
+            Self::Unknown | Self::Fixed => None,
+        }
+    }
 }
 
 struct Watch<T> {
     query: Query<T>,
-    /// Subscribed when the live query is created, before the first snapshot.
+    /// Subscribed when the live query is created, before the first snapshot: to every
+    /// table until the first run found which ones the query reads.
     updates: TableUpdateStream,
     /// Which changes trigger a run.
     sources: Sources,
@@ -102,8 +121,8 @@ struct Watch<T> {
     last_run: Option<Instant>,
     started: bool,
     runs: Arc<AtomicU64>,
-    /// How often the plan was read (`EXPLAIN`), for tests.
-    plan_reads: u64,
+    /// How often the tables read were looked up (not found in the cache), for tests.
+    lookups: u64,
 }
 
 impl<T: FromRow> LiveQuery<T> {
@@ -120,15 +139,18 @@ impl<T: FromRow> LiveQuery<T> {
     }
 }
 
+/// One run's outcome: the rows, and the sources when the run (re)discovered them.
+struct Run {
+    raw: Result<RawRows>,
+    discovered: Option<(Sources, bool)>,
+}
+
 impl<T: FromRow> Watch<T> {
     /// Subscribes to table changes (before anything runs) and sets up the run counter.
     fn start(query: Query<T>) -> (Self, Arc<AtomicU64>) {
-        let updates = query.db.watch_all_updates();
-        let sources = match &query.triggered_by {
-            Some(tables) => {
-                Sources::Tables(tables.iter().map(|t| t.to_ascii_lowercase()).collect())
-            }
-            None => Sources::Unknown,
+        let (updates, sources) = match &query.triggered_by {
+            Some(tables) => (query.db.watch_tables(tables.clone()), Sources::Fixed),
+            None => (query.db.watch_all_updates(), Sources::Unknown),
         };
         let runs = Arc::new(AtomicU64::new(0));
         let watch = Self {
@@ -139,7 +161,7 @@ impl<T: FromRow> Watch<T> {
             last_run: None,
             started: false,
             runs: Arc::clone(&runs),
-            plan_reads: 0,
+            lookups: 0,
         };
         (watch, runs)
     }
@@ -159,26 +181,44 @@ impl<T: FromRow> Watch<T> {
 
     /// The next result that differs from the previous one, as raw values with the
     /// column names; `None` once the database is closed.
-    async fn next_raw(&mut self) -> Option<Result<(Vec<String>, Vec<Vec<Value>>)>> {
+    async fn next_raw(&mut self) -> Option<Result<RawRows>> {
         loop {
             if self.started {
                 self.wait_for_change().await?;
             }
             self.started = true;
-            if matches!(self.sources, Sources::Unknown) {
-                self.plan_reads += 1;
-                self.sources = match source_tables(&self.query.db, self.query.sql()).await {
-                    Some(tables) => Sources::Tables(tables),
-                    None => Sources::Unreadable,
-                };
-            }
             let query = self.query.clone();
-            self.runs.fetch_add(1, Ordering::Relaxed);
-            let raw = self.query.db.read(move |conn| query.raw_on(conn)).await;
+            let sources = self.sources.clone();
+            let cache = Arc::clone(self.query.db.store().query_tables());
+            let public_names = self.query.db.store().public_table_names();
+            let run = self
+                .query
+                .db
+                .read(move |conn| Ok(run_on(conn, &query, &sources, &cache, &public_names)))
+                .await;
             // The throttle counts from the end of a run, so consecutive results are
             // always at least the throttle apart, however long the query takes.
             self.last_run = Some(self.query.db.runtime().now());
-            let (names, rows) = match raw {
+            // Counted once it ran, with what it found recorded just below (no await in
+            // between), so a test that sees the count move sees the lookup too.
+            self.runs.fetch_add(1, Ordering::Relaxed);
+            let run = match run {
+                Ok(run) => run,
+                Err(Error::Closed) => return None,
+                Err(e) => Run {
+                    raw: Err(e),
+                    discovered: None,
+                },
+            };
+            if let Some((sources, looked_up)) = run.discovered {
+                self.lookups += u64::from(looked_up);
+                self.updates.retarget(match &sources {
+                    Sources::Tables { tables, .. } => Some(tables.to_vec()),
+                    _ => None,
+                });
+                self.sources = sources;
+            }
+            let (names, rows) = match run.raw {
                 Ok(raw) => raw,
                 Err(Error::Closed) => return None,
                 Err(e) => {
@@ -194,15 +234,11 @@ impl<T: FromRow> Watch<T> {
         }
     }
 
-    /// Waits until a relevant table changed and the throttle allows a run; `None` once
-    /// the database is closed.
+    /// Waits until a table the query reads changed and the throttle allows a run;
+    /// `None` once the database is closed. Only commits touching those tables reach
+    /// this stream (the publisher routes by table), so every event is a reason to run.
     async fn wait_for_change(&mut self) -> Option<()> {
-        loop {
-            let update = self.updates.next().await?;
-            if self.is_relevant(&update) {
-                break;
-            }
-        }
+        self.updates.next().await?;
         if let Some(last_run) = self.last_run {
             let due = last_run + self.query.throttle;
             let runtime = self.query.db.runtime();
@@ -214,23 +250,53 @@ impl<T: FromRow> Watch<T> {
         while let Some(Some(_)) = self.updates.next().now_or_never() {}
         Some(())
     }
-
-    fn is_relevant(&self, update: &TableUpdates) -> bool {
-        match &self.sources {
-            Sources::Tables(tables) => tables.iter().any(|t| update.contains(t)),
-            Sources::Unknown | Sources::Unreadable => true,
-        }
-    }
 }
 
-/// The public names of the tables the plan of `sql` reads, or `None` if the plan cannot
-/// be read (the query itself will then report the problem).
-async fn source_tables(db: &crate::Database, sql: &str) -> Option<HashSet<String>> {
-    let sql = sql.to_owned();
-    let public_names = db.store().public_table_names();
-    db.read(move |conn| tables_read_by(conn, &sql, &public_names))
-        .await
-        .ok()
+/// One run of `query` on a reader connection. When the schema changed since `sources`
+/// were found (or they never were), it first finds the tables the query reads (see
+/// `store/query_tables.rs`), in the same job, so a new live query costs one trip to a
+/// reader like a `fetch_all`.
+fn run_on<T: FromRow>(
+    conn: &Connection,
+    query: &Query<T>,
+    sources: &Sources,
+    tables: &QueryTables,
+    public_names: &HashMap<String, String>,
+) -> Run {
+    let rerun = |discovered| Run {
+        raw: query.raw_on(conn),
+        discovered,
+    };
+    if matches!(sources, Sources::Fixed) {
+        return rerun(None);
+    }
+    let version = match schema_version(conn) {
+        Ok(version) => version,
+        Err(e) => {
+            return Run {
+                raw: Err(e.into()),
+                discovered: None,
+            };
+        }
+    };
+    if sources.version() == Some(version) {
+        return rerun(None);
+    }
+    let found = match tables.tables_read_by(conn, version, &query.sql) {
+        Ok((raw_names, looked_up)) => {
+            let mut names: Vec<String> = raw_names
+                .iter()
+                .map(|table| public_name(table, public_names).to_ascii_lowercase())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            let tables = names.into();
+            (Sources::Tables { version, tables }, looked_up)
+        }
+        // The query itself will report the problem.
+        Err(_) => (Sources::Unreadable { version }, true),
+    };
+    rerun(Some(found))
 }
 
 fn decode<T: FromRow>(names: &[String], rows: &[Vec<Value>]) -> Result<Vec<T>> {
@@ -238,45 +304,6 @@ fn decode<T: FromRow>(names: &[String], rows: &[Vec<Value>]) -> Result<Vec<T>> {
     rows.iter()
         .map(|row| T::from_row(row.as_slice(), &columns))
         .collect()
-}
-
-/// The tables whose B-trees the plan of `sql` opens, by public name (lowercase).
-pub(crate) fn tables_read_by(
-    conn: &Connection,
-    sql: &str,
-    public_names: &HashMap<String, String>,
-) -> Result<HashSet<String>> {
-    let mut root_pages: HashMap<i64, String> = HashMap::new();
-    {
-        let mut stmt = conn.prepare_cached(
-            "SELECT rootpage, tbl_name FROM sqlite_schema WHERE type IN ('table', 'index') AND rootpage > 0",
-        )?;
-        let rows = stmt.query_map([], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
-        })?;
-        for row in rows {
-            let (page, table) = row?;
-            root_pages.insert(page, table);
-        }
-    }
-    let explain = format!("EXPLAIN {sql}");
-    let mut stmt = conn
-        .prepare(&explain)
-        .map_err(|e| Error::sqlite_with_sql(e, sql.to_owned()))?;
-    let mut rows = stmt.raw_query();
-    let mut tables = HashSet::new();
-    while let Some(row) = rows.next()? {
-        // EXPLAIN columns: addr, opcode, p1, p2, p3, p4, p5, comment.
-        let opcode: String = row.get(1)?;
-        let database: i64 = row.get(4)?;
-        if (opcode == "OpenRead" || opcode == "OpenWrite") && database == 0 {
-            let root: i64 = row.get(3)?;
-            if let Some(table) = root_pages.get(&root) {
-                tables.insert(public_name(table, public_names).to_ascii_lowercase());
-            }
-        }
-    }
-    Ok(tables)
 }
 
 fn public_name<'a>(table: &'a str, public_names: &'a HashMap<String, String>) -> &'a str {
@@ -545,15 +572,26 @@ mod tests {
     use super::*;
     use crate::{Column, Database, Schema, Table};
 
+    /// Runs until the run counter moved (the result may be unchanged, so no item).
+    async fn one_more_run<T: FromRow>(watch: &mut Watch<T>, runs: &AtomicU64) {
+        let before = runs.load(Ordering::Relaxed);
+        tokio::select! {
+            _ = watch.next_raw() => {}
+            _ = async {
+                while runs.load(Ordering::Relaxed) == before {
+                    tokio::task::yield_now().await;
+                }
+            } => {}
+        }
+    }
+
     #[tokio::test]
-    async fn an_unreadable_plan_is_read_once_per_live_query() {
+    async fn the_tables_read_are_looked_up_once_per_schema_version() {
         let db = Database::in_memory(Schema::new([Table::new("t", [Column::text("a")])]))
             .await
             .unwrap();
-        // `EXPLAIN EXPLAIN …` is a syntax error, so the plan of an EXPLAIN cannot be read,
-        // while the query itself runs fine.
         let query = db
-            .query::<(i64, String)>("EXPLAIN SELECT a FROM t")
+            .query::<i64>("SELECT count(*) > 100 FROM t")
             .throttle(std::time::Duration::ZERO);
         let (mut watch, runs) = Watch::start(query);
         watch.next_raw().await.unwrap().unwrap();
@@ -561,19 +599,35 @@ mod tests {
             db.execute(&format!("INSERT INTO t(id, a) VALUES ('{i}', 'x')"), ())
                 .await
                 .unwrap();
-            // Every change counts (the tables are unknown); the result is the same plan,
-            // so wait for the run through the counter rather than for an item.
-            let before = runs.load(Ordering::Relaxed);
-            tokio::select! {
-                _ = watch.next_raw() => {}
-                _ = async {
-                    while runs.load(Ordering::Relaxed) == before {
-                        tokio::task::yield_now().await;
-                    }
-                } => {}
-            }
+            one_more_run(&mut watch, &runs).await;
         }
-        assert!(runs.load(Ordering::Relaxed) >= 4);
-        assert_eq!(watch.plan_reads, 1, "the plan was read again on later runs");
+        assert_eq!(runs.load(Ordering::Relaxed), 4);
+        assert_eq!(
+            watch.lookups, 1,
+            "the tables were looked up again without a schema change"
+        );
+        db.execute_batch("CREATE TABLE unrelated(x)").await.unwrap();
+        db.execute("INSERT INTO t(id, a) VALUES ('3', 'x')", ())
+            .await
+            .unwrap();
+        one_more_run(&mut watch, &runs).await;
+        assert_eq!(
+            watch.lookups, 2,
+            "a schema change must invalidate what was found"
+        );
+    }
+
+    #[tokio::test]
+    async fn live_queries_of_the_same_sql_share_one_lookup() {
+        let db = Database::in_memory(Schema::new([Table::new("t", [Column::text("a")])]))
+            .await
+            .unwrap();
+        let sql = "SELECT a FROM t ORDER BY a";
+        let (mut first, _) = Watch::start(db.query::<String>(sql));
+        first.next_raw().await.unwrap().unwrap();
+        let (mut second, _) = Watch::start(db.query::<String>(sql));
+        second.next_raw().await.unwrap().unwrap();
+        assert_eq!((first.lookups, second.lookups), (1, 0));
+        assert_eq!(db.store().query_tables().cached_queries(), 1);
     }
 }

@@ -302,8 +302,9 @@ impl<T: FromRow> Query<T> {
         LiveDiff::new(self, key_column.into())
     }
 
-    /// Prepares the statement and binds the parameters: one value per placeholder, no
-    /// more, no less (SQLite itself would bind NULL to a forgotten one).
+    /// Prepares the statement (through the connection's statement cache) and binds the
+    /// parameters: one value per placeholder, no more, no less (SQLite itself would bind
+    /// NULL to a forgotten one).
     fn prepare<'c>(&self, conn: &'c Connection) -> Result<rusqlite::CachedStatement<'c>> {
         if let Some(e) = &self.bind_error {
             return Err(Error::InvalidParameter(e.clone()));
@@ -311,6 +312,12 @@ impl<T: FromRow> Query<T> {
         let mut stmt = conn
             .prepare_cached(&self.sql)
             .map_err(|e| Error::sqlite_with_sql(e, self.sql.to_string()))?;
+        self.bind_to(&mut stmt)?;
+        Ok(stmt)
+    }
+
+    /// Binds the parameters to `stmt`, checking that every placeholder gets one value.
+    fn bind_to(&self, stmt: &mut rusqlite::Statement<'_>) -> Result<()> {
         let expected = stmt.parameter_count();
         let given_positional = self
             .params
@@ -368,7 +375,7 @@ impl<T: FromRow> Query<T> {
                 },
             )));
         }
-        Ok(stmt)
+        Ok(())
     }
 
     fn rows_on(&self, conn: &Connection) -> Result<Vec<T>> {
@@ -393,9 +400,13 @@ impl<T: FromRow> Query<T> {
     }
 
     /// The result as owned values (what live queries compare), with the column names.
-    fn raw_on(&self, conn: &Connection) -> Result<(Vec<String>, Vec<Vec<Value>>)> {
+    fn raw_on(&self, conn: &Connection) -> Result<RawRows> {
         let mut stmt = self.prepare(conn)?;
-        let names = column_names(&stmt);
+        self.raw_from(&mut stmt)
+    }
+
+    fn raw_from(&self, stmt: &mut rusqlite::Statement<'_>) -> Result<RawRows> {
+        let names = column_names(stmt);
         let width = names.len();
         let mut rows = stmt.raw_query();
         let mut out = Vec::new();
@@ -409,6 +420,9 @@ impl<T: FromRow> Query<T> {
         Ok((names, out))
     }
 }
+
+/// A result as raw values, with its column names.
+type RawRows = (Vec<String>, Vec<Vec<Value>>);
 
 /// An owned copy of a borrowed SQLite value.
 pub(crate) fn owned(value: rusqlite::types::ValueRef<'_>) -> Value {

@@ -14,6 +14,7 @@ mod change_tracker;
 mod crud_functions;
 mod notify;
 mod process_lock;
+mod query_tables;
 mod readers;
 mod sql_functions;
 mod wal_checkpoint;
@@ -42,6 +43,7 @@ async fn close_and_wait<T>(
     while exited.changed().await.is_ok() {}
 }
 pub use notify::{TableUpdateStream, TableUpdates};
+pub(crate) use query_tables::{QueryTables, schema_version};
 
 use crate::schema::{self, CheckedSchema, Schema};
 use crate::{Error, Result};
@@ -128,6 +130,10 @@ pub(crate) struct Store {
     updates: Subscriptions,
     /// Shared with writer jobs, which update it together with the database.
     schema: Arc<RwLock<(Schema, CheckedSchema)>>,
+    /// Data table name (lowercase) → public name, for the schema applied; replaced with it.
+    public_names: Arc<RwLock<PublicNames>>,
+    /// Which tables live queries read, cached per schema version.
+    query_tables: Arc<QueryTables>,
     /// Keeps other processes from opening the file while this store is open.
     process_lock: std::sync::Mutex<Option<ProcessLock>>,
 }
@@ -223,7 +229,11 @@ impl Store {
             writer,
             readers,
             updates,
+            public_names: Arc::new(RwLock::new(Arc::new(schema::data_table_view_names(
+                &checked,
+            )))),
             schema: Arc::new(RwLock::new((schema, checked))),
+            query_tables: Arc::default(),
             process_lock: std::sync::Mutex::new(None),
         }
     }
@@ -382,11 +392,13 @@ impl Store {
     pub(crate) async fn update_schema(&self, schema: Schema) -> Result<()> {
         let checked = CheckedSchema::check(&schema)?;
         let current = Arc::clone(&self.schema);
+        let public_names = Arc::clone(&self.public_names);
         self.on_writer(move |state| {
-            apply_in_transaction(state, &checked)?;
+            let names = apply_in_transaction(state, &checked)?;
             // Recorded on the writer, so concurrent updates are recorded in the order
             // they were applied.
             *current.write().unwrap_or_else(PoisonError::into_inner) = (schema, checked);
+            *public_names.write().unwrap_or_else(PoisonError::into_inner) = names;
             Ok(())
         })
         .await
@@ -394,9 +406,18 @@ impl Store {
 
     /// Data table name (lowercase) → public name, for reporting tables by the names app
     /// code uses.
-    pub(crate) fn public_table_names(&self) -> std::collections::HashMap<String, String> {
-        let schema = self.schema.read().unwrap_or_else(PoisonError::into_inner);
-        schema::data_table_view_names(&schema.1)
+    pub(crate) fn public_table_names(&self) -> PublicNames {
+        Arc::clone(
+            &self
+                .public_names
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Which tables live queries read, shared by all of them.
+    pub(crate) fn query_tables(&self) -> &Arc<QueryTables> {
+        &self.query_tables
     }
 
     /// How many table-change subscriptions are alive ([`watch_tables`](Self::watch_tables)
@@ -499,6 +520,9 @@ impl Store {
     }
 }
 
+/// Data table name (lowercase) → public name (see [`Store::public_table_names`]).
+pub(crate) type PublicNames = Arc<std::collections::HashMap<String, String>>;
+
 /// Restores write access after an in-memory read, even if the read panicked.
 struct QueryOnlyGuard<'a>(&'a Connection);
 
@@ -541,14 +565,14 @@ fn prepare_writer(
     Ok(state)
 }
 
-fn apply_in_transaction(state: &mut WriterState, schema: &CheckedSchema) -> Result<()> {
+/// Applies `schema`; returns its public names (also given to the publisher).
+fn apply_in_transaction(state: &mut WriterState, schema: &CheckedSchema) -> Result<PublicNames> {
     let tx = state
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
     schema::apply_schema(&tx, schema)?;
     tx.commit()?;
-    state
-        .publisher
-        .set_public_names(schema::data_table_view_names(schema));
-    Ok(())
+    let names = Arc::new(schema::data_table_view_names(schema));
+    state.publisher.set_public_names(Arc::clone(&names));
+    Ok(names)
 }
