@@ -1027,3 +1027,35 @@ async fn a_row_whose_data_is_not_json_is_refused_and_the_table_stays_readable() 
     assert_eq!(last.unwrap(), ["groceries", "chores", "later"]);
     db.close().await;
 }
+
+#[tokio::test]
+async fn a_download_error_clears_as_soon_as_the_next_connection_delivers_a_line() {
+    let service = service().await;
+    seed(&service);
+    service.fail_next_requests(1, 503);
+    // The retry's checkpoint is held back: only its first lines arrive.
+    service.hold_checkpoint_completes(true);
+    let db = Database::in_memory(schema()).await.unwrap();
+    db.connect(
+        service.connector("u1"),
+        fast().retry_delay(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    until("the refused request is reported", || {
+        db.status().download_error.is_some()
+    })
+    .await;
+    until("the next connection's first line clears it", || {
+        let status = db.status();
+        status.download_error.is_none() && status.connected
+    })
+    .await;
+    assert!(
+        !db.status().has_synced,
+        "cleared before any checkpoint completed"
+    );
+    service.hold_checkpoint_completes(false);
+    synced(&db).await;
+    db.close().await;
+}

@@ -125,6 +125,7 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     let mut deadline = crate::runtime::IdleDeadline::new(engine.db.runtime().clone(), idle);
     // A line is buffered whole: this bounds what one line can take.
     let max_line = engine.options.max_line_bytes;
+    let mut first_line = true;
     loop {
         tokio::select! {
             chunk = deadline.guard(body.next()) => {
@@ -141,6 +142,11 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
                         return Err(line_too_long(max_line));
                     }
                     let line = SyncLine::parse(line)?;
+                    if std::mem::take(&mut first_line) {
+                        // The service answers and speaks the protocol again: an error from an
+                        // earlier connection no longer describes the present one.
+                        engine.status().update(|s| s.download_error = None);
+                    }
                     if let Some(end) = on_line(engine, &mut iteration, &mut refresh, line, bytes).await? {
                         return Ok(end);
                     }
