@@ -461,28 +461,7 @@ fn streamed_app() -> Element {
 
 #[tokio::test]
 async fn a_mounted_component_keeps_its_sync_stream_subscribed() {
-    let service = TestSyncService::builder()
-        .stream(TestStream::per_parameter(
-            "list_todos",
-            "todos",
-            "list_id",
-            "list_id",
-        ))
-        .keepalive_interval(Duration::from_millis(200))
-        .start()
-        .await
-        .unwrap();
-    service.upsert_row(
-        "todos",
-        "t1",
-        json!({"description": "milk", "list_id": "l1"}),
-    );
-    service.upsert_row(
-        "todos",
-        "t2",
-        json!({"description": "other list", "list_id": "l2"}),
-    );
-    service.commit();
+    let service = list_stream_service().await;
     let db = connected(schema(), &service, "u1").await;
     let handle = Handle::<bool>::default();
     let (dom, _) = dom_with(streamed_app, &db);
