@@ -131,12 +131,20 @@ impl Iteration {
         let done = self.in_flight.pop_front();
         let count = count?;
         if let Some((bucket, _)) = done
-            && let Some(progress) = self.progress.get_mut(&bucket)
+            && self.count_stored(&bucket, count)
         {
-            progress.stored.since_last = progress.stored.since_last.saturating_add(count);
             self.publish_progress(status, |_| {});
         }
         Ok(())
+    }
+
+    /// Adds `count` stored ops to `bucket`'s progress; `false` for a bucket not tracked.
+    fn count_stored(&mut self, bucket: &str, count: u64) -> bool {
+        let Some(progress) = self.progress.get_mut(bucket) else {
+            return false;
+        };
+        progress.stored.since_last = progress.stored.since_last.saturating_add(count);
+        true
     }
 
     /// Waits for queued data lines until at most `keep` remain, counting their progress.
@@ -147,10 +155,7 @@ impl Iteration {
                 break;
             };
             let count = answer.await?;
-            if let Some(progress) = self.progress.get_mut(&bucket) {
-                progress.stored.since_last = progress.stored.since_last.saturating_add(count);
-                stored_any = true;
-            }
+            stored_any |= self.count_stored(&bucket, count);
         }
         if stored_any {
             self.publish_progress(status, |_| {});
