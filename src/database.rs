@@ -75,6 +75,15 @@ fn open_file_key(path: &Path) -> Option<PathBuf> {
     if path.to_str().is_some_and(|p| p.starts_with("file:")) {
         return None;
     }
+    // Browser databases are names in OPFS, not paths of a file system.
+    #[cfg(target_arch = "wasm32")]
+    return Some(path.to_path_buf());
+    #[cfg(not(target_arch = "wasm32"))]
+    return canonical_file_key(path);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn canonical_file_key(path: &Path) -> Option<PathBuf> {
     if let Ok(canonical) = std::fs::canonicalize(path) {
         return Some(canonical);
     }
