@@ -41,7 +41,7 @@ use notify::Subscriptions;
 use process_lock::ProcessLock;
 // In the browser "another process" is another tab or worker of the app.
 #[cfg(target_arch = "wasm32")]
-use tab_lock_wasm::TabLock as ProcessLock;
+use open_wasm::StorageLease as ProcessLock;
 
 /// Closes a worker queue (no job is accepted any more) and waits until every worker
 /// thread exited: each holds a clone of the watch sender, so `changed()` fails once the

@@ -1,14 +1,15 @@
-//! One tab (or worker) per browser database: a Web Lock held while the store is open,
-//! the browser's counterpart of the native `process_lock.rs`.
+//! One tab (or worker) at a time on livesync's browser storage: a Web Lock, the
+//! browser's counterpart of the native `process_lock.rs` (`open_wasm.rs` holds it while
+//! any database of this context is open).
 //!
 //! The OPFS pool keeps an exclusive handle on its files, and two connections counting
 //! upload ids on their own would collide in `ps_crud`, so a second tab of the app is
 //! refused with [`Error::OpenInAnotherTab`]. The browser releases the lock when the
-//! holder closes the store or its tab or worker goes away, however that happens.
+//! holder lets go of it or its tab or worker goes away, however that happens.
 //!
 //! The lock is requested with `ifAvailable`, so the answer is immediate. Held means: the
 //! callback given to `navigator.locks.request` returned a promise that is resolved only
-//! when this handle is dropped.
+//! when this handle is released or dropped.
 
 use std::path::Path;
 
@@ -25,6 +26,8 @@ pub(crate) struct TabLock {
     /// Resolves the promise the lock is held on. (JavaScript values are `!Send`; the
     /// browser build has one thread, and the wrapper checks that it stays on it.)
     release: SendWrapper<Function>,
+    /// The request's promise: settles once the browser has released the lock.
+    released: SendWrapper<Promise>,
 }
 
 impl std::fmt::Debug for TabLock {
@@ -72,18 +75,28 @@ impl TabLock {
         let options = Object::new();
         Reflect::set(&options, &"ifAvailable".into(), &JsValue::TRUE)
             .map_err(|e| unavailable(format!("{e:?}")))?;
-        request
+        let released: Promise = request
             .call3(&locks, &name.into(), &options, &callback)
-            .map_err(|e| unavailable(format!("{e:?}")))?;
+            .map_err(|e| unavailable(format!("{e:?}")))?
+            .unchecked_into();
         match granted.await {
             Ok(true) => Ok(Self {
                 release: SendWrapper::new(release),
+                released: SendWrapper::new(released),
             }),
             Ok(false) => Err(Error::OpenInAnotherTab {
                 path: path.to_path_buf(),
             }),
             Err(_) => Err(unavailable("the lock request was dropped".into())),
         }
+    }
+}
+
+impl TabLock {
+    /// Lets go of the lock; the promise settles once the browser has released it (the
+    /// release itself is asynchronous, so taking the lock again waits for it).
+    pub(crate) fn release(self) -> Promise {
+        (*self.released).clone()
     }
 }
 
