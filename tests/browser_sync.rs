@@ -3,115 +3,21 @@
 //! parsed as it arrives, local writes uploaded through the app's backend and synced
 //! back down, and `disconnect` leaving no task behind.
 //!
-//! The service is `examples/test_service.rs`, started by `scripts/test-browser`, which
-//! passes its URL and a token for user `u1` to this build in
-//! `LIVESYNC_BROWSER_SYNC_URL` / `LIVESYNC_BROWSER_SYNC_TOKEN` (read at compile time: the
-//! test runs in a browser, which has no environment). The page is served from another
-//! port than the service, so every request crosses origins (CORS, with the
-//! `Authorization` preflight).
+//! The service is `examples/test_service.rs`, started by `scripts/test-browser` (see
+//! `browser_common/sync.rs`). The page is served from another port than the service, so
+//! every request crosses origins (CORS, with the `Authorization` preflight).
 #![cfg(target_arch = "wasm32")]
 
 mod browser_common;
 
 use std::future::Future;
-use std::time::Duration;
 
+use browser_common::sync::{BrowserConnector, options, schema};
 use browser_common::{in_time, next_tick};
-use livesync::{
-    BackendConnector, Column, Credentials, Database, Error, Result, Schema, SyncOptions, Table,
-};
-use send_wrapper::SendWrapper;
-use serde_json::{Value, json};
+use livesync::{BackendConnector, Credentials, Database, Result};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
-
-/// The service's URL and token, baked in by `scripts/test-browser`.
-fn service() -> (&'static str, &'static str) {
-    match (
-        option_env!("LIVESYNC_BROWSER_SYNC_URL"),
-        option_env!("LIVESYNC_BROWSER_SYNC_TOKEN"),
-    ) {
-        (Some(url), Some(token)) => (url, token),
-        _ => panic!(
-            "built without LIVESYNC_BROWSER_SYNC_URL / _TOKEN: run the browser tests with scripts/test-browser, which starts the test service"
-        ),
-    }
-}
-
-/// The tables of `examples/test_service.rs`.
-fn schema() -> Schema {
-    Schema::new([
-        Table::new("lists", [Column::text("name"), Column::text("owner_id")]),
-        Table::new(
-            "todos",
-            [
-                Column::text("list_id"),
-                Column::text("description"),
-                Column::integer("done"),
-                Column::text("owner_id"),
-            ],
-        ),
-    ])
-}
-
-/// A browser app's connector: a fixed token, uploads posted with `fetch` to the
-/// service's `/upload` endpoint (standing in for the app's backend). Fetch futures are
-/// `!Send`; the page has one thread, so they are wrapped to meet the trait's `Send`.
-struct BrowserConnector {
-    url: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl BrowserConnector {
-    fn new() -> Self {
-        let (url, token) = service();
-        Self {
-            url: url.to_owned(),
-            token: token.to_owned(),
-            http: reqwest::Client::new(),
-        }
-    }
-}
-
-impl BackendConnector for BrowserConnector {
-    fn fetch_credentials(&self) -> impl Future<Output = Result<Credentials>> + Send {
-        let credentials = Credentials::new(&self.url, &self.token);
-        async move { Ok(credentials) }
-    }
-
-    fn upload_data(&self, db: &Database) -> impl Future<Output = Result<()>> + Send {
-        SendWrapper::new(async move {
-            let client_id = db.client_id().await?;
-            while let Some(transaction) = db.get_next_crud_transaction().await? {
-                let batch: Vec<Value> = transaction.crud.iter().map(|e| e.to_json()).collect();
-                let response = self
-                    .http
-                    .post(format!("{}/upload", self.url))
-                    .header("Authorization", format!("Token {}", self.token))
-                    .json(&json!({"client_id": client_id, "batch": batch}))
-                    .send()
-                    .await
-                    .map_err(Error::connector)?;
-                if !response.status().is_success() {
-                    return Err(Error::connector(format!(
-                        "the backend refused the upload: {}",
-                        response.status()
-                    )));
-                }
-                transaction.complete().await?;
-            }
-            Ok(())
-        })
-    }
-}
-
-fn options() -> SyncOptions {
-    SyncOptions::default()
-        .retry_delay(Duration::from_millis(100))
-        .crud_upload_throttle(Duration::from_millis(5))
-}
 
 async fn strings(db: &Database, sql: &str) -> Vec<String> {
     db.query::<String>(sql).fetch_all().await.unwrap()

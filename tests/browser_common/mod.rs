@@ -3,6 +3,8 @@
 //! guard that turns a wait that never ends into a failure naming what was awaited.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod sync;
+
 use std::future::Future;
 use std::time::Duration;
 
