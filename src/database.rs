@@ -132,6 +132,12 @@ impl Database {
     /// [`Error::Schema`](crate::Error::Schema)). Another process that has the file open
     /// makes this fail with [`Error::OpenInAnotherProcess`](crate::Error::OpenInAnotherProcess).
     ///
+    /// In the browser (wasm32) `path` is a name in the origin's private file system
+    /// (OPFS), which needs a dedicated worker (elsewhere:
+    /// [`Error::StorageUnavailable`](crate::Error::StorageUnavailable)); another tab
+    /// holding livesync's storage makes it fail with
+    /// [`Error::OpenInAnotherTab`](crate::Error::OpenInAnotherTab).
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
     /// use livesync::{Column, Database, Schema, Table};
