@@ -75,6 +75,15 @@ fn open_file_key(path: &Path) -> Option<PathBuf> {
     if path.to_str().is_some_and(|p| p.starts_with("file:")) {
         return None;
     }
+    // Browser databases are names in OPFS, not paths of a file system.
+    #[cfg(target_arch = "wasm32")]
+    return Some(path.to_path_buf());
+    #[cfg(not(target_arch = "wasm32"))]
+    return canonical_file_key(path);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn canonical_file_key(path: &Path) -> Option<PathBuf> {
     if let Ok(canonical) = std::fs::canonicalize(path) {
         return Some(canonical);
     }
@@ -122,6 +131,12 @@ impl Database {
     /// returns a clone of that handle (with the same schema; a different schema is an
     /// [`Error::Schema`](crate::Error::Schema)). Another process that has the file open
     /// makes this fail with [`Error::OpenInAnotherProcess`](crate::Error::OpenInAnotherProcess).
+    ///
+    /// In the browser (wasm32) `path` is a name in the origin's private file system
+    /// (OPFS), which needs a dedicated worker (elsewhere:
+    /// [`Error::StorageUnavailable`](crate::Error::StorageUnavailable)); another tab
+    /// holding livesync's storage makes it fail with
+    /// [`Error::OpenInAnotherTab`](crate::Error::OpenInAnotherTab).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {

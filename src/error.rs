@@ -64,6 +64,26 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// In the browser: another tab or worker of this app has the database open (livesync
+    /// allows one per origin's storage, guarded by a Web Lock that the browser releases
+    /// when that tab closes the database, reloads or closes).
+    #[error(
+        "{} is open in another tab or worker of this app (it holds livesync's Web Lock on the browser storage): close the other tab, or use the database from one tab only",
+        .path.display()
+    )]
+    OpenInAnotherTab {
+        /// The database name that was opened.
+        path: PathBuf,
+    },
+
+    /// In the browser: the persistent storage livesync needs is not available here (OPFS
+    /// outside a dedicated worker, private browsing, storage disabled, no Web Locks).
+    #[error("browser storage unavailable: {reason}")]
+    StorageUnavailable {
+        /// What is missing and what to do instead.
+        reason: String,
+    },
+
     /// The file is an SQLite database, but SQLite found malformed pages in it (a disk or
     /// file-system failure, or something other than SQLite wrote to it). Reported when the
     /// damage is met: at open if it hits the schema, otherwise by the first statement that
@@ -370,6 +390,7 @@ impl Error {
     }
 
     /// An error for a worker thread that could not be started.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn thread_spawn(thread: &'static str, source: std::io::Error) -> Self {
         Self::ThreadSpawn {
             thread,

@@ -155,6 +155,41 @@ async fn service_with_rules() -> TestSyncService {
         .unwrap()
 }
 
+/// A browser app served from another origin can sync: the `Authorization` preflight is
+/// answered, and every answer (errors too) is readable from any origin.
+#[tokio::test]
+async fn browsers_on_other_origins_pass_the_cors_preflight_and_read_every_answer() {
+    let service = TestSyncService::start().await.unwrap();
+    for path in ["/sync/stream", "/write-checkpoint2.json", "/upload"] {
+        let preflight = http()
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", service.url()))
+            .header("Origin", "http://127.0.0.1:1")
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization, content-type",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status(), 204, "{path}");
+        let headers = preflight.headers();
+        assert_eq!(headers["access-control-allow-origin"], "*");
+        let allowed = headers["access-control-allow-headers"].to_str().unwrap();
+        assert!(allowed.contains("authorization") && allowed.contains("content-type"));
+        let methods = headers["access-control-allow-methods"].to_str().unwrap();
+        assert!(methods.contains("POST") && methods.contains("GET"));
+    }
+    let refused = http()
+        .post(format!("{}/sync/stream", service.url()))
+        .json(&request("c", &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["access-control-allow-origin"], "*");
+}
+
 #[tokio::test]
 async fn requests_without_a_valid_token_get_401_with_the_service_error_body() {
     let service = TestSyncService::start().await.unwrap();

@@ -8,9 +8,23 @@ use std::time::Duration;
 
 use super::{Delay, Runtime};
 
-/// A point in time on livesync's clocks. `std`'s on native targets; the browser build
-/// (which has no `std::time::Instant` clock) will swap it here, in one place.
+/// A point in time on livesync's clocks. `std`'s on native targets.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) type Instant = std::time::Instant;
+/// A point in time on livesync's clocks: in the browser, where `std::time::Instant::now`
+/// panics, `performance.now()` through `web-time` (same API).
+#[cfg(target_arch = "wasm32")]
+pub(crate) type Instant = web_time::Instant;
+
+/// The wall clock as a `std::time::SystemTime` (the type of the public API's sync and
+/// expiry times). In the browser `SystemTime::now` panics, so it is built from
+/// `Date.now()`, in milliseconds since the Unix epoch.
+pub(crate) fn system_now() -> std::time::SystemTime {
+    #[cfg(not(target_arch = "wasm32"))]
+    return std::time::SystemTime::now();
+    #[cfg(target_arch = "wasm32")]
+    return std::time::UNIX_EPOCH + Duration::from_secs_f64(js_sys::Date::now().max(0.0) / 1000.0);
+}
 
 /// The wall-independent clock of timers that are not an executor's.
 pub(crate) fn now() -> Instant {

@@ -7,7 +7,7 @@
 //! - **time** (`clock.rs`): the clock and the timers behind the live-query throttle, retry
 //!   delays, the upload throttle, the stream's idle deadline and request timeouts;
 //! - **where blocking SQLite work runs** (`threads.rs`): the store's writer and reader
-//!   threads on native targets.
+//!   threads on native targets; in the browser, the caller's thread.
 //!
 //! On native targets reqwest's I/O also needs a tokio reactor; `http_io.rs` supplies
 //! one when the app's executor is not tokio.
@@ -25,6 +25,7 @@ mod http_io;
 #[cfg(feature = "smol")]
 mod smol_glue;
 mod task;
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod threads;
 // tokio's runtime and timers do not run in the browser: there the feature is inert.
 #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
@@ -36,7 +37,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use clock::{Elapsed, IdleDeadline, Instant};
+pub(crate) use clock::{Elapsed, IdleDeadline, Instant, system_now};
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use http_io::{stream_with_reactor, with_reactor};
 pub(crate) use task::{BackgroundTask, TaskCount};
@@ -133,7 +134,8 @@ impl<F: Fn(Duration) -> Delay + Send + Sync + 'static> Timer for F {
 /// Where a database runs its background work and takes its timers from: tokio, smol,
 /// or any executor through a [`Spawner`]. Set it with
 /// [`OpenOptions::runtime`](crate::OpenOptions::runtime); the default is
-/// [`Runtime::tokio`] with the `tokio` feature (on by default), else [`Runtime::none`].
+/// [`Runtime::tokio`] with the `tokio` feature (on by default), else [`Runtime::none`];
+/// in the browser (`wasm32`) it is always `Runtime::browser()`.
 ///
 /// What depends on it:
 /// - [`Database::connect`](crate::Database::connect) spawns the download and upload loops
@@ -177,6 +179,9 @@ enum Kind {
     Tokio,
     #[cfg(feature = "smol")]
     Smol(Arc<async_executor::Executor<'static>>),
+    /// The browser's event loop (`wasm_bindgen_futures::spawn_local`).
+    #[cfg(target_arch = "wasm32")]
+    Browser,
     Custom {
         spawner: Arc<dyn Spawner>,
         timer: Option<Arc<dyn Timer>>,
@@ -185,9 +190,11 @@ enum Kind {
 
 impl Default for Runtime {
     fn default() -> Self {
+        #[cfg(target_arch = "wasm32")]
+        return Self::browser();
         #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
         return Self::tokio();
-        #[cfg(not(all(feature = "tokio", not(target_arch = "wasm32"))))]
+        #[cfg(all(not(feature = "tokio"), not(target_arch = "wasm32")))]
         return Self::none();
     }
 }
@@ -200,6 +207,8 @@ impl fmt::Debug for Runtime {
             Kind::Tokio => "tokio",
             #[cfg(feature = "smol")]
             Kind::Smol(_) => "smol",
+            #[cfg(target_arch = "wasm32")]
+            Kind::Browser => "browser",
             Kind::Custom { timer: None, .. } => "custom",
             Kind::Custom { timer: Some(_), .. } => "custom with timer",
         };
@@ -251,6 +260,17 @@ impl Runtime {
     pub fn smol(executor: Arc<async_executor::Executor<'static>>) -> Self {
         Self {
             kind: Kind::Smol(executor),
+        }
+    }
+
+    /// The browser (`wasm32` only, and the default there): tasks run on the page's or
+    /// worker's event loop through `wasm_bindgen_futures::spawn_local`, timers are
+    /// `setTimeout`. Nothing to set up; Dioxus web and Leptos CSR apps run on the same
+    /// loop.
+    #[cfg(target_arch = "wasm32")]
+    pub fn browser() -> Self {
+        Self {
+            kind: Kind::Browser,
         }
     }
 
@@ -326,6 +346,8 @@ impl Runtime {
             Kind::Tokio => tokio_glue::spawn(task)?,
             #[cfg(feature = "smol")]
             Kind::Smol(executor) => executor.spawn(task).detach(),
+            #[cfg(target_arch = "wasm32")]
+            Kind::Browser => wasm_bindgen_futures::spawn_local(task),
             Kind::Custom { spawner, .. } => spawner.spawn(Box::pin(task)),
         }
         Ok(handle)

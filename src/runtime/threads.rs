@@ -1,8 +1,11 @@
 //! Where blocking SQLite work runs: on native targets, threads livesync starts itself
 //! (the store's `livesync-writer` and `livesync-reader-N`), each owning its connection,
-//! so no executor ever blocks on SQLite and any executor can await the answers. A
-//! browser build has no threads to start; its store will run SQLite on the caller's
-//! thread or in a worker, decided here.
+//! so no executor ever blocks on SQLite and any executor can await the answers.
+//!
+//! The browser build has no threads to start (`std::thread::spawn` fails on
+//! `wasm32-unknown-unknown`): its store runs its one connection on the caller's thread,
+//! the page's or a worker's (`store/writer_wasm.rs` says why not a worker of its own),
+//! so this module is native only.
 
 use crate::{Error, Result};
 

@@ -141,6 +141,7 @@ impl CrudIds {
 
 /// Registers the CRUD functions on a read-only connection: the id functions fail (a
 /// write cannot succeed there anyway; SQLite reports it as read-only first).
+#[cfg(not(target_arch = "wasm32"))] // the browser has no reader connections
 pub(super) fn register_read_only(conn: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_INNOCUOUS;
     for name in ["livesync_tx_id", "livesync_crud_id"] {

@@ -13,11 +13,19 @@
 mod change_tracker;
 mod crud_functions;
 mod notify;
+#[cfg(target_arch = "wasm32")]
+mod open_wasm;
+#[cfg(not(target_arch = "wasm32"))]
 mod process_lock;
 mod query_tables;
+#[cfg(not(target_arch = "wasm32"))]
 mod readers;
 mod sql_functions;
+#[cfg(target_arch = "wasm32")]
+mod tab_lock_wasm;
 mod wal_checkpoint;
+// In the browser the one connection runs on the caller's thread (see writer_wasm.rs).
+#[cfg_attr(target_arch = "wasm32", path = "writer_wasm.rs")]
 mod writer;
 
 use std::fmt;
@@ -25,15 +33,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+#[cfg(not(target_arch = "wasm32"))]
+use rusqlite::OpenFlags;
+use rusqlite::{Connection, TransactionBehavior};
 
 use notify::Subscriptions;
+#[cfg(not(target_arch = "wasm32"))]
 use process_lock::ProcessLock;
+// In the browser "another process" is another tab or worker of the app.
+#[cfg(target_arch = "wasm32")]
+use open_wasm::StorageLease as ProcessLock;
 
 /// Closes a worker queue (no job is accepted any more) and waits until every worker
 /// thread exited: each holds a clone of the watch sender, so `changed()` fails once the
 /// last one dropped it. Shared by the writer and the reader pool, also for a second,
 /// concurrent `close`.
+#[cfg(not(target_arch = "wasm32"))]
 async fn close_and_wait<T>(
     jobs: &std::sync::Mutex<Option<T>>,
     exited: &tokio::sync::watch::Receiver<()>,
@@ -50,6 +65,9 @@ use crate::{Error, Result};
 use change_tracker::ChangeTracker;
 use crud_functions::CrudIds;
 use notify::Publisher;
+#[cfg(target_arch = "wasm32")]
+use open_wasm::ReaderPool;
+#[cfg(not(target_arch = "wasm32"))]
 use readers::ReaderPool;
 use wal_checkpoint::Checkpointer;
 use writer::{Writer, WriterState};
@@ -148,6 +166,8 @@ impl fmt::Debug for Store {
 
 impl Store {
     /// Opens (or creates) the database file at `path` with `options` and applies `schema`.
+    /// (The browser's version is in `open_wasm.rs`.)
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) async fn open(
         path: impl AsRef<Path>,
         schema: Schema,

@@ -89,7 +89,7 @@ impl<C: BackendConnector> Engine<C> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()?;
-        let soon = std::time::SystemTime::now() + std::time::Duration::from_secs(30);
+        let soon = crate::runtime::system_now() + std::time::Duration::from_secs(30);
         let expiring = cached.expires_at.is_some_and(|expires| expires <= soon);
         (!expiring).then_some(cached)
     }

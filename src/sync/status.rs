@@ -440,9 +440,9 @@ pub(crate) fn priority_status(stored: &[(i64, i64)]) -> Vec<PriorityStatus> {
 /// subscriptions), while a test on tokio's paused clock moves subscription TTLs forward
 /// with `tokio::time::advance`.
 pub(crate) fn now_micros() -> i64 {
-    static START: std::sync::OnceLock<(SystemTime, std::time::Instant)> =
+    static START: std::sync::OnceLock<(SystemTime, crate::runtime::Instant)> =
         std::sync::OnceLock::new();
-    let wall = SystemTime::now();
+    let wall = crate::runtime::system_now();
     let (wall_start, tokio_start) = *START.get_or_init(|| (wall, crate::runtime::ambient_now()));
     let tokio_elapsed = crate::runtime::ambient_now().saturating_duration_since(tokio_start);
     let now = wall.max(wall_start + tokio_elapsed);

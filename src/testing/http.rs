@@ -10,7 +10,11 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::header::{ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
+use hyper::header::{
+    ACCEPT_ENCODING, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, AUTHORIZATION, CONTENT_ENCODING,
+    CONTENT_TYPE, HeaderValue,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -83,6 +87,7 @@ async fn handle(
     let path = request.uri().path().to_owned();
     tracing::debug!(method = %request.method(), %path, "test service request");
     let response = match (request.method(), path.as_str()) {
+        (&Method::OPTIONS, _) => Ok(cors_preflight()),
         (&Method::POST, "/sync/stream") => sync_stream(&shared, request).await,
         (&Method::GET, "/write-checkpoint2.json") => write_checkpoint(&shared, &request),
         (&Method::POST, "/upload") => upload(&shared, request).await,
@@ -93,7 +98,36 @@ async fn handle(
             format!("no route for {} {path}", request.method()),
         )),
     };
-    Ok(response.unwrap_or_else(Refusal::into_response))
+    let mut response = response.unwrap_or_else(Refusal::into_response);
+    // A browser app is served from another origin than the service: every answer
+    // (errors included, so the app can read them) is readable from any origin.
+    response
+        .headers_mut()
+        .insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    Ok(response)
+}
+
+/// The answer to a browser's CORS preflight: a request with an `Authorization` header
+/// (every sync request has one) is preceded by an `OPTIONS` request asking whether that
+/// header and the method may be sent.
+fn cors_preflight() -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type"),
+    );
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    response
 }
 
 /// A refused request, answered with the service's error body.

@@ -1,0 +1,181 @@
+//! Opening a persistent database in the browser: SQLite files in the Origin Private File
+//! System (OPFS), through the sync-access-handle pool VFS of `sqlite-wasm-vfs`.
+//!
+//! The pool needs `FileSystemSyncAccessHandle`, which browsers give only to dedicated
+//! workers, so a persistent `Database::open` works in a worker; on a page's main thread
+//! it fails with [`Error::StorageUnavailable`] saying so (`Database::in_memory` works
+//! everywhere). The README's browser section explains the choice against IndexedDB.
+//!
+//! The pool holds an exclusive access handle on each of its OPFS files while it is
+//! installed and not paused, so only one tab or worker of an origin can use it at a
+//! time. The first store opened in a context takes a Web Lock (`tab_lock_wasm.rs`) and
+//! resumes the pool; when the last one closes, the pool is paused (its handles
+//! released) and so is the lock. A second tab of the app is therefore refused at once
+//! with [`Error::OpenInAnotherTab`] (instead of an OPFS error from deep inside the VFS),
+//! and can open as soon as the first has closed its databases, reloaded or gone.
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use js_sys::Promise;
+use rusqlite::{Connection, OpenFlags};
+use sqlite_wasm_vfs::sahpool::{OpfsSAHError, OpfsSAHPoolCfgBuilder, OpfsSAHPoolUtil, install};
+
+use super::tab_lock_wasm::TabLock;
+
+use super::{OpenOptions, Store, prepare_writer, start_writer};
+use crate::schema::{CheckedSchema, Schema};
+use crate::{Error, Result};
+
+/// The VFS (and its OPFS directory) every livesync database of an origin lives in.
+const VFS_NAME: &str = "livesync-opfs";
+const VFS_DIRECTORY: &str = ".livesync";
+/// The Web Lock guarding the pool.
+const LOCK_NAME: &str = "livesync:livesync-opfs";
+
+/// The browser has no reader connections (one thread, one connection): a store always
+/// reads on its writer, as an in-memory store does natively.
+pub(crate) enum ReaderPool {}
+
+impl ReaderPool {
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        _read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        match *self {}
+    }
+
+    pub(super) async fn close(&self) {
+        match *self {}
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database `path` (a file name, such as `"app.db"`) in OPFS
+    /// and applies `schema`.
+    pub(crate) async fn open(
+        path: impl AsRef<Path>,
+        schema: Schema,
+        _options: OpenOptions,
+    ) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let checked = CheckedSchema::check(&schema)?;
+        let lease = StorageLease::acquire(&path).await?;
+        let writer = {
+            let (path, checked) = (path.clone(), checked.clone());
+            start_writer(move |publisher| {
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags_and_vfs(&path, flags, VFS_NAME)
+                    .map_err(|e| Error::while_opening(e, &path))?;
+                // No WAL: the pool has no shared memory. The rollback journal is another
+                // file of the pool, kept between commits (PERSIST: each commit zeroes its
+                // header instead of deleting it, which made single-row commits 2-3x
+                // cheaper than DELETE in tests/browser_figures.rs); synchronous = NORMAL
+                // skips one flush per commit.
+                conn.execute_batch(
+                    "PRAGMA journal_mode = PERSIST; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768",
+                )
+                    .map_err(|e| Error::while_opening(e, &path))?;
+                prepare_writer(conn, &checked, publisher).map_err(|e| e.on_file(&path))
+            })
+            .await?
+        };
+        tracing::debug!(path = %path.display(), "database opened in OPFS");
+        let store = Self::assemble(Some(path), writer, None, schema, checked);
+        *store
+            .process_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lease);
+        Ok(store)
+    }
+}
+
+/// What this context (page or worker) holds of the browser storage: the Web Lock and
+/// the pool, while `open` stores use them.
+#[derive(Default)]
+struct ContextStorage {
+    open: usize,
+    lock: Option<TabLock>,
+    pool: Option<OpfsSAHPoolUtil>,
+    /// Settles once the lock let go of by the last close is really released.
+    releasing: Option<Promise>,
+}
+
+thread_local! {
+    static STORAGE: RefCell<ContextStorage> = RefCell::default();
+}
+
+/// One open store's share of [`ContextStorage`]; the last one dropped pauses the pool
+/// and releases the lock. (Stored in the store's `process_lock` slot, which is dropped
+/// after the connection closed.)
+#[derive(Debug)]
+pub(crate) struct StorageLease(());
+
+impl StorageLease {
+    async fn acquire(path: &Path) -> Result<Self> {
+        // Opening is serialised by the facade (`database.rs`), so no other acquire
+        // runs between these awaits.
+        let (held, releasing) = STORAGE.with_borrow_mut(|s| (s.lock.is_some(), s.releasing.take()));
+        if !held {
+            if let Some(releasing) = releasing {
+                let _ = wasm_bindgen_futures::JsFuture::from(releasing).await;
+            }
+            let lock = TabLock::acquire(LOCK_NAME, path).await?;
+            let pool = install_pool().await?;
+            if pool.is_paused() {
+                pool.resume().await.map_err(refused)?;
+            }
+            STORAGE.with_borrow_mut(|s| {
+                s.lock = Some(lock);
+                s.pool = Some(pool);
+            });
+        }
+        STORAGE.with_borrow_mut(|s| s.open += 1);
+        Ok(Self(()))
+    }
+}
+
+impl Drop for StorageLease {
+    fn drop(&mut self) {
+        STORAGE.with_borrow_mut(|s| {
+            s.open -= 1;
+            if s.open > 0 {
+                return;
+            }
+            if let Some(pool) = &s.pool {
+                if let Err(error) = pool.pause() {
+                    tracing::warn!(%error, "could not pause the OPFS pool; another tab cannot use it until this one reloads");
+                }
+            }
+            if let Some(lock) = s.lock.take() {
+                s.releasing = Some(lock.release());
+            }
+        });
+    }
+}
+
+/// Installs the pool, or reuses it when this context installed it before.
+async fn install_pool() -> Result<OpfsSAHPoolUtil> {
+    let config = OpfsSAHPoolCfgBuilder::new()
+        .vfs_name(VFS_NAME)
+        .directory(VFS_DIRECTORY)
+        .build();
+    install::<sqlite_wasm_rs::WasmOsCallback>(&config, false)
+        .await
+        .map_err(refused)
+}
+
+fn refused(error: OpfsSAHError) -> Error {
+    match error {
+        OpfsSAHError::NotSupported => Error::StorageUnavailable {
+            reason: "persistent storage needs OPFS sync access handles, which browsers give only to dedicated workers in a secure context (https or localhost): open the database inside a dedicated worker, or use Database::in_memory on the page".into(),
+        },
+        e => Error::StorageUnavailable {
+            reason: format!(
+                "the browser refused livesync's OPFS storage ({e}); in private browsing or with storage disabled, use Database::in_memory"
+            ),
+        },
+    }
+}

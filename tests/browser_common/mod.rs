@@ -1,0 +1,39 @@
+//! Shared set-up of the browser tests (`tests/browser_*.rs`, run by
+//! `cargo test --target wasm32-unknown-unknown` in headless Chromium): the schema and a
+//! guard that turns a wait that never ends into a failure naming what was awaited.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod sync;
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::Either;
+use livesync::{Column, Schema, Table};
+
+/// Two synced tables, as the todo app has them.
+pub fn schema() -> Schema {
+    Schema::new([
+        Table::new("lists", [Column::text("name")]),
+        Table::new(
+            "todos",
+            [Column::text("description"), Column::text("list_id")],
+        ),
+    ])
+}
+
+/// `future`'s output; panics naming `what` if it has not finished after a generous
+/// limit (a hang would otherwise only show as the runner's timeout). Never used to
+/// assert on speed: the limit is far above any expected duration.
+pub async fn in_time<T>(what: &str, future: impl Future<Output = T>) -> T {
+    let limit = futures_timer::Delay::new(Duration::from_secs(60));
+    match futures::future::select(std::pin::pin!(future), limit).await {
+        Either::Left((output, _)) => output,
+        Either::Right(((), _)) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// Lets the event loop run once (timers, fetch callbacks) before going on.
+pub async fn next_tick() {
+    futures_timer::Delay::new(Duration::from_millis(1)).await;
+}
