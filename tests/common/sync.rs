@@ -77,11 +77,19 @@ pub async fn client(service: &TestSyncService, user: &str) -> Database {
 /// A [`TestSyncService`] running on a tokio runtime of its own thread, for tests whose
 /// client side runs on another executor (or none). Dropping it stops the service and
 /// the thread.
+///
+/// Every thread of that runtime (the one running it and any blocking-pool thread) is
+/// named with [`SERVICE_THREAD_PREFIX`], so a test can tell the service's tokio threads
+/// from any other in `/proc/self/task/*/comm`.
 pub struct ServiceThread {
     pub service: TestSyncService,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// The name (prefix) of every thread a [`ServiceThread`] runs tokio on; short enough to
+/// survive Linux's 15-byte thread names.
+pub const SERVICE_THREAD_PREFIX: &str = "tokio-test-svc";
 
 impl ServiceThread {
     /// Starts the service `builder` describes on a new thread.
@@ -89,9 +97,10 @@ impl ServiceThread {
         let (started, service) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("test-sync-service".into())
+            .name(SERVICE_THREAD_PREFIX.into())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
+                    .thread_name(format!("{SERVICE_THREAD_PREFIX}-blocking"))
                     .enable_all()
                     .build()
                     .expect("a runtime for the service");
