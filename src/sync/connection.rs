@@ -49,7 +49,8 @@ pub(super) struct Engine<C> {
     pub(super) connector: C,
     pub(super) options: SyncOptions,
     pub(super) client_id: String,
-    pub(super) http: reqwest::Client,
+    /// The backend fits the database's runtime (`http_client`).
+    pub(super) http: crate::http_client::HttpClient,
     credentials: Mutex<Option<Credentials>>,
     /// Ask the upload loop for a round now (the stream just opened).
     pub(super) upload_now: Notify,
@@ -125,7 +126,8 @@ pub(crate) async fn connect<C: BackendConnector>(
     let engine = Arc::new(Engine {
         db: db.clone(),
         client_id: db.client_id().await?,
-        http: crate::http_client::http_client_with(
+        http: crate::http_client::HttpClient::for_runtime(
+            db.runtime(),
             options.user_agent.as_deref(),
             options.compressed,
         )?,

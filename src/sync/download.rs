@@ -105,7 +105,6 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
         )
         .await
         .map_err(|_| Error::StreamIdle(idle))??;
-    let url = response.url().to_string();
     engine.status().update(|s| {
         s.connected = true;
         s.connecting = false;
@@ -118,7 +117,7 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
         buckets.into_iter().map(|(name, _)| name).collect(),
         StreamState::new(stored.requested, stored.rows),
     );
-    let mut body = crate::runtime::stream_with_reactor(response.bytes_stream());
+    let mut body = response.body;
     let mut splitter = LineSplitter::default();
     let mut refresh: Option<CredentialsFuture<'_>> = None;
     // Only bytes from the service move the idle deadline (not uploads or refreshes).
@@ -132,8 +131,7 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
                 let chunk = chunk.map_err(|_| Error::StreamIdle(idle))?;
                 let ended = chunk.is_none();
                 if let Some(chunk) = chunk {
-                    let chunk = chunk.map_err(|source| Error::transport(url.clone(), source))?;
-                    splitter.push(&chunk);
+                    splitter.push(&chunk?);
                 }
                 // At the end of the body, an unterminated remainder is the last line.
                 while let Some(line) = if ended { splitter.finish() } else { splitter.next_line() } {

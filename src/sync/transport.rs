@@ -4,7 +4,10 @@
 use serde_json::{Map, Value, json};
 
 use super::subscriptions::RequestedSubscription;
-use crate::http_client::{Capped, error_from_response, read_capped, send};
+use http::HeaderValue;
+use http::header::{ACCEPT, AUTHORIZATION};
+
+use crate::http_client::{Capped, HttpClient, Request, Response, error_from_response, read_capped};
 use crate::{Credentials, Error, Result};
 
 /// `endpoint` + `path`, keeping a path prefix (`http://h/powersync` →
@@ -15,13 +18,17 @@ pub(crate) fn service_url(endpoint: &str, path: &str) -> Result<String> {
     Ok(format!("{base}{path}"))
 }
 
-fn authorization(credentials: &Credentials) -> Result<String> {
+fn authorization(credentials: &Credentials) -> Result<HeaderValue> {
     if credentials.token.trim().is_empty() {
         return Err(Error::InvalidCredentials(
             "the connector returned an empty token (is the user signed in?)".into(),
         ));
     }
-    Ok(format!("Token {}", credentials.token))
+    HeaderValue::try_from(format!("Token {}", credentials.token)).map_err(|_| {
+        Error::InvalidCredentials(
+            "the token contains characters an HTTP header cannot carry (line breaks, control characters)".into(),
+        )
+    })
 }
 
 /// What the client sends to open a sync stream (docs/sync-protocol.md §1.3).
@@ -62,20 +69,19 @@ impl StreamRequest<'_> {
 
 /// Opens the sync stream. `Ok` means HTTP 200; its body is the NDJSON stream.
 pub(crate) async fn open_stream(
-    http: &reqwest::Client,
+    http: &HttpClient,
     credentials: &Credentials,
     request: &StreamRequest<'_>,
-) -> Result<reqwest::Response> {
+) -> Result<Response> {
     let url = service_url(&credentials.endpoint, "/sync/stream")?;
-    let post = http
-        .post(&url)
-        .header("Authorization", authorization(credentials)?)
-        .header("Accept", "application/x-ndjson")
+    let post = Request::post(&url)
+        .header(AUTHORIZATION, authorization(credentials)?)
+        .header(ACCEPT, HeaderValue::from_static("application/x-ndjson"))
         .json(&request.to_json());
-    let response = send(&url, post).await?;
+    let response = http.send(post).await?;
     // Only 200 carries a stream (as in the official clients); another 2xx is an error.
-    if response.status() != reqwest::StatusCode::OK {
-        return Err(error_from_response(url, response).await);
+    if response.status != 200 {
+        return Err(error_from_response(response).await);
     }
     Ok(response)
 }
@@ -86,7 +92,7 @@ const MAX_WRITE_CHECKPOINT_BYTES: usize = 64 * 1024;
 
 /// Asks the service for a write checkpoint covering everything uploaded so far (docs/sync-protocol.md §1.4).
 pub(crate) async fn write_checkpoint(
-    http: &reqwest::Client,
+    http: &HttpClient,
     credentials: &Credentials,
     client_id: &str,
 ) -> Result<i64> {
@@ -100,11 +106,10 @@ pub(crate) async fn write_checkpoint(
             _ => format!("%{b:02X}"),
         })
         .collect();
-    let get = http
-        .get(format!("{url}?client_id={query}"))
-        .header("Authorization", authorization(credentials)?)
-        .header("Accept", "application/json");
-    let response = send(&url, get).await?;
+    let get = Request::get(format!("{url}?client_id={query}"))
+        .header(AUTHORIZATION, authorization(credentials)?)
+        .header(ACCEPT, HeaderValue::from_static("application/json"));
+    let response = http.send(get).await?;
     let body = match read_capped(response, MAX_WRITE_CHECKPOINT_BYTES).await {
         Ok(Capped::Whole(body)) => body,
         Ok(Capped::Truncated(_)) => {
@@ -113,7 +118,7 @@ pub(crate) async fn write_checkpoint(
                  checkpoint reply is a small JSON object"
             )));
         }
-        Err(source) => return Err(Error::transport(url, source)),
+        Err(error) => return Err(error),
     };
     let body: Value = serde_json::from_slice(&body)
         .map_err(|source| Error::Protocol(format!("{url} answered with invalid JSON: {source}")))?;
@@ -158,7 +163,7 @@ mod tests {
             b"{\"data\": {\"write_checkpoint\": \"1\"}}                ",
         )
         .await;
-        let http = crate::http_client::http_client().unwrap();
+        let http = crate::http_client::HttpClient::ambient().unwrap();
         let credentials = Credentials::new(url, "token");
         let answer = tokio::time::timeout(
             std::time::Duration::from_secs(10),
