@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::sync::{SERVICE_THREAD_PREFIX, ServiceThread, fast};
+use common::SERVICE_THREAD_PREFIX;
+use common::sync::{ServiceThread, fast};
 use common::wait::anywhere::{in_time, until, until_async};
 use common::{file_db_with, strings};
 use futures::StreamExt;

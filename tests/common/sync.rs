@@ -7,6 +7,7 @@ use futures::stream::BoxStream;
 use livesync::testing::{BucketRule, TestSyncService};
 use livesync::{Column, Database, Schema, SyncOptions, SyncStatus, Table};
 
+use super::SERVICE_THREAD_PREFIX;
 use super::wait::in_time;
 
 /// Sync options with short retry and upload delays, so tests do not wait for defaults.
@@ -79,17 +80,13 @@ pub async fn client(service: &TestSyncService, user: &str) -> Database {
 /// the thread.
 ///
 /// Every thread of that runtime (the one running it and any blocking-pool thread) is
-/// named with [`SERVICE_THREAD_PREFIX`], so a test can tell the service's tokio threads
+/// named with [`SERVICE_THREAD_PREFIX`](super::SERVICE_THREAD_PREFIX), so a test can tell the service's tokio threads
 /// from any other in `/proc/self/task/*/comm`.
 pub struct ServiceThread {
     pub service: TestSyncService,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
-
-/// The name (prefix) of every thread a [`ServiceThread`] runs tokio on; short enough to
-/// survive Linux's 15-byte thread names.
-pub const SERVICE_THREAD_PREFIX: &str = "tokio-test-svc";
 
 impl ServiceThread {
     /// Starts the service `builder` describes on a new thread.

@@ -109,4 +109,58 @@ mod tests {
             );
         });
     }
+
+    /// The first line of a compressed body that the encoder flushed comes out before the
+    /// rest of the body exists.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn flushed_lines_come_out_before_the_body_ends() {
+        use std::io::Write;
+
+        let first = b"{\"checkpoint\": 1}\n";
+        let gzip = {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(first).unwrap();
+            encoder.flush().unwrap();
+            encoder.get_ref().clone()
+        };
+        let zstd = {
+            let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+            encoder.write_all(first).unwrap();
+            encoder.flush().unwrap();
+            encoder.get_ref().clone()
+        };
+        for (encoding, bytes) in [(Encoding::Gzip, gzip), (Encoding::Zstd, zstd)] {
+            // The flushed bytes, then a body that never sends more.
+            let body: Body = futures::stream::iter([Ok(Bytes::from(bytes))])
+                .chain(futures::stream::pending())
+                .boxed();
+            let mut out = decoded(body, encoding, "http://h/x".into());
+            let chunk = futures::executor::block_on(out.next()).unwrap().unwrap();
+            assert_eq!(&chunk[..], first, "{encoding:?}");
+        }
+    }
+
+    #[cfg(feature = "testing")]
+    #[test]
+    fn a_whole_gzip_body_decodes_across_small_chunks() {
+        use std::io::Write;
+
+        let text: String = (0..5_000).map(|i| format!("{{\"line\": {i}}}\n")).collect();
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(text.as_bytes()).unwrap();
+        let compressed = encoder.finish().unwrap();
+        let chunks: Vec<crate::Result<Bytes>> = compressed
+            .chunks(100)
+            .map(|chunk| Ok(Bytes::copy_from_slice(chunk)))
+            .collect();
+        let out = decoded(
+            futures::stream::iter(chunks).boxed(),
+            Encoding::Gzip,
+            "u".into(),
+        );
+        let decoded: Vec<Bytes> = futures::executor::block_on(out.map(|c| c.unwrap()).collect());
+        assert_eq!(decoded.concat(), text.as_bytes());
+    }
 }
