@@ -79,6 +79,8 @@ impl Request {
     }
 
     /// Adds `headers` (replacing those of the same name).
+    // Used by `HttpConnector`, which is native only.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn headers(mut self, headers: HeaderMap) -> Self {
         for (name, value) in headers {
             if let Some(name) = name {
@@ -100,6 +102,8 @@ impl Request {
 
     /// Fails the request with [`TransportFailure::Timeout`](crate::TransportFailure) when
     /// it has not completed (response read included) within `timeout`.
+    // Used by `HttpConnector`, which is native only.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -208,6 +212,8 @@ impl HttpClient {
     /// request goes through reqwest when a tokio runtime is current, else through the
     /// async-io backend when it is compiled in (else reqwest on livesync's reactor
     /// thread).
+    // Used by `HttpConnector` (native only) and the test service's connector.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) fn ambient() -> Result<Self> {
         let settings = ClientSettings::new(None, true);
         let reqwest = reqwest_backend::client(&settings)?;

@@ -360,6 +360,7 @@ impl Runtime {
 
     /// Whether this is [`Runtime::tokio`], whose tasks run inside a tokio runtime (where
     /// reqwest's sockets work).
+    #[cfg(all(feature = "async-io-http", not(target_arch = "wasm32")))]
     pub(crate) fn is_tokio(&self) -> bool {
         match self.kind {
             #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]

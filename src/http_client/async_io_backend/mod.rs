@@ -202,10 +202,10 @@ impl Client {
 /// Polls the connection until it ends (it then leaves `connection`). Its outcome needs
 /// no handling here: a failure also fails the request or body it carried, which report it.
 fn poll_connection(connection: &mut Option<Pin<Box<Connection>>>, cx: &mut Context<'_>) {
-    if let Some(driving) = connection {
-        if driving.as_mut().poll(cx).is_ready() {
-            *connection = None;
-        }
+    if let Some(driving) = connection
+        && driving.as_mut().poll(cx).is_ready()
+    {
+        *connection = None;
     }
 }
 
@@ -257,11 +257,11 @@ impl Stream for BodyStream {
             return Poll::Ready(None);
         }
         poll_connection(&mut this.connection, cx);
-        if let Some((limit, delay)) = &mut this.deadline {
-            if delay.as_mut().poll(cx).is_ready() {
-                this.done = true;
-                return Poll::Ready(Some(Err(timed_out(this.url.clone(), *limit))));
-            }
+        if let Some((limit, delay)) = &mut this.deadline
+            && delay.as_mut().poll(cx).is_ready()
+        {
+            this.done = true;
+            return Poll::Ready(Some(Err(timed_out(this.url.clone(), *limit))));
         }
         loop {
             match ready!(Pin::new(&mut this.incoming).poll_frame(cx)) {
@@ -277,10 +277,10 @@ impl Stream for BodyStream {
                 }
                 Some(Ok(frame)) => {
                     // Trailers carry nothing livesync reads.
-                    if let Ok(data) = frame.into_data() {
-                        if !data.is_empty() {
-                            return Poll::Ready(Some(Ok(data)));
-                        }
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        return Poll::Ready(Some(Ok(data)));
                     }
                 }
             }
