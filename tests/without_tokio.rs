@@ -24,9 +24,10 @@ use common::sync::{ServiceThread, fast};
 use common::wait::anywhere::{in_time, until, until_async};
 use common::{file_db_with, strings};
 use futures::StreamExt;
-use livesync::testing::{BucketRule, TestConnector, TestSyncService};
+use livesync::testing::{BucketRule, TestSyncService};
 use livesync::{
-    BackendConnector, Column, Credentials, Database, OpenOptions, Runtime, Schema, Table, Task,
+    BackendConnector, Column, Credentials, Database, HttpConnector, OpenOptions, Runtime, Schema,
+    Table, Task,
 };
 use serde_json::json;
 
@@ -67,13 +68,13 @@ impl TokioSightings {
     }
 }
 
-/// The test service's connector, checking every poll of its futures.
-struct Watched {
-    inner: TestConnector,
+/// A connector checking every poll of its futures.
+struct Watched<C> {
+    inner: C,
     sightings: TokioSightings,
 }
 
-impl BackendConnector for Watched {
+impl<C: BackendConnector> BackendConnector for Watched<C> {
     async fn fetch_credentials(&self) -> livesync::Result<Credentials> {
         self.sightings.watch(self.inner.fetch_credentials()).await
     }
@@ -107,6 +108,7 @@ fn tokio_threads_outside_the_service() -> Vec<String> {
 async fn live_query_and_sync(
     runtime: Runtime,
     service: &TestSyncService,
+    connector: impl BackendConnector,
     sightings: &TokioSightings,
 ) {
     let options = OpenOptions::default().runtime(runtime);
@@ -124,7 +126,7 @@ async fn live_query_and_sync(
     );
 
     let connector = Watched {
-        inner: service.connector("u1"),
+        inner: connector,
         sightings: sightings.clone(),
     };
     db.connect(connector, fast()).await.unwrap();
@@ -189,8 +191,33 @@ fn a_smol_app_syncs_with_no_tokio_runtime_outside_the_service() {
     async_io::block_on(executor.run(sightings.watch(live_query_and_sync(
         runtime,
         &service.service,
+        service.service.connector("u1"),
         &sightings,
     ))));
+    assert_eq!(sightings.count(), 0);
+}
+
+/// The same with `HttpConnector`: tokens from the service's token endpoint, uploads
+/// posted to its upload endpoint, through the backend that needs no tokio.
+#[test]
+fn an_http_connector_on_smol_syncs_with_no_tokio_runtime_outside_the_service() {
+    let service = service();
+    let url = service.service.url();
+    let connector = HttpConnector::builder(&url)
+        .token_endpoint(format!("{url}/token?user_id=u1"))
+        .upload_url(format!("{url}/upload"))
+        .build()
+        .unwrap();
+    let sightings = TokioSightings::default();
+    let executor = Arc::new(async_executor::Executor::new());
+    let runtime = Runtime::smol(Arc::clone(&executor));
+    async_io::block_on(executor.run(sightings.watch(live_query_and_sync(
+        runtime,
+        &service.service,
+        connector,
+        &sightings,
+    ))));
+    assert_eq!(service.service.uploads().len(), 1);
     assert_eq!(sightings.count(), 0);
 }
 
@@ -208,6 +235,7 @@ fn a_custom_executor_app_syncs_with_no_tokio_runtime_outside_the_service() {
     futures::executor::block_on(sightings.watch(live_query_and_sync(
         runtime,
         &service.service,
+        service.service.connector("u1"),
         &sightings,
     )));
     assert!(

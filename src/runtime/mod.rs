@@ -246,6 +246,10 @@ impl Runtime {
     /// `async-io`'s. The app keeps running the executor (`executor.run(..)`); a task of
     /// an executor that nobody runs never makes progress.
     ///
+    /// Sync's HTTP requests need no tokio either: the feature implies `async-io-http`,
+    /// whose client (hyper over `async-io` sockets, TLS through `futures-rustls`)
+    /// replaces reqwest for this runtime, so a smol app starts no tokio runtime.
+    ///
     /// ```
     /// # fn main() -> livesync::Result<()> {
     /// use std::sync::Arc;
@@ -282,6 +286,11 @@ impl Runtime {
     /// Any other executor: `spawner` starts the background tasks; timers are a
     /// reactor-free timer thread unless [`with_timer`](Self::with_timer) gives the
     /// executor's own.
+    ///
+    /// Sync's HTTP requests: with the feature `async-io-http` (or `smol`) they go
+    /// through a client that needs no tokio (hyper over `async-io` sockets); without
+    /// it through reqwest, whose sockets livesync then drives on a one-thread tokio
+    /// runtime of its own (`livesync-http-io`).
     ///
     /// ```
     /// use livesync::{Runtime, Task};
