@@ -61,10 +61,15 @@ struct Inner {
 impl Client {
     pub(super) fn new(settings: &ClientSettings, runtime: Runtime) -> Result<Self> {
         let user_agent = HeaderValue::try_from(settings.user_agent.as_str()).map_err(|_| {
-            Error::Tls(format!(
-                "the user agent {:?} cannot be sent in a header (SyncOptions::user_agent)",
-                settings.user_agent
-            ))
+            // As the reqwest backend reports it: a client that cannot be built.
+            Error::transport_failure(
+                String::new(),
+                TransportFailure::Other,
+                format!(
+                    "the user agent {:?} cannot be sent in an HTTP header: remove line breaks and control characters (SyncOptions::user_agent)",
+                    settings.user_agent
+                ),
+            )
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
