@@ -84,6 +84,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The database's storage is full: the disk, a browser's storage quota (OPFS,
+    /// `QuotaExceededError`) or `PRAGMA max_page_count`. The write that hit it was rolled
+    /// back (or, for the page's snapshot storage in the browser, is kept in memory and saved
+    /// with the next write); everything before it is kept and reads go on.
+    #[error(
+        "the database's storage is full ({reason}): free space on the device or in the browser's storage for this site, or delete data; the failed write was not saved, everything before it is kept"
+    )]
+    StorageFull {
+        /// What refused the write.
+        reason: String,
+    },
+
     /// The file is an SQLite database, but SQLite found malformed pages in it (a disk or
     /// file-system failure, or something other than SQLite wrote to it). Reported when the
     /// damage is met: at open if it hits the schema, otherwise by the first statement that
@@ -407,6 +419,9 @@ impl Error {
     fn classify(source: rusqlite::Error, sql: Option<String>) -> Self {
         match source.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Busy { sql },
+            Some(ErrorCode::DiskFull) => Self::StorageFull {
+                reason: source.to_string(),
+            },
             _ => Self::Sqlite {
                 source: Arc::new(source),
                 sql,

@@ -10,11 +10,9 @@
 
 mod browser_common;
 
-use browser_common::schema;
-use js_sys::{Function, Object, Promise, Reflect};
+use browser_common::{hold_lock_elsewhere, schema};
 use livesync::{Database, Error};
 use wasm_bindgen::JsValue;
-use wasm_bindgen::closure::Closure;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
@@ -107,24 +105,4 @@ async fn a_database_held_by_another_tab_is_refused_naming_the_web_lock() {
         .await
         .unwrap();
     db.close().await;
-}
-
-/// Takes the Web Lock `name` and holds it until the returned function is called.
-async fn hold_lock_elsewhere(name: &str) -> Function {
-    let locks = Reflect::get(&js_sys::global(), &"navigator".into())
-        .and_then(|n| Reflect::get(&n, &"locks".into()))
-        .unwrap();
-    let request: Function = Reflect::get(&locks, &"request".into()).unwrap().into();
-    let mut release = None;
-    let held = Promise::new(&mut |resolve, _| release = Some(resolve));
-    let (granted_tx, granted) = futures::channel::oneshot::channel::<()>();
-    let callback = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
-        let _ = granted_tx.send(());
-        held.into()
-    });
-    request
-        .call3(&locks, &name.into(), &Object::new(), &callback)
-        .unwrap();
-    granted.await.unwrap();
-    release.unwrap()
 }

@@ -37,3 +37,27 @@ pub async fn in_time<T>(what: &str, future: impl Future<Output = T>) -> T {
 pub async fn next_tick() {
     futures_timer::Delay::new(Duration::from_millis(1)).await;
 }
+
+/// Takes the Web Lock `name` and holds it until the returned function is called.
+pub async fn hold_lock_elsewhere(name: &str) -> js_sys::Function {
+    let locks = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|n| js_sys::Reflect::get(&n, &"locks".into()))
+        .unwrap();
+    let request: js_sys::Function = js_sys::Reflect::get(&locks, &"request".into())
+        .unwrap()
+        .into();
+    let mut release = None;
+    let held = js_sys::Promise::new(&mut |resolve, _| release = Some(resolve));
+    let (granted_tx, granted) = futures::channel::oneshot::channel::<()>();
+    let callback = wasm_bindgen::closure::Closure::once_into_js(
+        move |_lock: wasm_bindgen::JsValue| -> wasm_bindgen::JsValue {
+            let _ = granted_tx.send(());
+            held.into()
+        },
+    );
+    request
+        .call3(&locks, &name.into(), &js_sys::Object::new(), &callback)
+        .unwrap();
+    granted.await.unwrap();
+    release.unwrap()
+}
