@@ -538,6 +538,9 @@ impl TransportFailure {
         let mut root: &(dyn std::error::Error + 'static) = error;
         #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
         let mut certificate = false;
+        // (On wasm32 the loop has no rustls check in it, and clippy would have it a
+        // `while let`.)
+        #[cfg_attr(target_arch = "wasm32", allow(clippy::while_let_loop))]
         loop {
             #[cfg(not(target_arch = "wasm32"))]
             if let Some(tls) = root.downcast_ref::<rustls::Error>() {

@@ -205,10 +205,10 @@ impl Drop for StorageLease {
             if s.open > 0 {
                 return;
             }
-            if let Some(pool) = &s.pool {
-                if let Err(error) = pool.pause() {
-                    tracing::warn!(%error, "could not pause the OPFS pool; another tab cannot use it until this one reloads");
-                }
+            if let Some(pool) = &s.pool
+                && let Err(error) = pool.pause()
+            {
+                tracing::warn!(%error, "could not pause the OPFS pool; another tab cannot use it until this one reloads");
             }
             if let Some(lock) = s.lock.take() {
                 s.releasing = Some(lock.release());

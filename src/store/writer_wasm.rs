@@ -129,10 +129,10 @@ impl Writer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        if let Some(flushed) = saves.and_then(|saves| saves.flushed()) {
-            if let Ok(Err(error)) = flushed.await {
-                tracing::warn!(%error, "closing with the last writes not saved to browser storage");
-            }
+        if let Some(flushed) = saves.and_then(|saves| saves.flushed())
+            && let Ok(Err(error)) = flushed.await
+        {
+            tracing::warn!(%error, "closing with the last writes not saved to browser storage");
         }
         drop(
             self.state
