@@ -2,7 +2,8 @@
 //! or Leptos CSR app renders and OPFS sync access handles do not exist: the database is
 //! an in-memory image saved to OPFS after each commit. Rows and queued local writes
 //! survive closing and reopening; an awaited write is already in the saved file; a bad
-//! saved file is reported as such; a second tab is refused naming the Web Lock.
+//! saved file is reported as such; a second tab is refused naming the Web Lock; a full
+//! quota and refused storage are clear errors and lose nothing.
 //!
 //! Run with `bash scripts/test-browser` (it runs every `tests/browser_*.rs`). Each run
 //! starts from a fresh browser profile; each test uses its own database name.
@@ -130,6 +131,87 @@ async fn a_second_tab_is_refused_on_the_page_too() {
     db.execute("INSERT INTO lists(id, name) VALUES ('l1', 'after')", ())
         .await
         .unwrap();
+    db.close().await;
+}
+
+/// A full quota (the browser's `QuotaExceededError`, injected here by replacing the
+/// OPFS writer's `write`): the write reports `Error::StorageFull`, the data stays
+/// readable and writable in memory, and the next save, once there is room, keeps all of it.
+#[wasm_bindgen_test]
+async fn a_full_quota_is_storage_full_and_nothing_is_lost_once_there_is_room() {
+    let db = Database::open("page-quota.db", schema()).await.unwrap();
+    db.execute("INSERT INTO lists(id, name) VALUES ('l1', 'before')", ())
+        .await
+        .unwrap();
+    js_sys::eval(
+        "globalThis.__livesyncWrite = FileSystemWritableFileStream.prototype.write; \
+         FileSystemWritableFileStream.prototype.write = function () { \
+           return Promise.reject(new DOMException('injected by the test', 'QuotaExceededError')); };",
+    )
+    .unwrap();
+    let error = db
+        .execute(
+            "INSERT INTO lists(id, name) VALUES ('l2', 'while full')",
+            (),
+        )
+        .await
+        .unwrap_err();
+    js_sys::eval("FileSystemWritableFileStream.prototype.write = globalThis.__livesyncWrite;")
+        .unwrap();
+    assert!(matches!(error, Error::StorageFull { .. }), "{error:?}");
+    assert!(error.to_string().contains("quota"), "{error}");
+    // The app keeps working on what it has.
+    let names = db
+        .query::<String>("SELECT name FROM lists ORDER BY id")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(names, ["before", "while full"]);
+    db.execute("INSERT INTO lists(id, name) VALUES ('l3', 'after')", ())
+        .await
+        .unwrap();
+    db.close().await;
+    let db = Database::open("page-quota.db", schema()).await.unwrap();
+    let names = db
+        .query::<String>("SELECT name FROM lists ORDER BY id")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(
+        names,
+        ["before", "while full", "after"],
+        "all saved once there was room"
+    );
+    assert_eq!(db.upload_queue_stats().await.unwrap().count, 3);
+    db.close().await;
+}
+
+/// No origin private file system (storage disabled, some private modes: injected here
+/// by making `getDirectory` refuse): opening says so and points to `Database::in_memory`,
+/// which still works; the storage is not left locked.
+#[wasm_bindgen_test]
+async fn storage_that_the_browser_refuses_is_storage_unavailable() {
+    js_sys::eval(
+        "globalThis.__livesyncGetDirectory = StorageManager.prototype.getDirectory; \
+         StorageManager.prototype.getDirectory = function () { \
+           return Promise.reject(new DOMException('injected by the test', 'SecurityError')); };",
+    )
+    .unwrap();
+    let error = Database::open("page-refused.db", schema())
+        .await
+        .unwrap_err();
+    js_sys::eval("StorageManager.prototype.getDirectory = globalThis.__livesyncGetDirectory;")
+        .unwrap();
+    assert!(
+        matches!(error, Error::StorageUnavailable { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("SecurityError"), "{message}");
+    assert!(message.contains("Database::in_memory"), "{message}");
+    let memory = Database::in_memory(schema()).await.unwrap();
+    memory.close().await;
+    let db = Database::open("page-refused.db", schema()).await.unwrap();
     db.close().await;
 }
 

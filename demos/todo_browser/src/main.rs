@@ -115,7 +115,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], config) }),
         )
         .route(
-            "/pkg/{file}",
+            "/pkg/{*file}",
             get(move |UrlPath(file): UrlPath<String>| serve_file(site.clone(), file)),
         );
     let address = listener.local_addr()?;
@@ -126,9 +126,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// A file of wasm-bindgen's output (names only: no path leaves the directory).
+/// A file of wasm-bindgen's output: the module, its wasm, and the `snippets/…` it
+/// imports. No path leaves the directory (no `..`, no hidden or empty components).
 async fn serve_file(site: PathBuf, file: String) -> Response {
-    if file.contains('/') || file.contains("..") {
+    let inside = file
+        .split('/')
+        .all(|part| !part.is_empty() && !part.starts_with('.') && !part.contains('\\'));
+    if !inside {
         return StatusCode::NOT_FOUND.into_response();
     }
     let content_type = match Path::new(&file).extension().and_then(|e| e.to_str()) {
