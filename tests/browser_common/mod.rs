@@ -110,3 +110,66 @@ pub async fn measure_writes(label: &str, db: &livesync::Database) {
         "{label}: {WRITES} single-row write transactions: {per_write:.3} ms each; {BULK} rows in one transaction: {bulk:.1} ms; then 100 single-row writes: {per_write_after:.3} ms each"
     );
 }
+
+/// Writes rows (two transactions), closes, reopens `name`: the rows, the client id and
+/// the queued uploads are there, completing them empties the queue, and a later write
+/// continues the upload ids. Ends with one write queued and the database closed.
+pub async fn reopen_keeps_rows_and_the_upload_queue(name: &str) {
+    let db = livesync::Database::open(name, schema()).await.unwrap();
+    let client_id = db.client_id().await.unwrap();
+    db.execute("INSERT INTO lists(id, name) VALUES ('l1', 'kept')", ())
+        .await
+        .unwrap();
+    db.transaction(|tx| {
+        tx.execute(
+            "INSERT INTO todos(id, description, list_id) VALUES ('t1', 'one', 'l1')",
+            [],
+        )?;
+        tx.execute(
+            "INSERT INTO todos(id, description, list_id) VALUES ('t2', 'two', 'l1')",
+            [],
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    db.close().await;
+
+    let db = livesync::Database::open(name, schema()).await.unwrap();
+    assert_eq!(
+        db.client_id().await.unwrap(),
+        client_id,
+        "the same database"
+    );
+    let todos = db
+        .query::<String>("SELECT description FROM todos ORDER BY id")
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(todos, ["one", "two"]);
+    let queued = db
+        .get_next_crud_transaction()
+        .await
+        .unwrap()
+        .expect("queued writes");
+    assert_eq!(queued.crud.len(), 1, "the first transaction: the list");
+    assert_eq!(queued.crud[0].id, "l1");
+    queued.complete().await.unwrap();
+    let queued = db
+        .get_next_crud_transaction()
+        .await
+        .unwrap()
+        .expect("the second one");
+    assert_eq!(queued.crud.len(), 2, "the two todos, still one transaction");
+    queued.complete().await.unwrap();
+    assert!(db.get_next_crud_transaction().await.unwrap().is_none());
+    // The next local write continues the upload ids after a reopen (none collide).
+    db.execute(
+        "INSERT INTO todos(id, description) VALUES ('t3', 'three')",
+        (),
+    )
+    .await
+    .unwrap();
+    assert_eq!(db.upload_queue_stats().await.unwrap().count, 1);
+    db.close().await;
+}

@@ -15,57 +15,22 @@
 //! installs them; override with `CHROMIUM` / `CHROMEDRIVER`). It never skips.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::{Client, Locator};
 use livesync::{Column, Database, Schema, SyncOptions, Table};
-use serde_json::{Value, json};
+use livesync_demo_webdriver::{Running, start_chromedriver};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// Upper bound for each thing the test waits for once the demo runs.
 const WAIT: Duration = Duration::from_secs(60);
 /// The demo builds the wasm app (release) before it listens: minutes on a cold cache.
 const BUILD_WAIT: Duration = Duration::from_secs(1800);
-const POLL: Duration = Duration::from_millis(50);
 /// Todos the figures run seeds into the service.
 const SEED: usize = 10_000;
-
-fn program(variable: &str, default: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os(variable).map_or_else(|| PathBuf::from(default), PathBuf::from);
-    assert!(
-        path.exists(),
-        "{} is missing: this browser test needs Debian's `chromium` and `chromium-driver` \
-         (.ci/run installs them), or set {variable} to a {package} binary",
-        path.display()
-    );
-    path
-}
-
-/// A child process killed when the test ends, however it ends.
-struct Running(Child);
-
-impl Running {
-    fn spawn(command: &mut Command) -> Self {
-        let program = format!("{:?}", command.as_std().get_program());
-        Self(
-            command
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap_or_else(|error| panic!("could not start {program}: {error}")),
-        )
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.start_kill();
-        let _ = self.0.try_wait();
-    }
-}
 
 /// The running demo: its page, its sync service, the bundle size it printed.
 struct Demo {
@@ -81,7 +46,7 @@ async fn start_demo(seed: usize) -> Demo {
             .args(["--port", "0", "--seed", &seed.to_string()])
             .stdout(Stdio::piped()),
     );
-    let stdout = process.0.stdout.take().expect("piped stdout");
+    let stdout = process.child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
     let (mut bundle, mut sync_url) = (String::new(), String::new());
     let url = tokio::time::timeout(BUILD_WAIT, async {
@@ -108,79 +73,18 @@ async fn start_demo(seed: usize) -> Demo {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free local port")
-        .port()
-}
-
-async fn start_chromedriver() -> (Running, String) {
-    let chromedriver = program("CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver");
-    let port = free_port();
-    let driver = Running::spawn(
-        Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    wait_for("chromedriver to listen", || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    (driver, format!("http://127.0.0.1:{port}"))
-}
-
-/// A headless Chromium with its own profile in `profile`: one device.
-async fn open_browser(driver_url: &str, profile: &Path) -> Client {
-    let chromium = program("CHROMIUM", "/usr/bin/chromium", "Chromium");
-    let args = [
-        "--headless".to_owned(),
-        "--no-sandbox".to_owned(),
-        "--disable-gpu".to_owned(),
-        "--disable-background-networking".to_owned(),
-        "--disable-component-update".to_owned(),
-        "--no-first-run".to_owned(),
-        "--disable-sync".to_owned(),
-        "--disable-dev-shm-usage".to_owned(),
-        "--window-size=900,700".to_owned(),
-        format!("--user-data-dir={}", profile.display()),
-    ];
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": { "binary": chromium, "args": args },
-    });
-    let Value::Object(capabilities) = capabilities else {
-        unreachable!("a JSON object literal")
-    };
-    ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(driver_url)
-        .await
-        .unwrap_or_else(|error| panic!("chromedriver could not start Chromium: {error}"))
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+/// [`livesync_demo_webdriver::wait_for`] with this test's limit.
+async fn wait_for<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut seen = "nothing yet".to_owned();
-    loop {
-        match tokio::time::timeout_at(deadline, check()).await {
-            Ok(Ok(value)) => return value,
-            Ok(Err(now)) => seen = now,
-            Err(_) => {}
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!("timed out after {WAIT:?} waiting for {what}; last seen: {seen}");
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    livesync_demo_webdriver::wait_for(what, WAIT, check).await
+}
+
+/// One device: a headless Chromium with its own profile.
+async fn open_browser(driver_url: &str, profile: &std::path::Path) -> Client {
+    livesync_demo_webdriver::open_browser(driver_url, profile, (900, 700)).await
 }
 
 /// What the page shows, read in one script run.
