@@ -37,6 +37,9 @@ const DEFAULT_PORT: u16 = 8090;
 const USER: &str = "u1";
 /// The app's binary (its wasm file and wasm-bindgen's output are named after it).
 const APP: &str = "todo-app";
+/// The cargo profile of the wasm build (the workspace's Cargo.toml: release, optimised
+/// for size, with LTO).
+const PROFILE: &str = "wasm-release";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -175,7 +178,7 @@ async fn start_service(seed: usize) -> livesync::Result<TestSyncService> {
     Ok(service)
 }
 
-/// Builds the app for wasm32 (release) and runs wasm-bindgen on it; returns the
+/// Builds the app for wasm32 (profile [`PROFILE`]) and runs wasm-bindgen on it; returns the
 /// directory to serve.
 fn build_app() -> Result<PathBuf, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -184,14 +187,15 @@ fn build_app() -> Result<PathBuf, String> {
     let build_dir = target.join("browser-demo");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!(
-        "building the app for wasm32 (release) into {}…",
+        "building the app for wasm32 (profile {PROFILE}) into {}…",
         build_dir.display()
     );
     let status = Command::new(&cargo)
         .current_dir(&root)
         .args([
             "build",
-            "--release",
+            "--profile",
+            PROFILE,
             "-p",
             "livesync-demo-todo-browser",
             "--bin",
@@ -199,13 +203,12 @@ fn build_app() -> Result<PathBuf, String> {
         ])
         .args(["--target", "wasm32-unknown-unknown"])
         .env("CARGO_TARGET_DIR", &build_dir)
-        // The runner of .cargo/config.toml is for tests; a build does not use it.
         .status()
         .map_err(|e| format!("could not run cargo: {e}"))?;
     if !status.success() {
         return Err("building the app for wasm32 failed (above). It needs `rustup target add wasm32-unknown-unknown` and clang".into());
     }
-    let wasm = build_dir.join(format!("wasm32-unknown-unknown/release/{APP}.wasm"));
+    let wasm = build_dir.join(format!("wasm32-unknown-unknown/{PROFILE}/{APP}.wasm"));
     let site = build_dir.join("site");
     let bindgen = wasm_bindgen(&root, &target)?;
     let status = Command::new(&bindgen)

@@ -27,7 +27,7 @@ use tokio::process::Command;
 
 /// Upper bound for each thing the test waits for once the demo runs.
 const WAIT: Duration = Duration::from_secs(60);
-/// The demo builds the wasm app (release) before it listens: minutes on a cold cache.
+/// The demo builds the wasm app (profile wasm-release) before it listens: minutes on a cold cache.
 const BUILD_WAIT: Duration = Duration::from_secs(1800);
 /// Todos the figures run seeds into the service.
 const SEED: usize = 10_000;
@@ -97,6 +97,8 @@ struct View {
     /// All rows of the list, drawn or not.
     count: usize,
     first_synced_ms: Option<f64>,
+    /// When the page's `connect` started (same clock).
+    sync_started_ms: Option<f64>,
 }
 
 impl View {
@@ -119,6 +121,7 @@ return {
     [li.querySelector('.description').textContent, li.dataset.done === 'true']),
   count: Number(list.dataset.count || 0),
   first_synced_ms: list.dataset.firstSyncedMs ? Number(list.dataset.firstSyncedMs) : null,
+  sync_started_ms: list.dataset.syncStartedMs ? Number(list.dataset.syncStartedMs) : null,
 };
 "#;
 
@@ -150,6 +153,7 @@ async fn read_view(browser: &Client) -> Result<Option<View>, String> {
         todos,
         count: value["count"].as_u64().unwrap_or(0) as usize,
         first_synced_ms: value["first_synced_ms"].as_f64(),
+        sync_started_ms: value["sync_started_ms"].as_f64(),
     }))
 }
 
@@ -307,6 +311,9 @@ async fn figures_first_sync_of_ten_thousand_rows_in_the_browser_and_natively() {
     .await;
     let in_browser = started.elapsed();
     let first_synced_ms = view.first_synced_ms.unwrap();
+    // Connect → first rendered synced list, on the page's clock: the browser's sync,
+    // comparable with the native connect → first sync below.
+    let browser_sync_ms = first_synced_ms - view.sync_started_ms.expect("the page connected");
     browser.close().await.unwrap();
 
     // Native livesync: the same service, the same rows, a file database.
@@ -335,12 +342,12 @@ async fn figures_first_sync_of_ten_thousand_rows_in_the_browser_and_natively() {
     assert_eq!(rows as usize, total);
     db.close().await;
 
+    let native_ms = native.as_secs_f64() * 1000.0;
     eprintln!(
-        "figures: bundle {}; {total} rows: page load to first rendered synced list {first_synced_ms:.0} ms (navigation start to render), browser total {:.0} ms vs native first sync {:.0} ms ({:.1}x)",
+        "figures: bundle {}; {total} rows: page load to first rendered synced list {first_synced_ms:.0} ms (navigation start to render; {:.0} ms from goto); connect to rendered synced list in the browser {browser_sync_ms:.0} ms vs native connect to first sync {native_ms:.0} ms ({:.2}x)",
         demo.bundle,
         in_browser.as_secs_f64() * 1000.0,
-        native.as_secs_f64() * 1000.0,
-        in_browser.as_secs_f64() / native.as_secs_f64()
+        browser_sync_ms / native_ms
     );
 }
 
