@@ -1,7 +1,8 @@
 //! The write-checkpoint gate (docs/sync-protocol.md §5): downloaded data is applied only
 //! while no local write is queued and the service has confirmed, with a write checkpoint,
-//! that it reflects every upload. Its state is three `ps_kv` keys, read and written only
-//! here.
+//! that it reflects every upload. Its state is three `ps_kv` keys, plus a fourth in
+//! checkpoint-request mode (the last id this client allocated, §5.3), read and written
+//! only here.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -14,6 +15,10 @@ const TARGET: &str = "target_checkpoint_request_id";
 const LAST_SEEN: &str = "last_seen_checkpoint_request_id";
 /// The write checkpoint carried by the newest checkpoint applied in full.
 const LAST_APPLIED: &str = "last_applied_checkpoint_request_id";
+
+/// Checkpoint-request mode (docs/sync-protocol.md §5.3): the last checkpoint request id
+/// this client allocated or had acknowledged. Only grows, also across restarts.
+const LAST_REQUESTED: &str = "last_requested_checkpoint_request_id";
 
 /// The [`TARGET`] value meaning "local writes were uploaded, no write checkpoint was
 /// requested for them yet".
@@ -75,6 +80,50 @@ pub(crate) fn set_target(conn: &Connection, target: i64) -> Result<()> {
 /// Whether the gate waits for a write checkpoint that has not been requested yet.
 pub(crate) fn needs_write_checkpoint(conn: &Connection) -> Result<bool> {
     Ok(target(conn)? == Some(PENDING))
+}
+
+/// The id to propose when a connection starts in checkpoint-request mode
+/// (docs/sync-protocol.md §5.3 step 1): the last one allocated, or the gate's target if
+/// that is a real id and larger, and at least 1. Posting it again re-posts a request
+/// that may not have reached the service before a disconnect.
+pub(crate) fn seed_proposal(conn: &Connection) -> Result<i64> {
+    let requested = get_kv(conn, LAST_REQUESTED)?.unwrap_or(0);
+    let target = target(conn)?
+        .filter(|t| *t != PENDING && *t > 0)
+        .unwrap_or(0);
+    Ok(requested.max(target).max(1))
+}
+
+/// Records an id the service acknowledged (it may answer with a larger one it already
+/// holds); the stored id never decreases.
+pub(crate) fn record_requested(conn: &Connection, acknowledged: i64) -> Result<()> {
+    let requested = get_kv(conn, LAST_REQUESTED)?.unwrap_or(0);
+    if acknowledged > requested {
+        set_kv(conn, LAST_REQUESTED, acknowledged)?;
+    }
+    Ok(())
+}
+
+/// Allocates the next checkpoint request id (docs/sync-protocol.md §5.3 step 2),
+/// persisted before it is posted so no id is ever handed out twice.
+pub(crate) fn next_request_id(conn: &Connection) -> Result<i64> {
+    let next = get_kv(conn, LAST_REQUESTED)?
+        .unwrap_or(0)
+        .max(0)
+        .checked_add(1)
+        .filter(|id| *id < PENDING)
+        .ok_or_else(|| {
+            crate::Error::Protocol(
+                "the checkpoint request ids of this database are exhausted (2^63 - 1)".into(),
+            )
+        })?;
+    set_kv(conn, LAST_REQUESTED, next)?;
+    Ok(next)
+}
+
+/// The write checkpoint of the last checkpoint applied in full, if it carried one.
+pub(crate) fn last_applied(conn: &Connection) -> Result<Option<i64>> {
+    get_kv(conn, LAST_APPLIED)
 }
 
 fn get_kv(conn: &Connection, key: &str) -> Result<Option<i64>> {
