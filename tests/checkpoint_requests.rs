@@ -25,7 +25,12 @@ fn posted_ids(service: &TestSyncService) -> Vec<String> {
     service
         .checkpoint_requests()
         .iter()
-        .map(|body| body["checkpoint_request_id"].as_str().unwrap_or("?").to_owned())
+        .map(|body| {
+            body["checkpoint_request_id"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned()
+        })
         .collect()
 }
 
@@ -44,7 +49,10 @@ async fn requests_carry_the_client_id_and_monotonic_ids_as_decimal_strings() {
     let db = connected_with_requests(&service).await;
     let client_id = db.client_id().await.unwrap();
     // Every connection seeds first: a fresh database proposes 1.
-    until("the connection seeded", || !service.checkpoint_requests().is_empty()).await;
+    until("the connection seeded", || {
+        !service.checkpoint_requests().is_empty()
+    })
+    .await;
 
     let first = in_time("a request", db.request_checkpoint()).await.unwrap();
     let second = in_time("a request", db.request_checkpoint()).await.unwrap();
@@ -76,7 +84,11 @@ async fn wait_for_sync_resolves_only_once_the_checkpoint_with_the_request_is_app
         .unwrap();
 
     service.hold_checkpoint_completes(true);
-    service.upsert_row("todos", "t9", json!({"description": "fresh", "owner_id": "u1"}));
+    service.upsert_row(
+        "todos",
+        "t9",
+        json!({"description": "fresh", "owner_id": "u1"}),
+    );
     service.commit();
     let request = db.request_checkpoint().await.unwrap();
     assert!(request.id() > earlier.id());
@@ -85,7 +97,10 @@ async fn wait_for_sync_resolves_only_once_the_checkpoint_with_the_request_is_app
         async move { request.wait_for_sync().await }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "resolved before the checkpoint applied");
+    assert!(
+        !waiting.is_finished(),
+        "resolved before the checkpoint applied"
+    );
     assert!(!request.has_synced());
     assert_eq!(strings(&db, TODOS).await, Vec::<String>::new());
 
@@ -125,11 +140,17 @@ async fn an_unapplied_request_is_posted_again_after_a_reconnect() {
         service.checkpoint_requests().len() > posted_before
     })
     .await;
-    assert_eq!(posted_ids(&service)[posted_before], request.id().to_string());
+    assert_eq!(
+        posted_ids(&service)[posted_before],
+        request.id().to_string()
+    );
     service.hold_checkpoint_completes(false);
-    in_time("the same handle syncs after the reconnect", request.wait_for_sync())
-        .await
-        .unwrap();
+    in_time(
+        "the same handle syncs after the reconnect",
+        request.wait_for_sync(),
+    )
+    .await
+    .unwrap();
     db.close().await;
 }
 
@@ -139,7 +160,10 @@ async fn request_checkpoint_fails_clearly_when_disconnected_in_legacy_or_upload_
     let db = Database::in_memory(schema()).await.unwrap();
     let offline = db.request_checkpoint().await.unwrap_err();
     assert!(matches!(offline, Error::Disconnected(_)), "{offline:?}");
-    assert!(offline.to_string().contains("Database::connect"), "{offline}");
+    assert!(
+        offline.to_string().contains("Database::connect"),
+        "{offline}"
+    );
 
     db.connect(service.connector("u1"), fast()).await.unwrap();
     synced(&db).await;
@@ -148,7 +172,10 @@ async fn request_checkpoint_fails_clearly_when_disconnected_in_legacy_or_upload_
         matches!(legacy, Error::CheckpointRequestsDisabled),
         "{legacy:?}"
     );
-    assert!(legacy.to_string().contains("CheckpointMode::Requests"), "{legacy}");
+    assert!(
+        legacy.to_string().contains("CheckpointMode::Requests"),
+        "{legacy}"
+    );
 
     db.connect(
         service.connector("u1"),
@@ -157,9 +184,14 @@ async fn request_checkpoint_fails_clearly_when_disconnected_in_legacy_or_upload_
     .await
     .unwrap();
     let upload_only = db.request_checkpoint().await.unwrap_err();
-    assert!(upload_only.to_string().contains("upload-only"), "{upload_only}");
+    assert!(
+        upload_only.to_string().contains("upload-only"),
+        "{upload_only}"
+    );
 
-    db.connect(service.connector("u1"), requests()).await.unwrap();
+    db.connect(service.connector("u1"), requests())
+        .await
+        .unwrap();
     in_time("a request", db.request_checkpoint()).await.unwrap();
     db.disconnect().await;
     let stopped = db.request_checkpoint().await.unwrap_err();
@@ -207,7 +239,9 @@ async fn after_sign_out_new_ids_start_above_what_the_service_holds() {
         last = db.request_checkpoint().await.unwrap().id();
     }
     db.disconnect_and_clear(false).await.unwrap();
-    db.connect(service.connector("u1"), requests()).await.unwrap();
+    db.connect(service.connector("u1"), requests())
+        .await
+        .unwrap();
     let after = in_time("a request", db.request_checkpoint()).await.unwrap();
     // The cleared database proposes 1; the service answers with the id it holds.
     assert_eq!(posted_ids(&service).iter().rev().nth(1).unwrap(), "1");
@@ -220,20 +254,30 @@ async fn after_sign_out_new_ids_start_above_what_the_service_holds() {
 async fn uploads_confirm_their_writes_with_a_checkpoint_request() {
     let service = service().await;
     let db = connected_with_requests(&service).await;
-    until("the connection seeded", || !service.checkpoint_requests().is_empty()).await;
+    until("the connection seeded", || {
+        !service.checkpoint_requests().is_empty()
+    })
+    .await;
     db.execute(
         "INSERT INTO todos(id, description, owner_id) VALUES ('t1', 'mine', 'u1')",
         (),
     )
     .await
     .unwrap();
-    until("the write was uploaded", || service.rows("todos").len() == 1).await;
+    until("the write was uploaded", || {
+        service.rows("todos").len() == 1
+    })
+    .await;
     // The gate opens with the acknowledged request: later server data shows.
     service.upsert_row("lists", "l1", json!({"name": "from the server"}));
     service.commit();
     eventually(&db, "SELECT name FROM lists", &["from the server"]).await;
     assert_eq!(strings(&db, TODOS).await, ["t1:mine"]);
-    assert_eq!(posted_ids(&service), ["1", "2"], "the seed, then the upload's");
+    assert_eq!(
+        posted_ids(&service),
+        ["1", "2"],
+        "the seed, then the upload's"
+    );
     assert_eq!(service.write_checkpoint_requests(), 0);
     db.close().await;
 }
@@ -261,7 +305,10 @@ async fn a_service_without_checkpoint_requests_syncs_with_legacy_write_checkpoin
     )
     .await
     .unwrap();
-    until("the write was uploaded", || service.rows("todos").len() == 1).await;
+    until("the write was uploaded", || {
+        service.rows("todos").len() == 1
+    })
+    .await;
     service.upsert_row("lists", "l1", json!({"name": "from the server"}));
     service.commit();
     eventually(&db, "SELECT name FROM lists", &["from the server"]).await;

@@ -35,7 +35,10 @@ async fn queued(db: &Database) -> u64 {
 async fn held_back_by_local_writes(db: &Database) {
     until("the status says local writes hold data back", || {
         matches!(
-            db.status().download_error.as_ref().map(|e| e.error().clone()),
+            db.status()
+                .download_error
+                .as_ref()
+                .map(|e| e.error().clone()),
             Some(Error::LocalWritesNotUploaded)
         )
     })
@@ -45,7 +48,11 @@ async fn held_back_by_local_writes(db: &Database) {
 #[tokio::test]
 async fn download_only_keeps_the_queue_and_the_gate_shut() {
     let service = service().await;
-    service.upsert_row("todos", "s1", json!({"description": "server", "owner_id": "u1"}));
+    service.upsert_row(
+        "todos",
+        "s1",
+        json!({"description": "server", "owner_id": "u1"}),
+    );
     service.commit();
     let db = Database::in_memory(schema()).await.unwrap();
     write(&db, "w1", "local").await;
@@ -113,11 +120,21 @@ async fn upload_only_uploads_and_retries_without_contacting_the_service() {
     assert_eq!(status.mode, Some(SyncMode::UploadOnly));
     assert_eq!(db.background_tasks(), 1, "no download task");
 
-    until("the write reached the backend", || service.rows("todos").len() == 1).await;
-    assert_eq!(failures.load(Ordering::SeqCst), 0, "both failures were retried");
+    until("the write reached the backend", || {
+        service.rows("todos").len() == 1
+    })
+    .await;
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        0,
+        "both failures were retried"
+    );
     until("the queue drained", || db.status().upload_error.is_none()).await;
     assert_eq!(queued(&db).await, 0);
-    assert!(service.sync_requests().is_empty(), "no stream was requested");
+    assert!(
+        service.sync_requests().is_empty(),
+        "no stream was requested"
+    );
     assert_eq!(service.write_checkpoint_requests(), 0);
     assert!(service.checkpoint_requests().is_empty());
     assert!(!db.status().connected);
@@ -130,7 +147,11 @@ async fn upload_only_uploads_and_retries_without_contacting_the_service() {
 #[tokio::test]
 async fn switching_modes_loses_nothing_and_opens_the_gate_in_the_end() {
     let service = service().await;
-    service.upsert_row("todos", "s1", json!({"description": "server", "owner_id": "u1"}));
+    service.upsert_row(
+        "todos",
+        "s1",
+        json!({"description": "server", "owner_id": "u1"}),
+    );
     service.commit();
     let db = Database::in_memory(schema()).await.unwrap();
     write(&db, "w1", "first").await;
@@ -150,11 +171,17 @@ async fn switching_modes_loses_nothing_and_opens_the_gate_in_the_end() {
     db.connect(service.connector("u1"), fast().mode(SyncMode::UploadOnly))
         .await
         .unwrap();
-    until("both writes reached the backend", || service.rows("todos").len() == 3).await;
+    until("both writes reached the backend", || {
+        service.rows("todos").len() == 3
+    })
+    .await;
     until("the queue drained", || db.status().upload_error.is_none()).await;
     eventually(&db, "SELECT count(*) FROM ps_crud", &["0"]).await;
     write(&db, "w3", "third").await;
-    until("the third write reached the backend", || service.rows("todos").len() == 4).await;
+    until("the third write reached the backend", || {
+        service.rows("todos").len() == 4
+    })
+    .await;
     db.disconnect().await;
     assert_eq!(service.sync_requests().len(), streams_before);
     assert_eq!(service.write_checkpoint_requests(), 0);
@@ -179,8 +206,15 @@ async fn switching_modes_loses_nothing_and_opens_the_gate_in_the_end() {
     synced(&db).await;
     assert_eq!(db.status().mode, Some(SyncMode::Full));
     write(&db, "w4", "fourth").await;
-    until("the full connection uploads", || service.rows("todos").len() == 5).await;
-    service.upsert_row("todos", "s2", json!({"description": "later", "owner_id": "u1"}));
+    until("the full connection uploads", || {
+        service.rows("todos").len() == 5
+    })
+    .await;
+    service.upsert_row(
+        "todos",
+        "s2",
+        json!({"description": "later", "owner_id": "u1"}),
+    );
     service.commit();
     eventually(
         &db,
@@ -201,14 +235,22 @@ async fn switching_modes_loses_nothing_and_opens_the_gate_in_the_end() {
         .flat_map(|upload| upload["batch"].as_array().cloned().unwrap_or_default())
         .map(|entry| entry["id"].as_str().unwrap_or("?").to_owned())
         .collect();
-    assert_eq!(uploaded, ["w1", "w2", "w3", "w4"], "each write once, in order");
+    assert_eq!(
+        uploaded,
+        ["w1", "w2", "w3", "w4"],
+        "each write once, in order"
+    );
     db.close().await;
 }
 
 #[tokio::test]
 async fn a_full_connection_after_download_only_uploads_and_applies() {
     let service: TestSyncService = service().await;
-    service.upsert_row("todos", "s1", json!({"description": "server", "owner_id": "u1"}));
+    service.upsert_row(
+        "todos",
+        "s1",
+        json!({"description": "server", "owner_id": "u1"}),
+    );
     service.commit();
     let db = Database::in_memory(schema()).await.unwrap();
     write(&db, "w1", "local").await;

@@ -546,7 +546,11 @@ async fn checkpoint_requests_are_validated_acknowledged_and_echoed() {
         answer(json!({"client_id": "client-a", "checkpoint_request_id": "3"})).await,
         json!({"data": {"checkpoint_request_id": "5"}})
     );
-    assert_eq!(service.checkpoint_requests().len(), 6, "every request is recorded");
+    assert_eq!(
+        service.checkpoint_requests().len(),
+        6,
+        "every request is recorded"
+    );
 
     let old = TestSyncService::builder()
         .checkpoint_requests(false)
