@@ -138,3 +138,54 @@ fn set_kv(conn: &Connection, key: &str, value: i64) -> Result<()> {
         .execute(params![key, value])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate_tables() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE ps_kv(key TEXT PRIMARY KEY NOT NULL, value BLOB);
+             CREATE TABLE ps_crud(id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT);",
+        )
+        .unwrap();
+        conn
+    }
+
+    /// docs/sync-protocol.md §11 TV11, the part the gate keeps: seeding, allocating,
+    /// the gate opening on the request id, and the next connection's proposal.
+    #[test]
+    fn checkpoint_request_bookkeeping_follows_tv11() {
+        let conn = gate_tables();
+        assert_eq!(seed_proposal(&conn).unwrap(), 1, "a fresh database proposes 1");
+        record_requested(&conn, 5).unwrap();
+        assert_eq!(next_request_id(&conn).unwrap(), 6);
+        close_after_upload(&conn, None).unwrap();
+        assert!(needs_write_checkpoint(&conn).unwrap());
+        set_target(&conn, 6).unwrap();
+        assert!(is_blocked(&conn).unwrap(), "no checkpoint carried 6 yet");
+        record_seen(&conn, 6).unwrap();
+        record_applied(&conn, 6).unwrap();
+        assert!(!is_blocked(&conn).unwrap());
+        assert_eq!(last_applied(&conn).unwrap(), Some(6));
+        assert_eq!(seed_proposal(&conn).unwrap(), 6, "the next start proposes 6");
+    }
+
+    #[test]
+    fn requested_ids_never_decrease_and_a_larger_target_is_proposed() {
+        let conn = gate_tables();
+        record_requested(&conn, 9).unwrap();
+        record_requested(&conn, 4).unwrap();
+        assert_eq!(seed_proposal(&conn).unwrap(), 9);
+        // A legacy write checkpoint above the requested ids (a switch of modes).
+        set_target(&conn, 12).unwrap();
+        assert_eq!(seed_proposal(&conn).unwrap(), 12);
+        // "Pending" is no id.
+        set_target(&conn, PENDING).unwrap();
+        assert_eq!(seed_proposal(&conn).unwrap(), 9);
+        assert_eq!(next_request_id(&conn).unwrap(), 10);
+        record_requested(&conn, PENDING - 1).unwrap();
+        assert!(next_request_id(&conn).is_err(), "ids are exhausted, not wrapped");
+    }
+}
