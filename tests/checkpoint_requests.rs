@@ -318,3 +318,31 @@ async fn a_service_without_checkpoint_requests_syncs_with_legacy_write_checkpoin
     assert!(db.status().download_error.is_none());
     db.close().await;
 }
+
+#[tokio::test]
+async fn a_request_the_service_lost_is_posted_again_while_connected() {
+    let service = service().await;
+    let db = Database::in_memory(schema()).await.unwrap();
+    let options = requests().checkpoint_repost_delay(Duration::from_secs(1));
+    db.connect(service.connector("u1"), options).await.unwrap();
+    synced(&db).await;
+    service.lose_checkpoint_requests(true);
+    let request = in_time("a request", db.request_checkpoint()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!request.has_synced(), "the service never kept it");
+    let posted_before = service.checkpoint_requests().len();
+
+    service.lose_checkpoint_requests(false);
+    in_time("the repost syncs", request.wait_for_sync())
+        .await
+        .unwrap();
+    let ids = posted_ids(&service);
+    assert_eq!(
+        ids[posted_before],
+        request.id().to_string(),
+        "the same id again"
+    );
+    assert!(db.status().connected, "without a reconnect");
+    assert_eq!(service.sync_requests().len(), 1);
+    db.close().await;
+}

@@ -196,6 +196,33 @@ impl ServiceLink {
         Ok(acknowledged)
     }
 
+    /// Posts the newest request again if no applied checkpoint has shown it yet and the
+    /// connection is seeded (docs/sync-protocol.md §5.3 step 4); the same id, so a
+    /// service that has it answers with a no-op.
+    pub(super) async fn repost_unapplied(&self, db: &Database) -> Result<()> {
+        if !matches!(*self.seeding.borrow(), Seeding::Ready) {
+            return Ok(());
+        }
+        let newest = db.store().read(write_gate::last_requested).await?;
+        if newest <= db.sync_slot().status.applied_write_checkpoint() {
+            return Ok(());
+        }
+        let Some(credentials) = self.cached_credentials() else {
+            return Ok(());
+        };
+        tracing::debug!(id = newest, "posting an unapplied checkpoint request again");
+        let request =
+            transport::checkpoint_request(&self.http, &credentials, &self.client_id, newest);
+        let acknowledged = db
+            .runtime()
+            .timeout(REQUEST_TIMEOUT, request)
+            .await
+            .map_err(|_| Error::WriteCheckpointTimeout(REQUEST_TIMEOUT))??;
+        db.store()
+            .transaction(move |tx| write_gate::record_requested(tx, acknowledged))
+            .await
+    }
+
     /// [`Database::request_checkpoint`] on this connection.
     async fn request(&self, db: &Database) -> Result<i64> {
         if !self.mode.downloads() {

@@ -33,6 +33,7 @@ pub struct SyncOptions {
     pub(crate) compressed: bool,
     pub(crate) mode: SyncMode,
     pub(crate) checkpoint_mode: CheckpointMode,
+    pub(crate) checkpoint_repost_delay: Duration,
 }
 
 /// Which directions a connection syncs in ([`SyncOptions::mode`]). Switching is
@@ -122,11 +123,16 @@ impl Default for SyncOptions {
             compressed: true,
             mode: SyncMode::Full,
             checkpoint_mode: CheckpointMode::Legacy,
+            checkpoint_repost_delay: Self::DEFAULT_CHECKPOINT_REPOST_DELAY,
         }
     }
 }
 
 impl SyncOptions {
+    /// The default of [`checkpoint_repost_delay`](Self::checkpoint_repost_delay): 10 s,
+    /// as in the official SDKs.
+    pub const DEFAULT_CHECKPOINT_REPOST_DELAY: Duration = Duration::from_secs(10);
+
     /// The default of [`max_line_bytes`](Self::max_line_bytes): 32 MiB.
     pub const DEFAULT_MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -256,5 +262,22 @@ impl SyncOptions {
     /// The configured [`CheckpointMode`].
     pub fn checkpoint_mode_value(&self) -> CheckpointMode {
         self.checkpoint_mode
+    }
+
+    /// In [`CheckpointMode::Requests`]: while connected, the newest checkpoint request
+    /// that no applied checkpoint has shown yet is posted again (same id) after this
+    /// long without news (default
+    /// [`DEFAULT_CHECKPOINT_REPOST_DELAY`](Self::DEFAULT_CHECKPOINT_REPOST_DELAY), 10 s;
+    /// at least 1 s). Posting an id again is a no-op for a service that has it; it
+    /// recovers one the service lost. Every reconnect also posts it again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = livesync::SyncOptions::default().checkpoint_repost_delay(Duration::from_secs(30));
+    /// # let _ = options;
+    /// ```
+    pub fn checkpoint_repost_delay(mut self, delay: Duration) -> Self {
+        self.checkpoint_repost_delay = delay.max(Duration::from_secs(1));
+        self
     }
 }

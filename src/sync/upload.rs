@@ -22,9 +22,18 @@ pub(super) async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
     // period uploads at once.
     let mut last_upload: Option<crate::runtime::Instant> = None;
     loop {
+        let repost = engine.options.checkpoint_repost_delay;
         tokio::select! {
             change = changes.next() => if change.is_none() { return },
             () = engine.upload_now.notified() => {}
+            // Checkpoint-request mode: a request the service may have lost is posted
+            // again after a quiet period (docs/sync-protocol.md §5.3 step 4).
+            () = engine.db.runtime().sleep(repost), if engine.link.uses_requests() => {
+                if let Err(error) = engine.link.repost_unapplied(&engine.db).await {
+                    tracing::warn!(%error, "could not post a checkpoint request again");
+                }
+                continue;
+            }
         }
         if let Some(started) = last_upload {
             engine

@@ -121,6 +121,11 @@ pub(crate) fn next_request_id(conn: &Connection) -> Result<i64> {
     Ok(next)
 }
 
+/// The last checkpoint request id allocated or acknowledged (0 for none).
+pub(crate) fn last_requested(conn: &Connection) -> Result<i64> {
+    Ok(get_kv(conn, LAST_REQUESTED)?.unwrap_or(0))
+}
+
 /// The write checkpoint of the last checkpoint applied in full, if it carried one.
 pub(crate) fn last_applied(conn: &Connection) -> Result<Option<i64>> {
     get_kv(conn, LAST_APPLIED)
@@ -158,7 +163,11 @@ mod tests {
     #[test]
     fn checkpoint_request_bookkeeping_follows_tv11() {
         let conn = gate_tables();
-        assert_eq!(seed_proposal(&conn).unwrap(), 1, "a fresh database proposes 1");
+        assert_eq!(
+            seed_proposal(&conn).unwrap(),
+            1,
+            "a fresh database proposes 1"
+        );
         record_requested(&conn, 5).unwrap();
         assert_eq!(next_request_id(&conn).unwrap(), 6);
         close_after_upload(&conn, None).unwrap();
@@ -169,7 +178,11 @@ mod tests {
         record_applied(&conn, 6).unwrap();
         assert!(!is_blocked(&conn).unwrap());
         assert_eq!(last_applied(&conn).unwrap(), Some(6));
-        assert_eq!(seed_proposal(&conn).unwrap(), 6, "the next start proposes 6");
+        assert_eq!(
+            seed_proposal(&conn).unwrap(),
+            6,
+            "the next start proposes 6"
+        );
     }
 
     #[test]
@@ -186,6 +199,9 @@ mod tests {
         assert_eq!(seed_proposal(&conn).unwrap(), 9);
         assert_eq!(next_request_id(&conn).unwrap(), 10);
         record_requested(&conn, PENDING - 1).unwrap();
-        assert!(next_request_id(&conn).is_err(), "ids are exhausted, not wrapped");
+        assert!(
+            next_request_id(&conn).is_err(),
+            "ids are exhausted, not wrapped"
+        );
     }
 }

@@ -373,9 +373,13 @@ async fn checkpoint_request(
     .ok_or_else(|| {
         bad("checkpoint_request_id must be an id in 1..=2^63-1 (a decimal string, or a number up to 2^53)")
     })?;
-    let held = shared
-        .store()
-        .request_checkpoint(&token.user_id, client_id, id);
+    let held = if shared.faults().lose_checkpoint_requests {
+        id
+    } else {
+        shared
+            .store()
+            .request_checkpoint(&token.user_id, client_id, id)
+    };
     shared.notify_streams();
     Ok(json_response(
         StatusCode::OK,

@@ -545,6 +545,21 @@ impl TestSyncService {
         self.shared.hold_completes.send_replace(hold);
     }
 
+    /// While `lose` is `true`, `POST /sync/checkpoint-request` acknowledges each id but
+    /// does not keep it, as a service that lost it (a failover) would: no checkpoint
+    /// carries it until the client posts it again.
+    ///
+    /// ```
+    /// # async fn demo(service: livesync::testing::TestSyncService) {
+    /// service.lose_checkpoint_requests(true);
+    /// // … a client's request is acknowledged, never synced …
+    /// service.lose_checkpoint_requests(false); // the client's repost is kept
+    /// # }
+    /// ```
+    pub fn lose_checkpoint_requests(&self, lose: bool) {
+        self.shared.faults().lose_checkpoint_requests = lose;
+    }
+
     /// Sends `line` (any text, valid JSON or not) on every open sync stream, or on the
     /// next one to open when none is open.
     pub fn inject_line(&self, line: impl Into<String>) {
