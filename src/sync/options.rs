@@ -71,11 +71,23 @@ pub enum SyncMode {
 
 impl SyncMode {
     /// Whether this mode opens the sync stream.
+    ///
+    /// ```
+    /// use livesync::SyncMode;
+    /// assert!(SyncMode::Full.downloads() && SyncMode::DownloadOnly.downloads());
+    /// assert!(!SyncMode::UploadOnly.downloads());
+    /// ```
     pub fn downloads(self) -> bool {
         self != Self::UploadOnly
     }
 
     /// Whether this mode hands local writes to the connector.
+    ///
+    /// ```
+    /// use livesync::SyncMode;
+    /// assert!(SyncMode::Full.uploads() && SyncMode::UploadOnly.uploads());
+    /// assert!(!SyncMode::DownloadOnly.uploads());
+    /// ```
     pub fn uploads(self) -> bool {
         self != Self::DownloadOnly
     }
@@ -131,6 +143,11 @@ impl Default for SyncOptions {
 impl SyncOptions {
     /// The default of [`checkpoint_repost_delay`](Self::checkpoint_repost_delay): 10 s,
     /// as in the official SDKs.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(livesync::SyncOptions::DEFAULT_CHECKPOINT_REPOST_DELAY, Duration::from_secs(10));
+    /// ```
     pub const DEFAULT_CHECKPOINT_REPOST_DELAY: Duration = Duration::from_secs(10);
 
     /// The default of [`max_line_bytes`](Self::max_line_bytes): 32 MiB.
@@ -240,6 +257,10 @@ impl SyncOptions {
     }
 
     /// The configured [`SyncMode`].
+    ///
+    /// ```
+    /// assert_eq!(livesync::SyncOptions::default().mode_value(), livesync::SyncMode::Full);
+    /// ```
     pub fn mode_value(&self) -> SyncMode {
         self.mode
     }
@@ -260,6 +281,11 @@ impl SyncOptions {
     }
 
     /// The configured [`CheckpointMode`].
+    ///
+    /// ```
+    /// use livesync::{CheckpointMode, SyncOptions};
+    /// assert_eq!(SyncOptions::default().checkpoint_mode_value(), CheckpointMode::Legacy);
+    /// ```
     pub fn checkpoint_mode_value(&self) -> CheckpointMode {
         self.checkpoint_mode
     }
