@@ -11,7 +11,7 @@ use serde_json::json;
 mod common;
 
 use common::strings;
-use common::sync::{fast, schema, service, synced};
+use common::sync::{delivered, fast, schema, service, synced};
 use common::wait::{eventually, in_time, until};
 
 const TODOS: &str = "SELECT id || ':' || description FROM todos ORDER BY id";
@@ -344,5 +344,37 @@ async fn a_request_the_service_lost_is_posted_again_while_connected() {
     );
     assert!(db.status().connected, "without a reconnect");
     assert_eq!(service.sync_requests().len(), 1);
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_failed_seeding_fails_the_attempt_and_the_next_one_recovers() {
+    let service = service().await;
+    service.fail_next_checkpoint_requests(1, 503);
+    let db = Database::in_memory(schema()).await.unwrap();
+    let mut statuses = db.watch_status();
+    db.connect(service.connector("u1"), requests())
+        .await
+        .unwrap();
+    synced(&db).await;
+    // The first attempt failed on its seeding and was reported like a stream failure.
+    let reported = delivered(&mut statuses)
+        .await
+        .into_iter()
+        .find_map(|status| status.download_error);
+    let reported = reported.expect("the failed attempt was reported");
+    assert!(
+        matches!(reported.error(), Error::HttpStatus { status: 503, url, .. } if url.ends_with("/sync/checkpoint-request")),
+        "{reported}"
+    );
+    assert_eq!(
+        service.sync_requests().len(),
+        2,
+        "one failed attempt, one retry"
+    );
+    assert_eq!(posted_ids(&service), ["1", "1"]);
+    let request = in_time("a request", db.request_checkpoint()).await.unwrap();
+    assert_eq!(request.id(), 2);
+    in_time("it syncs", request.wait_for_sync()).await.unwrap();
     db.close().await;
 }

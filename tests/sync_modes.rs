@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use livesync::testing::{TestConnector, TestSyncService};
+use livesync::testing::{BucketRule, TestConnector, TestSyncService};
 use livesync::{BackendConnector, Credentials, Database, Error, SyncMode};
 use serde_json::json;
 
@@ -47,7 +47,15 @@ async fn held_back_by_local_writes(db: &Database) {
 
 #[tokio::test]
 async fn download_only_keeps_the_queue_and_the_gate_shut() {
-    let service = service().await;
+    // `lists` at priority 0: urgent data shows despite the queued writes.
+    let service = TestSyncService::builder()
+        .rule(BucketRule::global("todos", ["todos"]))
+        .rule(BucketRule::global("lists", ["lists"]))
+        .priority("lists", 0)
+        .start()
+        .await
+        .unwrap();
+    service.upsert_row("lists", "l1", json!({"name": "urgent"}));
     service.upsert_row(
         "todos",
         "s1",
@@ -77,6 +85,7 @@ async fn download_only_keeps_the_queue_and_the_gate_shut() {
     assert!(service.uploads().is_empty(), "nothing is uploaded");
     assert_eq!(queued(&db).await, 2);
     assert_eq!(strings(&db, TODOS).await, ["w1:local", "w2:also local"]);
+    assert_eq!(strings(&db, "SELECT name FROM lists").await, ["urgent"]);
     assert_eq!(service.sync_requests().len(), 1, "the stream is open");
     db.close().await;
 }

@@ -196,15 +196,27 @@ impl ServiceLink {
         Ok(acknowledged)
     }
 
-    /// Posts the newest request again if no applied checkpoint has shown it yet and the
+    /// Posts the newest request again if no checkpoint has shown it yet and the
     /// connection is seeded (docs/sync-protocol.md §5.3 step 4); the same id, so a
-    /// service that has it answers with a no-op.
+    /// service that has it answers with a no-op. A checkpoint that carried it but was
+    /// held back by local writes counts as shown: the service has the id.
     pub(super) async fn repost_unapplied(&self, db: &Database) -> Result<()> {
         if !matches!(*self.seeding.borrow(), Seeding::Ready) {
             return Ok(());
         }
-        let newest = db.store().read(write_gate::last_requested).await?;
-        if newest <= db.sync_slot().status.applied_write_checkpoint() {
+        let (newest, seen) = db
+            .store()
+            .read(|conn| {
+                Ok((
+                    write_gate::last_requested(conn)?,
+                    write_gate::last_seen(conn)?,
+                ))
+            })
+            .await?;
+        let shown = seen
+            .unwrap_or(0)
+            .max(db.sync_slot().status.applied_write_checkpoint());
+        if newest <= shown {
             return Ok(());
         }
         let Some(credentials) = self.cached_credentials() else {

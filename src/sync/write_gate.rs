@@ -126,6 +126,12 @@ pub(crate) fn last_requested(conn: &Connection) -> Result<i64> {
     Ok(get_kv(conn, LAST_REQUESTED)?.unwrap_or(0))
 }
 
+/// The write checkpoint of the newest complete checkpoint validated, if it carried one
+/// (also when the gate then held its data back).
+pub(crate) fn last_seen(conn: &Connection) -> Result<Option<i64>> {
+    get_kv(conn, LAST_SEEN)
+}
+
 /// The write checkpoint of the last checkpoint applied in full, if it carried one.
 pub(crate) fn last_applied(conn: &Connection) -> Result<Option<i64>> {
     get_kv(conn, LAST_APPLIED)

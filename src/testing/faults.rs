@@ -20,6 +20,8 @@ pub(crate) struct Faults {
     pub(crate) token_generation: u64,
     /// Checkpoint requests are acknowledged but not kept.
     pub(crate) lose_checkpoint_requests: bool,
+    /// The next checkpoint requests are answered with these statuses, in order.
+    pub(crate) failing_checkpoint_requests: Vec<u16>,
 }
 
 impl Faults {

@@ -354,6 +354,19 @@ async fn checkpoint_request(
             "no route for POST /sync/checkpoint-request (TestSyncServiceBuilder::checkpoint_requests(false))",
         ));
     }
+    let failing = {
+        let mut faults = shared.faults();
+        (!faults.failing_checkpoint_requests.is_empty())
+            .then(|| faults.failing_checkpoint_requests.remove(0))
+    };
+    if let Some(status) = failing {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Err(Refusal::new(
+            status,
+            "PSYNC_S2001",
+            "injected failure (TestSyncService::fail_next_checkpoint_requests)",
+        ));
+    }
     let bad = |message: &str| Refusal::new(StatusCode::BAD_REQUEST, "PSYNC_S2002", message);
     let client_id = body
         .get("client_id")

@@ -545,6 +545,22 @@ impl TestSyncService {
         self.shared.hold_completes.send_replace(hold);
     }
 
+    /// The next `count` checkpoint requests (`POST /sync/checkpoint-request`) are
+    /// answered with HTTP `status` (and the service's error body), without keeping the
+    /// id.
+    ///
+    /// ```
+    /// # async fn demo(service: livesync::testing::TestSyncService) {
+    /// service.fail_next_checkpoint_requests(1, 503);
+    /// # }
+    /// ```
+    pub fn fail_next_checkpoint_requests(&self, count: usize, status: u16) {
+        self.shared
+            .faults()
+            .failing_checkpoint_requests
+            .extend(std::iter::repeat_n(status, count));
+    }
+
     /// While `lose` is `true`, `POST /sync/checkpoint-request` acknowledges each id but
     /// does not keep it, as a service that lost it (a failover) would: no checkpoint
     /// carries it until the client posts it again.
