@@ -48,7 +48,10 @@ pub struct SyncStatus {
     /// Last sync per priority, highest priority (lowest number) first; an entry with
     /// priority [`FULL_SYNC`] means everything was synced at that time.
     pub priority_status: Vec<PriorityStatus>,
-    /// Why the last download attempt failed; cleared when a checkpoint is applied.
+    /// Why the last download attempt failed; cleared when a checkpoint is applied (or a
+    /// new connection delivers its first line). In
+    /// [`SyncMode::DownloadOnly`] also why downloaded data is held back
+    /// ([`Error::LocalWritesNotUploaded`]: queued writes nothing uploads).
     pub download_error: Option<SyncError>,
     /// Why the last upload failed; cleared by the next successful upload.
     pub upload_error: Option<SyncError>,
