@@ -136,7 +136,11 @@ impl ServiceLink {
             .runtime()
             .timeout(REQUEST_TIMEOUT, settled)
             .await
-            .map_err(|_| Error::WriteCheckpointTimeout(REQUEST_TIMEOUT))?
+            .map_err(|_| {
+                Error::Disconnected(format!(
+                    "the connection did not open within {REQUEST_TIMEOUT:?}"
+                ))
+            })?
             .map_err(|_| Error::Disconnected("the connection was stopped".into()))?
             .clone();
         match seeding {
