@@ -7,6 +7,11 @@
 //! never have reached the service) and records the id the service holds, so the next id
 //! allocated is new to the service even after a sign-out cleared the local counter. No
 //! id is allocated before seeding succeeded; until then requests wait (bounded).
+//!
+//! The state lives in the connection's [`ServiceLink`] (with the HTTP client, client id
+//! and cached credentials it needs), which is not generic over the connector, so that
+//! [`Database::request_checkpoint`] can reach the running connection. The `ps_kv` keys
+//! stay in `write_gate`; the gate's target is still set only by the upload round.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
