@@ -278,6 +278,46 @@ pub enum Error {
     )]
     WriteCheckpointTimeout(std::time::Duration),
 
+    /// [`Database::request_checkpoint`](crate::Database::request_checkpoint) or
+    /// [`CheckpointRequest::wait_for_sync`](crate::CheckpointRequest::wait_for_sync) needs
+    /// a connection to the sync service, and there is none: the database is not
+    /// connected, the connection was stopped, it is between two attempts (after a
+    /// failure, which the status shows), or it runs in [`SyncMode::UploadOnly`](crate::SyncMode::UploadOnly).
+    /// The message says which.
+    #[error(
+        "not connected to the sync service ({0}): call Database::connect (in a mode that downloads), or wait until it has reconnected, then try again"
+    )]
+    Disconnected(String),
+
+    /// [`Database::request_checkpoint`](crate::Database::request_checkpoint) was called on
+    /// a connection made with [`CheckpointMode::Legacy`](crate::CheckpointMode::Legacy).
+    #[error(
+        "checkpoint requests are off for this connection (it uses legacy write checkpoints): connect with SyncOptions::checkpoint_mode(CheckpointMode::Requests) to use request_checkpoint (needs PowerSync Service 1.24.0 or later)"
+    )]
+    CheckpointRequestsDisabled,
+
+    /// The sync service answered 404 to `POST /sync/checkpoint-request`: it is older
+    /// than PowerSync Service 1.24.0. The connection keeps syncing with legacy write
+    /// checkpoints; only [`Database::request_checkpoint`](crate::Database::request_checkpoint)
+    /// is unavailable.
+    #[error(
+        "the sync service does not support checkpoint requests ({url} answered 404; they need PowerSync Service 1.24.0 or later): upgrade the service, or connect with CheckpointMode::Legacy (uploads keep working with legacy write checkpoints meanwhile)"
+    )]
+    CheckpointRequestsUnsupported {
+        /// The request URL.
+        url: String,
+    },
+
+    /// A checkpoint was downloaded but not applied because local writes wait in the
+    /// upload queue and the connection runs in
+    /// [`SyncMode::DownloadOnly`](crate::SyncMode::DownloadOnly), which uploads nothing
+    /// (docs/sync-protocol.md §5.5). Shown as the status's download error; the data is
+    /// applied once a connection that uploads has sent the writes.
+    #[error(
+        "synced data is held back because local writes wait for upload and the connection is download-only: connect with SyncMode::Full (or SyncMode::UploadOnly, then SyncMode::Full) to upload them"
+    )]
+    LocalWritesNotUploaded,
+
     /// livesync could not start one of its worker threads (the writer or a reader).
     #[error(
         "cannot start the {thread} thread: {source} (the process may have reached its thread or memory limit)"
