@@ -12,6 +12,7 @@
 //! | `LIVESYNC_UPLOAD_URL` | your backend's upload endpoint: `POST`ed one JSON body per local transaction (required) |
 //! | `LIVESYNC_HEADER` | optional `Name: value` sent to the token and upload endpoints (a session cookie, an API key) |
 //! | `LIVESYNC_DB` | the database file (default `livesync-connect.db`) |
+//! | `LIVESYNC_CHECKPOINTS` | `requests` for checkpoint requests (PowerSync Service 1.24.0 or later; enables `refresh`), `legacy` (the default) |
 //!
 //! The service needs a `todos` table (`id` text, `description` text, `done` integer) in
 //! its source database and a sync config that sends it, for example
@@ -25,13 +26,16 @@
 //!     query: SELECT * FROM todos
 //! ```
 //!
-//! Commands: `list`, `add <description>`, `toggle <number or id>`, `quit` (or end of
-//! input). Run with `cargo run --example connect`.
+//! Commands: `list`, `add <description>`, `toggle <number or id>`, `refresh` (with
+//! `LIVESYNC_CHECKPOINTS=requests`: waits until everything the service has is local),
+//! `quit` (or end of input). Run with `cargo run --example connect`.
 
 use std::process::ExitCode;
 
 use futures::StreamExt;
-use livesync::{Column, Database, HttpConnector, Row, Schema, SyncOptions, SyncStatus, Table};
+use livesync::{
+    CheckpointMode, Column, Database, HttpConnector, Row, Schema, SyncOptions, SyncStatus, Table,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[derive(Row, Debug, Clone)]
@@ -55,6 +59,7 @@ struct Settings {
     upload_url: String,
     header: Option<(String, String)>,
     database: String,
+    checkpoints: CheckpointMode,
 }
 
 enum Token {
@@ -63,7 +68,8 @@ enum Token {
 }
 
 const USAGE: &str = "set LIVESYNC_SERVICE_URL, LIVESYNC_TOKEN or LIVESYNC_TOKEN_URL, and \
-                     LIVESYNC_UPLOAD_URL (optional: LIVESYNC_HEADER=\"Name: value\", LIVESYNC_DB)";
+                     LIVESYNC_UPLOAD_URL (optional: LIVESYNC_HEADER=\"Name: value\", LIVESYNC_DB, \
+                     LIVESYNC_CHECKPOINTS=requests|legacy)";
 
 fn settings() -> Result<Settings, String> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -85,7 +91,17 @@ fn settings() -> Result<Settings, String> {
             Some((name.trim().to_owned(), value.trim().to_owned()))
         }
     };
+    let checkpoints = match var("LIVESYNC_CHECKPOINTS").as_deref().map(str::trim) {
+        None | Some("legacy") => CheckpointMode::Legacy,
+        Some("requests") => CheckpointMode::Requests,
+        Some(other) => {
+            return Err(format!(
+                "LIVESYNC_CHECKPOINTS must be `requests` or `legacy`, not {other:?}"
+            ));
+        }
+    };
     Ok(Settings {
+        checkpoints,
         service_url: required("LIVESYNC_SERVICE_URL")?,
         token,
         upload_url: required("LIVESYNC_UPLOAD_URL")?,
@@ -205,6 +221,19 @@ async fn toggle(db: &Database, which: &str) -> livesync::Result<()> {
     Ok(())
 }
 
+/// Waits until a checkpoint covering everything the service has now is applied.
+async fn refresh(db: &Database) -> livesync::Result<()> {
+    let request = db.request_checkpoint().await?;
+    println!("refreshing (checkpoint request {})", request.id());
+    let wait = std::time::Duration::from_secs(30);
+    match tokio::time::timeout(wait, request.wait_for_sync()).await {
+        Ok(Ok(())) => println!("refreshed: checkpoint request {} is applied", request.id()),
+        Ok(Err(error)) => println!("refresh interrupted: {error}"),
+        Err(_) => println!("still refreshing after {wait:?}"),
+    }
+    Ok(())
+}
+
 /// Runs one command line; `false` when it was `quit`.
 async fn command(db: &Database, line: &str) -> livesync::Result<bool> {
     let line = line.trim();
@@ -217,7 +246,10 @@ async fn command(db: &Database, line: &str) -> livesync::Result<bool> {
         ("add", description) => add(db, description).await?,
         ("toggle", "") => println!("usage: toggle <number or id>"),
         ("toggle", which) => toggle(db, which).await?,
-        _ => println!("commands: list | add <description> | toggle <number or id> | quit"),
+        ("refresh", _) => refresh(db).await?,
+        _ => {
+            println!("commands: list | add <description> | toggle <number or id> | refresh | quit")
+        }
     }
     Ok(true)
 }
@@ -227,7 +259,8 @@ async fn run(settings: Settings) -> livesync::Result<()> {
     let db = Database::open(&settings.database, schema()).await?;
     println!("database: {}", settings.database);
     println!("service: {}", settings.service_url);
-    db.connect(connector, SyncOptions::default()).await?;
+    let options = SyncOptions::default().checkpoint_mode(settings.checkpoints);
+    db.connect(connector, options).await?;
 
     let mut statuses = db.watch_status();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();

@@ -496,7 +496,8 @@ impl Database {
     }
 
     /// How many background tasks of this database exist on its executor: 2 while
-    /// connected (the download and upload loops), 0 once
+    /// connected (the download and upload loops; 1 in
+    /// [`SyncMode::UploadOnly`](crate::SyncMode::UploadOnly)), 0 once
     /// [`disconnect`](Self::disconnect) or [`close`](Self::close) returned. A task
     /// counts until the executor has dropped it, with everything it held.
     ///
@@ -572,6 +573,37 @@ impl Database {
     /// ```
     pub async fn wait_for_first_sync(&self) -> Result<()> {
         self.sync_slot().status.wait_for_first_sync().await
+    }
+
+    /// Asks the service for a checkpoint covering everything it has now, and returns a
+    /// [`CheckpointRequest`](crate::CheckpointRequest) whose
+    /// [`wait_for_sync`](crate::CheckpointRequest::wait_for_sync) completes once a
+    /// checkpoint at or after it is applied locally: the way to make sure the local data
+    /// has caught up with the backend (pull to refresh, or a test). Needs a connection
+    /// made with [`CheckpointMode::Requests`](crate::CheckpointMode::Requests) to a
+    /// PowerSync Service 1.24.0 or later; the id is the next one this database allocates
+    /// (`POST /sync/checkpoint-request`, docs/sync-protocol.md §5.3). While the
+    /// connection is starting, this waits (up to 30 s) until it is up.
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`](crate::Error::Disconnected) when not connected (or the
+    /// connection is between attempts, or upload-only),
+    /// [`Error::CheckpointRequestsDisabled`](crate::Error::CheckpointRequestsDisabled)
+    /// in legacy mode,
+    /// [`Error::CheckpointRequestsUnsupported`](crate::Error::CheckpointRequestsUnsupported)
+    /// when the service is older than 1.24.0, and the request's own HTTP or transport
+    /// error.
+    ///
+    /// ```no_run
+    /// # async fn run(db: livesync::Database, connector: impl livesync::BackendConnector) -> livesync::Result<()> {
+    /// use livesync::{CheckpointMode, SyncOptions};
+    /// db.connect(connector, SyncOptions::default().checkpoint_mode(CheckpointMode::Requests)).await?;
+    /// let refresh = db.request_checkpoint().await?;
+    /// refresh.wait_for_sync().await?; // everything the service had is local now
+    /// # Ok(()) }
+    /// ```
+    pub async fn request_checkpoint(&self) -> Result<crate::CheckpointRequest> {
+        sync::request_checkpoint(self).await
     }
 
     /// The sync stream `name` with `parameters` (a JSON object, or `None`). Nothing is

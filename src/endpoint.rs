@@ -8,10 +8,15 @@ use crate::{Error, Result};
 /// with one of them was copied from a request URL (a log line, the browser's network
 /// tab) and would produce `…/sync/stream/sync/stream`, which the service answers with
 /// a 404 that says nothing about the cause.
-const PROTOCOL_PATHS: [&str; 2] = ["/sync/stream", "/write-checkpoint2.json"];
+const PROTOCOL_PATHS: [&str; 3] = [
+    "/sync/stream",
+    "/write-checkpoint2.json",
+    "/sync/checkpoint-request",
+];
 
 /// Refuses an endpoint that is not an `http(s)://` URL, or that already ends with a
-/// path livesync adds itself (`/sync/stream`, `/write-checkpoint2.json`). The message
+/// path livesync adds itself (`/sync/stream`, `/write-checkpoint2.json`,
+/// `/sync/checkpoint-request`). The message
 /// says what to remove. A trailing `/` and a path prefix (`https://h/powersync`) are
 /// fine.
 pub(crate) fn check_endpoint(endpoint: &str) -> Result<()> {
@@ -70,6 +75,8 @@ mod tests {
         );
         assert!(message.contains("\"https://h/powersync\""), "{message}");
         let error = check_endpoint("http://h:8080/write-checkpoint2.json").unwrap_err();
+        assert!(error.to_string().contains("\"http://h:8080\""), "{error}");
+        let error = check_endpoint("http://h:8080/sync/checkpoint-request").unwrap_err();
         assert!(error.to_string().contains("\"http://h:8080\""), "{error}");
     }
 

@@ -84,6 +84,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The database's storage is full: the disk, a browser's storage quota (OPFS,
+    /// `QuotaExceededError`) or `PRAGMA max_page_count`. The write that hit it was rolled
+    /// back (or, for the page's snapshot storage in the browser, is kept in memory and saved
+    /// with the next write); everything before it is kept and reads go on.
+    #[error(
+        "the database's storage is full ({reason}): free space on the device or in the browser's storage for this site, or delete data; the failed write was not saved, everything before it is kept"
+    )]
+    StorageFull {
+        /// What refused the write.
+        reason: String,
+    },
+
     /// The file is an SQLite database, but SQLite found malformed pages in it (a disk or
     /// file-system failure, or something other than SQLite wrote to it). Reported when the
     /// damage is met: at open if it hits the schema, otherwise by the first statement that
@@ -267,6 +279,46 @@ pub enum Error {
     )]
     WriteCheckpointTimeout(std::time::Duration),
 
+    /// [`Database::request_checkpoint`](crate::Database::request_checkpoint) or
+    /// [`CheckpointRequest::wait_for_sync`](crate::CheckpointRequest::wait_for_sync) needs
+    /// a connection to the sync service, and there is none: the database is not
+    /// connected, the connection was stopped, it is between two attempts (after a
+    /// failure, which the status shows), or it runs in [`SyncMode::UploadOnly`](crate::SyncMode::UploadOnly).
+    /// The message says which.
+    #[error(
+        "not connected to the sync service ({0}): call Database::connect (in a mode that downloads), or wait until it has reconnected, then try again"
+    )]
+    Disconnected(String),
+
+    /// [`Database::request_checkpoint`](crate::Database::request_checkpoint) was called on
+    /// a connection made with [`CheckpointMode::Legacy`](crate::CheckpointMode::Legacy).
+    #[error(
+        "checkpoint requests are off for this connection (it uses legacy write checkpoints): connect with SyncOptions::checkpoint_mode(CheckpointMode::Requests) to use request_checkpoint (needs PowerSync Service 1.24.0 or later)"
+    )]
+    CheckpointRequestsDisabled,
+
+    /// The sync service answered 404 to `POST /sync/checkpoint-request`: it is older
+    /// than PowerSync Service 1.24.0. The connection keeps syncing with legacy write
+    /// checkpoints; only [`Database::request_checkpoint`](crate::Database::request_checkpoint)
+    /// is unavailable.
+    #[error(
+        "the sync service does not support checkpoint requests ({url} answered 404; they need PowerSync Service 1.24.0 or later): upgrade the service, or connect with CheckpointMode::Legacy (uploads keep working with legacy write checkpoints meanwhile)"
+    )]
+    CheckpointRequestsUnsupported {
+        /// The request URL.
+        url: String,
+    },
+
+    /// A checkpoint was downloaded but not applied because local writes wait in the
+    /// upload queue and the connection runs in
+    /// [`SyncMode::DownloadOnly`](crate::SyncMode::DownloadOnly), which uploads nothing
+    /// (docs/sync-protocol.md §5.5). Shown as the status's download error; the data is
+    /// applied once a connection that uploads has sent the writes.
+    #[error(
+        "synced data is held back because local writes wait for upload and the connection is download-only: connect with SyncMode::Full (or SyncMode::UploadOnly, then SyncMode::Full) to upload them"
+    )]
+    LocalWritesNotUploaded,
+
     /// livesync could not start one of its worker threads (the writer or a reader).
     #[error(
         "cannot start the {thread} thread: {source} (the process may have reached its thread or memory limit)"
@@ -431,6 +483,9 @@ impl Error {
     fn classify(source: rusqlite::Error, sql: Option<String>) -> Self {
         match source.sqlite_error_code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Self::Busy { sql },
+            Some(ErrorCode::DiskFull) => Self::StorageFull {
+                reason: source.to_string(),
+            },
             _ => Self::Sqlite {
                 source: Arc::new(source),
                 sql,
@@ -546,6 +601,9 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> (String, bool) {
     let mut root = error;
     #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
     let mut certificate = false;
+    // (On wasm32 the loop has no rustls check in it, and clippy would have it a
+    // `while let`.)
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::while_let_loop))]
     loop {
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(tls) = root.downcast_ref::<rustls::Error>() {

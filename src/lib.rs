@@ -93,9 +93,9 @@ pub use query::{ColumnValue, FromRow, LiveDiff, LiveQuery, Query, QueryDiff, Row
 pub use runtime::{Delay, Runtime, Spawner, Task, Timer};
 pub use store::{OpenOptions, TableUpdateStream, TableUpdates};
 pub use sync::{
-    DEFAULT_STREAM_TTL, DownloadProgress, FULL_SYNC, MAX_STREAM_TTL, PriorityProgress,
-    PriorityStatus, StreamProgress, SubscribeOptions, SyncError, SyncOptions, SyncStatus,
-    SyncStream, SyncStreamStatus, SyncStreamSubscription,
+    CheckpointMode, CheckpointRequest, DEFAULT_STREAM_TTL, DownloadProgress, FULL_SYNC,
+    MAX_STREAM_TTL, PriorityProgress, PriorityStatus, StreamProgress, SubscribeOptions, SyncError,
+    SyncMode, SyncOptions, SyncStatus, SyncStream, SyncStreamStatus, SyncStreamSubscription,
 };
 
 /// Derives [`FromRow`] for a struct with named fields: each field is read from the

@@ -10,74 +10,16 @@
 
 mod browser_common;
 
-use browser_common::schema;
-use js_sys::{Function, Object, Promise, Reflect};
+use browser_common::{hold_lock_elsewhere, schema};
 use livesync::{Database, Error};
 use wasm_bindgen::JsValue;
-use wasm_bindgen::closure::Closure;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 #[wasm_bindgen_test]
 async fn rows_and_queued_writes_survive_reopening() {
-    let db = Database::open("reopen.db", schema()).await.unwrap();
-    let client_id = db.client_id().await.unwrap();
-    db.execute("INSERT INTO lists(id, name) VALUES ('l1', 'kept')", ())
-        .await
-        .unwrap();
-    db.transaction(|tx| {
-        tx.execute(
-            "INSERT INTO todos(id, description, list_id) VALUES ('t1', 'one', 'l1')",
-            [],
-        )?;
-        tx.execute(
-            "INSERT INTO todos(id, description, list_id) VALUES ('t2', 'two', 'l1')",
-            [],
-        )?;
-        Ok(())
-    })
-    .await
-    .unwrap();
-    db.close().await;
-
-    let db = Database::open("reopen.db", schema()).await.unwrap();
-    assert_eq!(
-        db.client_id().await.unwrap(),
-        client_id,
-        "the same database"
-    );
-    let todos = db
-        .query::<String>("SELECT description FROM todos ORDER BY id")
-        .fetch_all()
-        .await
-        .unwrap();
-    assert_eq!(todos, ["one", "two"]);
-    let queued = db
-        .get_next_crud_transaction()
-        .await
-        .unwrap()
-        .expect("queued writes");
-    assert_eq!(queued.crud.len(), 1, "the first transaction: the list");
-    assert_eq!(queued.crud[0].id, "l1");
-    queued.complete().await.unwrap();
-    let queued = db
-        .get_next_crud_transaction()
-        .await
-        .unwrap()
-        .expect("the second one");
-    assert_eq!(queued.crud.len(), 2, "the two todos, still one transaction");
-    queued.complete().await.unwrap();
-    assert!(db.get_next_crud_transaction().await.unwrap().is_none());
-    // The next local write continues the upload ids after a reopen (none collide).
-    db.execute(
-        "INSERT INTO todos(id, description) VALUES ('t3', 'three')",
-        (),
-    )
-    .await
-    .unwrap();
-    assert_eq!(db.upload_queue_stats().await.unwrap().count, 1);
-    db.close().await;
+    browser_common::reopen_keeps_rows_and_the_upload_queue("reopen.db").await;
 }
 
 #[wasm_bindgen_test]
@@ -107,24 +49,4 @@ async fn a_database_held_by_another_tab_is_refused_naming_the_web_lock() {
         .await
         .unwrap();
     db.close().await;
-}
-
-/// Takes the Web Lock `name` and holds it until the returned function is called.
-async fn hold_lock_elsewhere(name: &str) -> Function {
-    let locks = Reflect::get(&js_sys::global(), &"navigator".into())
-        .and_then(|n| Reflect::get(&n, &"locks".into()))
-        .unwrap();
-    let request: Function = Reflect::get(&locks, &"request".into()).unwrap().into();
-    let mut release = None;
-    let held = Promise::new(&mut |resolve, _| release = Some(resolve));
-    let (granted_tx, granted) = futures::channel::oneshot::channel::<()>();
-    let callback = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
-        let _ = granted_tx.send(());
-        held.into()
-    });
-    request
-        .call3(&locks, &name.into(), &Object::new(), &callback)
-        .unwrap();
-    granted.await.unwrap();
-    release.unwrap()
 }

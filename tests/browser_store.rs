@@ -1,7 +1,7 @@
 //! The store in the browser's main thread (headless Chromium, `wasm-bindgen-test`):
 //! an in-memory database with writes, reads, transactions, table watchers, a throttled
-//! live query and the CRUD queue, exactly as a Dioxus web or Leptos CSR app uses them;
-//! and a persistent open on the main thread refused with a reason.
+//! live query and the CRUD queue, exactly as a Dioxus web or Leptos CSR app uses them.
+//! (A persistent database on the page: `browser_page_storage.rs`.)
 //!
 //! Run with `cargo test --target wasm32-unknown-unknown --no-default-features --test browser_store`
 //! (see `scripts/test`).
@@ -182,16 +182,4 @@ async fn local_writes_wait_in_the_crud_queue_until_completed() {
     );
     assert_eq!(db.upload_queue_stats().await.unwrap().count, 0);
     db.close().await;
-}
-
-#[wasm_bindgen_test]
-async fn a_persistent_database_on_the_main_thread_is_refused_with_the_reason() {
-    let error = Database::open("page.db", schema()).await.unwrap_err();
-    let message = error.to_string();
-    assert!(
-        matches!(error, Error::StorageUnavailable { .. }),
-        "{error:?}"
-    );
-    assert!(message.contains("dedicated worker"), "{message}");
-    assert!(message.contains("Database::in_memory"), "{message}");
 }

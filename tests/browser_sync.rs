@@ -10,8 +10,6 @@
 
 mod browser_common;
 
-use std::future::Future;
-
 use browser_common::sync::{BrowserConnector, options, schema};
 use browser_common::{in_time, next_tick};
 use livesync::{BackendConnector, Credentials, Database, Result};
@@ -103,12 +101,12 @@ async fn a_page_syncs_uploads_and_gets_its_write_back_over_fetch() {
 async fn an_unreachable_service_is_a_download_error_and_local_work_goes_on() {
     struct Nowhere;
     impl BackendConnector for Nowhere {
-        fn fetch_credentials(&self) -> impl Future<Output = Result<Credentials>> + Send {
+        async fn fetch_credentials(&self) -> Result<Credentials> {
             // Port 9 (discard) on this machine: nothing listens there.
-            async { Ok(Credentials::new("http://127.0.0.1:9", "token")) }
+            Ok(Credentials::new("http://127.0.0.1:9", "token"))
         }
-        fn upload_data(&self, _db: &Database) -> impl Future<Output = Result<()>> + Send {
-            async { Ok(()) }
+        async fn upload_data(&self, _db: &Database) -> Result<()> {
+            Ok(())
         }
     }
     let db = Database::in_memory(schema()).await.unwrap();

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use common::example_binary;
 use common::wait::{WAIT, in_time, until};
 use livesync::testing::{BucketRule, TestSyncService};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
@@ -118,6 +118,7 @@ impl ClearLivesyncVariables for Command {
             "LIVESYNC_UPLOAD_URL",
             "LIVESYNC_HEADER",
             "LIVESYNC_DB",
+            "LIVESYNC_CHECKPOINTS",
         ] {
             self.env_remove(name);
         }
@@ -221,6 +222,57 @@ async fn the_connect_example_syncs_lists_adds_and_toggles_todos() {
         .await
         .unwrap();
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn the_connect_example_refreshes_with_a_checkpoint_request() {
+    let service = todo_service().await;
+    let mut env = configuration(&service);
+    env.push(("LIVESYNC_CHECKPOINTS", "requests".into()));
+    let mut example = Example::start(&env);
+    example
+        .expect("an online, synced status", |l| {
+            l.starts_with("status: online") && l.contains(", synced")
+        })
+        .await;
+    service.upsert_row(
+        "todos",
+        "s1",
+        json!({"description": "new on the server", "done": 0}),
+    );
+    service.commit();
+    example.send("refresh").await;
+    example
+        .expect("the refresh", |l| {
+            l.starts_with("refreshed: checkpoint request 2 is applied")
+        })
+        .await;
+    // Applied means listed, without waiting any further.
+    assert_eq!(example.list().await, ["1. [ ] new on the server (s1)"]);
+    let ids: Vec<Value> = service
+        .checkpoint_requests()
+        .iter()
+        .map(|body| body["checkpoint_request_id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("1"), json!("2")], "the seed, then the refresh");
+    example.send("quit").await;
+    example.expect("the goodbye", |l| l == "bye").await;
+}
+
+#[tokio::test]
+async fn the_connect_example_says_refresh_needs_checkpoint_requests() {
+    let service = todo_service().await;
+    let mut example = Example::start(&configuration(&service));
+    example
+        .expect("an online status", |l| l.starts_with("status: online"))
+        .await;
+    example.send("refresh").await;
+    let line = example
+        .expect("the error", |l| l.starts_with("error: "))
+        .await;
+    assert!(line.contains("CheckpointMode::Requests"), "{line}");
+    example.send("quit").await;
+    example.expect("the goodbye", |l| l == "bye").await;
 }
 
 #[tokio::test]

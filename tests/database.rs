@@ -492,3 +492,58 @@ async fn a_corrupted_file_is_reported_as_corrupt_at_open_or_on_the_first_query()
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_full_storage_is_a_storage_full_error_and_keeps_what_was_written() {
+    let (db, _dir) = file_db(todo_schema()).await;
+    db.execute(
+        "INSERT INTO todos(id, description) VALUES ('kept', 'x')",
+        (),
+    )
+    .await
+    .unwrap();
+    // A quota on the writer's connection: a few pages more than the file has now.
+    db.transaction(|tx| {
+        let pages: i64 = tx.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        tx.query_row(
+            &format!("PRAGMA max_page_count = {}", pages + 2),
+            [],
+            |_| Ok(()),
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let err = db
+        .transaction(|tx| {
+            for i in 0..100 {
+                tx.execute(
+                    "INSERT INTO todos(id, description) VALUES (?1, printf('%.4000c', 'x'))",
+                    [format!("big{i}")],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::StorageFull { .. }), "{err:?}");
+    assert!(err.to_string().contains("storage is full"), "{err}");
+    // The failed transaction is gone, what came before is readable.
+    assert_eq!(
+        rows(&db, "SELECT id FROM todos").await,
+        vec![vec!["kept".to_owned()]]
+    );
+    // With room again, writes go on.
+    db.transaction(|tx| {
+        tx.query_row("PRAGMA max_page_count = 1073741823", [], |_| Ok(()))?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    db.execute(
+        "INSERT INTO todos(id, description) VALUES ('after', 'x')",
+        (),
+    )
+    .await
+    .unwrap();
+}

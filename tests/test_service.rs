@@ -511,6 +511,63 @@ async fn write_checkpoints_are_echoed_to_the_client_that_asked() {
 }
 
 #[tokio::test]
+async fn checkpoint_requests_are_validated_acknowledged_and_echoed() {
+    let service = TestSyncService::start().await.unwrap();
+    service.put("b", "items", "a", json!({"v": 1}));
+    service.commit();
+    let token = service.token("u1");
+    let mut mine = open_stream(&service, &token, request("client-a", &[])).await;
+    mine.until_complete().await;
+    let url = format!("{}/sync/checkpoint-request", service.url());
+    let post = |body: Value| {
+        http()
+            .post(&url)
+            .header("Authorization", format!("Token {token}"))
+            .json(&body)
+            .send()
+    };
+    for bad in [
+        json!({"checkpoint_request_id": "1"}),
+        json!({"client_id": "client-a", "checkpoint_request_id": "0"}),
+        json!({"client_id": "client-a", "checkpoint_request_id": 9_007_199_254_740_993_u64}),
+        json!({"client_id": "client-a", "checkpoint_request_id": "x"}),
+    ] {
+        assert_eq!(post(bad.clone()).await.unwrap().status(), 400, "{bad}");
+    }
+    let answer = |body: Value| async { post(body).await.unwrap().json::<Value>().await.unwrap() };
+    assert_eq!(
+        answer(json!({"client_id": "client-a", "checkpoint_request_id": 5})).await,
+        json!({"data": {"checkpoint_request_id": "5"}})
+    );
+    let echo = mine.until_complete().await;
+    assert_eq!(echo[0]["checkpoint_diff"]["write_checkpoint"], "5");
+    // A stale id is acknowledged with the newer one the service holds.
+    assert_eq!(
+        answer(json!({"client_id": "client-a", "checkpoint_request_id": "3"})).await,
+        json!({"data": {"checkpoint_request_id": "5"}})
+    );
+    assert_eq!(
+        service.checkpoint_requests().len(),
+        6,
+        "every request is recorded"
+    );
+
+    let old = TestSyncService::builder()
+        .checkpoint_requests(false)
+        .start()
+        .await
+        .unwrap();
+    let refused = http()
+        .post(format!("{}/sync/checkpoint-request", old.url()))
+        .header("Authorization", format!("Token {}", old.token("u1")))
+        .json(&json!({"client_id": "c", "checkpoint_request_id": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404, "like a service before 1.24.0");
+}
+
+#[tokio::test]
 async fn uploads_update_the_backend_tables_and_flow_back_through_the_buckets() {
     let service = service_with_rules().await;
     service.reject_uploads_to("forbidden");

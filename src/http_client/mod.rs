@@ -235,14 +235,17 @@ impl HttpClient {
     pub(crate) async fn execute(&self, request: Request) -> Result<Response> {
         match &self.backend {
             Backend::Reqwest(client) => reqwest_backend::execute(client, request).await,
+            // Boxed: the connect, TLS and handshake futures inside are large, and would
+            // otherwise be part of every future awaiting a request (the download loop's
+            // among them, whose polls then need a deep stack in debug builds).
             #[cfg(all(feature = "async-io-http", not(target_arch = "wasm32")))]
-            Backend::AsyncIo(client) => client.execute(request).await,
+            Backend::AsyncIo(client) => Box::pin(client.execute(request)).await,
             #[cfg(all(feature = "async-io-http", not(target_arch = "wasm32")))]
             Backend::Ambient { reqwest, async_io } => {
                 if tokio::runtime::Handle::try_current().is_ok() {
                     reqwest_backend::execute(reqwest, request).await
                 } else {
-                    async_io.execute(request).await
+                    Box::pin(async_io.execute(request)).await
                 }
             }
         }

@@ -45,6 +45,10 @@ struct TrackerState {
     touched: Vec<String>,
     /// Change sets of transactions committed since the last [`ChangeTracker::take_committed`].
     committed: Vec<HashSet<String>>,
+    /// Every commit so far, whatever it touched (schema changes included): the browser's
+    /// page storage saves after each (`page_storage_wasm.rs`).
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    commits: u64,
     /// A statement creating a table was prepared: `WITHOUT ROWID` tables may need triggers.
     tables_created: bool,
     /// A `DROP TABLE`/`DROP VIEW` is being prepared: SQLite checks a delete of the dropped
@@ -69,6 +73,12 @@ impl ChangeTracker {
     /// Change sets of every transaction that committed since the last call, oldest first.
     pub(super) fn take_committed(&self) -> Vec<HashSet<String>> {
         std::mem::take(&mut self.lock().committed)
+    }
+
+    /// How many transactions have committed on the writer so far.
+    #[cfg(target_arch = "wasm32")]
+    pub(super) fn commits(&self) -> u64 {
+        self.lock().commits
     }
 
     /// Installs the hooks on the writer connection. `ids` learns about every commit and
@@ -104,6 +114,7 @@ impl ChangeTracker {
         conn.commit_hook(Some(move || {
             committed_ids.transaction_committed();
             let mut state = tracker.lock();
+            state.commits += 1;
             let touched = std::mem::take(&mut state.touched);
             if !touched.is_empty() {
                 state.committed.push(touched.into_iter().collect());

@@ -15,6 +15,8 @@ mod crud_functions;
 mod notify;
 #[cfg(target_arch = "wasm32")]
 mod open_wasm;
+#[cfg(target_arch = "wasm32")]
+mod page_storage_wasm;
 #[cfg(not(target_arch = "wasm32"))]
 mod process_lock;
 mod query_tables;

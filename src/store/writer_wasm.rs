@@ -18,11 +18,14 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures::channel::oneshot;
+
 use rusqlite::Connection;
 
 use super::change_tracker::ChangeTracker;
 use super::crud_functions::CrudIds;
 use super::notify::Publisher;
+use super::page_storage_wasm::PageSaves;
 use super::wal_checkpoint::Checkpointer;
 use crate::{Error, Result};
 
@@ -37,7 +40,11 @@ pub(crate) struct WriterState {
 
 /// Handle to the connection. `None` once closed.
 pub(crate) struct Writer {
-    state: Mutex<Option<WriterState>>,
+    /// Shared with the page storage's save task, which reads the image from it.
+    state: Arc<Mutex<Option<WriterState>>>,
+    /// Set for a database on a page's main thread: each commit is saved to OPFS, and the
+    /// job's answer waits for that save (`page_storage_wasm.rs`).
+    saves: Mutex<Option<Arc<PageSaves>>>,
 }
 
 impl Writer {
@@ -47,8 +54,14 @@ impl Writer {
         init: impl FnOnce() -> Result<WriterState> + Send + 'static,
     ) -> Result<Self> {
         Ok(Self {
-            state: Mutex::new(Some(init()?)),
+            state: Arc::new(Mutex::new(Some(init()?))),
+            saves: Mutex::new(None),
         })
+    }
+
+    /// From now on, saves every commit with `saves` before answering the job.
+    pub(super) fn save_commits_with(&self, saves: Arc<PageSaves>) {
+        *self.saves.lock().unwrap_or_else(PoisonError::into_inner) = Some(saves);
     }
 
     /// Runs `job` now. (A panic aborts the wasm instance: `wasm32-unknown-unknown`
@@ -60,32 +73,67 @@ impl Writer {
         self.submit(job).await
     }
 
-    /// Runs `job` now and returns its result as a ready future: jobs submitted one after
-    /// another run in that order, as on native targets where they are queued.
+    /// Runs `job` now: jobs submitted one after another run in that order, as on native
+    /// targets where they are queued. The future is ready at once, except on page storage
+    /// after a commit, where it resolves when the commit is saved.
     pub(super) fn submit<T: Send + 'static>(
         &self,
         job: impl FnOnce(&mut WriterState) -> Result<T> + Send + 'static,
     ) -> impl std::future::Future<Output = Result<T>> + Send + 'static {
-        let result = self.run_now(job);
-        std::future::ready(result)
+        let (result, saved) = self.run_now(job);
+        async move {
+            if let Some(saved) = saved {
+                // A dropped sender means the store was dropped mid-save: nothing to wait for.
+                saved.await.unwrap_or(Ok(()))?;
+            }
+            result
+        }
     }
 
-    fn run_now<T>(&self, job: impl FnOnce(&mut WriterState) -> Result<T>) -> Result<T> {
+    fn run_now<T>(
+        &self,
+        job: impl FnOnce(&mut WriterState) -> Result<T>,
+    ) -> (Result<T>, Option<oneshot::Receiver<Result<()>>>) {
         // A job never calls back into the store (its closures are synchronous), so the
         // lock is never taken twice; the single-threaded std mutex would panic if it were.
         let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let state = guard.as_mut().ok_or(Error::Closed)?;
+        let Some(state) = guard.as_mut() else {
+            return (Err(Error::Closed), None);
+        };
         if let Err(e) = state.crud_ids.reload_if_changed(&state.conn) {
             tracing::warn!(error = %e, "could not check for writes by other connections");
         }
+        let commits = state.tracker.commits();
         let result = job(state);
         finish_job(state);
         state.checkpointer.run_if_due(&state.conn);
-        result
+        let committed = state.tracker.commits() != commits;
+        drop(guard);
+        let saves = self
+            .saves
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let saved = match saves {
+            Some(saves) if committed => Some(saves.committed(Arc::downgrade(&self.state))),
+            _ => None,
+        };
+        (result, saved)
     }
 
-    /// Closes the connection; later jobs fail with [`Error::Closed`].
+    /// Closes the connection, once the last commit is saved (page storage); later jobs
+    /// fail with [`Error::Closed`].
     pub(super) async fn close(&self) {
+        let saves = self
+            .saves
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(flushed) = saves.and_then(|saves| saves.flushed())
+            && let Ok(Err(error)) = flushed.await
+        {
+            tracing::warn!(%error, "closing with the last writes not saved to browser storage");
+        }
         drop(
             self.state
                 .lock()

@@ -2,15 +2,16 @@
 //! stopping the download and upload tasks, and the credentials they share
 //! (docs/sync-protocol.md §8.2, §8.4).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use tokio::sync::Notify;
 use tracing::Instrument;
 
+use super::checkpoint_requests::{Seeding, ServiceLink};
 use super::options::SyncOptions;
 use super::status::{StatusCell, SyncStatus};
 use super::streams::{StreamRegistry, refresh_subscriptions};
-use super::{apply, clear, download, schema_coverage, transport, upload};
+use super::{apply, clear, download, schema_coverage, transport, upload, write_gate};
 use crate::runtime::BackgroundTask;
 use crate::{BackendConnector, Credentials, Database, Error, Result};
 
@@ -35,12 +36,24 @@ impl SyncSlot {
 #[derive(Debug)]
 struct Running {
     tasks: Vec<BackgroundTask>,
+    link: Arc<ServiceLink>,
 }
 
 impl Running {
     async fn stop(self) {
         futures::future::join_all(self.tasks.into_iter().map(BackgroundTask::cancel)).await;
+        // A checkpoint request waiting for this connection to seed gives up now.
+        self.link
+            .set_seeding(Seeding::Unavailable(Error::Disconnected(
+                "the connection was stopped".into(),
+            )));
     }
+}
+
+/// The service link of the running connection, if any.
+pub(super) async fn current_link(db: &Database) -> Option<Arc<ServiceLink>> {
+    let running = db.sync_slot().running.lock().await;
+    running.as_ref().map(|running| Arc::clone(&running.link))
 }
 
 /// Everything the download and upload loops of one connection share.
@@ -48,10 +61,9 @@ pub(super) struct Engine<C> {
     pub(super) db: Database,
     pub(super) connector: C,
     pub(super) options: SyncOptions,
-    pub(super) client_id: String,
-    /// The backend fits the database's runtime (`http_client`).
-    pub(super) http: crate::http_client::HttpClient,
-    credentials: Mutex<Option<Credentials>>,
+    /// The HTTP client, client id, cached credentials and checkpoint-request state,
+    /// shared with `Database::request_checkpoint`.
+    pub(super) link: Arc<ServiceLink>,
     /// Ask the upload loop for a round now (the stream just opened).
     pub(super) upload_now: Notify,
     /// The upload queue drained (and a write checkpoint was requested if needed).
@@ -75,31 +87,21 @@ impl<C: BackendConnector> Engine<C> {
     /// Caches credentials for the next requests, once their endpoint is a usable URL.
     pub(super) fn remember_credentials(&self, credentials: Credentials) -> Result<()> {
         transport::service_url(&credentials.endpoint, "")?;
-        *self
-            .credentials
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(credentials);
+        self.link.set_credentials(Some(credentials));
         Ok(())
     }
 
     /// The cached credentials, unless their token expires within 30 s (then the next
     /// request fetches new ones instead of being refused).
     fn cached_credentials(&self) -> Option<Credentials> {
-        let cached = self
-            .credentials
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()?;
+        let cached = self.link.cached_credentials()?;
         let soon = crate::runtime::system_now() + std::time::Duration::from_secs(30);
         let expiring = cached.expires_at.is_some_and(|expires| expires <= soon);
         (!expiring).then_some(cached)
     }
 
     pub(super) fn invalidate_credentials(&self) {
-        self.credentials
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        self.link.set_credentials(None);
         self.connector.invalidate_credentials();
     }
 
@@ -123,42 +125,54 @@ pub(crate) async fn connect<C: BackendConnector>(
     if let Some(previous) = running.take() {
         previous.stop().await;
     }
-    let engine = Arc::new(Engine {
-        db: db.clone(),
-        client_id: db.client_id().await?,
-        http: crate::http_client::HttpClient::for_runtime(
+    let mode = options.mode;
+    let link = Arc::new(ServiceLink::new(
+        // The backend fits the database's runtime: no tokio outside `Runtime::tokio()`.
+        crate::http_client::HttpClient::for_runtime(
             db.runtime(),
             options.user_agent.as_deref(),
             options.compressed,
         )?,
+        db.client_id().await?,
+        mode,
+        options.checkpoint_mode,
+    ));
+    let engine = Arc::new(Engine {
+        db: db.clone(),
+        link: Arc::clone(&link),
         connector,
         options,
-        credentials: Mutex::new(None),
         upload_now: Notify::new(),
         upload_finished: Notify::new(),
     });
-    let span = tracing::info_span!("livesync_sync", client_id = %engine.client_id);
-    let synced_before = db.status().last_synced_at;
-    // The one-time schema coverage warning rides along with the download loop (in the
-    // same task, so `disconnect` cancels both and the task count stays two).
-    let coverage = schema_coverage::warn_after_first_sync(db.clone(), synced_before);
-    let download_loop = download::download_loop(Arc::clone(&engine));
-    let download = db.spawn(
-        async move {
-            futures::join!(download_loop, coverage);
-        }
-        .instrument(span.clone()),
-    )?;
-    let upload = match db.spawn(upload::upload_loop(engine).instrument(span)) {
-        Ok(upload) => upload,
+    let span = tracing::info_span!("livesync_sync", client_id = %engine.link.client_id, ?mode);
+    let mut tasks = Vec::with_capacity(2);
+    if mode.downloads() {
+        let synced_before = db.status().last_synced_at;
+        // The one-time schema coverage warning rides along with the download loop (in the
+        // same task, so `disconnect` cancels both and the task count stays two).
+        let coverage = schema_coverage::warn_after_first_sync(db.clone(), synced_before);
+        let download_loop = download::download_loop(Arc::clone(&engine));
+        tasks.push(
+            db.spawn(
+                async move {
+                    futures::join!(download_loop, coverage);
+                }
+                .instrument(span.clone()),
+            )?,
+        );
+    }
+    // Also in download-only mode, which hands nothing to the connector but may have to
+    // ask for the write checkpoint an earlier session's upload left pending.
+    match db.spawn(upload::upload_loop(engine).instrument(span)) {
+        Ok(upload) => tasks.push(upload),
         Err(error) => {
-            download.cancel().await;
+            futures::future::join_all(tasks.into_iter().map(BackgroundTask::cancel)).await;
             return Err(error);
         }
-    };
-    *running = Some(Running {
-        tasks: vec![download, upload],
-    });
+    }
+    *running = Some(Running { tasks, link });
+    db.sync_slot().status.update(|s| s.mode = Some(mode));
     tracing::info!("sync started");
     Ok(())
 }
@@ -175,6 +189,7 @@ pub(crate) async fn disconnect(db: &Database) {
         s.connecting = false;
         s.downloading = None;
         s.uploading = false;
+        s.mode = None;
     });
     after_iteration(db).await;
 }
@@ -201,13 +216,22 @@ pub(crate) async fn disconnect_and_clear(db: &Database, clear_local: bool) -> Re
     db.sync_slot().status.update(|s| {
         *s = SyncStatus::default();
     });
+    db.sync_slot().status.reset_applied_write_checkpoint();
     refresh_subscriptions(db).await
 }
 
 /// Loads the persisted part of the status (last sync times) when a database opens.
 pub(crate) async fn load_offline_status(db: &Database) -> Result<()> {
-    let synced = db.store().read(apply::sync_state).await?;
+    let (synced, applied) = db
+        .store()
+        .read(|conn| Ok((apply::sync_state(conn)?, write_gate::last_applied(conn)?)))
+        .await?;
     db.sync_slot().status.set_synced(&synced);
+    if let Some(applied) = applied {
+        db.sync_slot()
+            .status
+            .record_applied_write_checkpoint(applied);
+    }
     // Also sweeps subscriptions that expired while the app was closed.
     refresh_subscriptions(db).await
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use futures::{Future, StreamExt};
 use tracing::Instrument;
 
+use super::checkpoint_requests::Seeding;
 use super::connection::{Engine, after_iteration};
 use super::iteration::{Iteration, Next};
 use super::lines::LineSplitter;
@@ -34,6 +35,14 @@ pub(super) async fn download_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
             .instrument(tracing::debug_span!("sync_iteration"))
             .await;
         after_iteration(&engine.db).await;
+        // Checkpoint requests wait for the next attempt to seed, or fail until then.
+        engine.link.set_seeding(match &end {
+            End::Hidden => Seeding::Pending,
+            End::Delayed(Some(error)) => Seeding::Unavailable(error.clone()),
+            End::Delayed(None) => Seeding::Unavailable(Error::Disconnected(
+                "the sync stream ended; reconnecting after the retry delay".into(),
+            )),
+        });
         if let End::Delayed(error) = end {
             if let Some(error) = &error {
                 tracing::warn!(%error, "sync iteration failed; retrying after the delay");
@@ -56,6 +65,7 @@ async fn iteration<C: BackendConnector>(engine: &Engine<C>) -> End {
         s.connecting = true;
         s.downloading = None;
     });
+    engine.link.set_seeding(Seeding::Pending);
     match stream(engine).await {
         Ok(end) => end,
         Err(error) => End::Delayed(Some(engine.check_auth(error))),
@@ -88,7 +98,7 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
         .update(|s| s.streams = offline_statuses(&stored.rows, &s.streams));
     let request = transport::StreamRequest {
         buckets: &buckets,
-        client_id: &engine.client_id,
+        client_id: &engine.link.client_id,
         parameters: &engine.options.params,
         include_default_streams: engine.options.include_default_streams,
         subscriptions: &stored.requested,
@@ -96,13 +106,22 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     };
     tracing::debug!(buckets = buckets.len(), "opening sync stream");
     let idle = engine.options.idle_timeout;
+    let open = transport::open_stream(&engine.link.http, &credentials, &request);
+    let opened = async {
+        if !engine.link.uses_requests() {
+            return open.await;
+        }
+        // Seeding checkpoint requests (docs/sync-protocol.md §5.3 step 1) goes along
+        // with opening the stream; a failure other than "not supported" fails the attempt.
+        let (response, seeded) =
+            futures::join!(open, engine.link.seed(engine.db.store(), &credentials));
+        seeded?;
+        response
+    };
     let response = engine
         .db
         .runtime()
-        .timeout(
-            idle,
-            transport::open_stream(&engine.http, &credentials, &request),
-        )
+        .timeout(idle, opened)
         .await
         .map_err(|_| Error::StreamIdle(idle))??;
     engine.status().update(|s| {
@@ -116,7 +135,8 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     let mut iteration = Iteration::new(
         buckets.into_iter().map(|(name, _)| name).collect(),
         StreamState::new(stored.requested, stored.rows),
-    );
+    )
+    .uploads(engine.options.mode.uploads());
     let mut body = response.body;
     let mut splitter = LineSplitter::default();
     let mut refresh: Option<CredentialsFuture<'_>> = None;

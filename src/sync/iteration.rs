@@ -18,6 +18,7 @@ use super::status::{self, DownloadProgress, PriorityProgress, StatusCell, SyncSt
 use super::stream_state::StreamState;
 use super::subscriptions::{self, SubscriptionRow};
 use super::target_checkpoint::TargetCheckpoint;
+use super::write_gate;
 use crate::store::Store;
 use crate::{Error, Result};
 
@@ -68,6 +69,9 @@ pub(crate) struct Iteration {
     downloading: bool,
     /// The WAL checkpoints less often for a large download (`Store::set_bulk_writes`).
     bulk: bool,
+    /// The connection uploads queued writes (not download-only): a checkpoint they hold
+    /// back is only "waiting for the upload", not stuck.
+    uploads: bool,
 }
 
 impl std::fmt::Debug for Iteration {
@@ -92,7 +96,15 @@ impl Iteration {
             streams,
             downloading: false,
             bulk: false,
+            uploads: true,
         }
+    }
+
+    /// Whether the connection uploads (default `true`); without, a checkpoint held back
+    /// by queued writes is reported as [`Error::LocalWritesNotUploaded`].
+    pub(crate) fn uploads(mut self, uploads: bool) -> Self {
+        self.uploads = uploads;
+        self
     }
 
     /// The stream subscriptions this iteration's request listed.
@@ -257,6 +269,7 @@ impl Iteration {
         let Some(blocked) = self.blocked.clone() else {
             return Ok(());
         };
+        let write_checkpoint = blocked.write_checkpoint;
         let now = status::now_micros();
         let covered = self.streams.synced_by(None);
         let (outcome, synced, rows) = db
@@ -272,7 +285,7 @@ impl Iteration {
             tracing::debug!("applied pending checkpoint after completed upload");
             self.blocked = None;
             self.streams.set_rows(rows);
-            self.applied_fully(status, &synced);
+            self.applied_fully(status, &synced, write_checkpoint);
             self.end_bulk(db).await?;
         }
         Ok(())
@@ -358,8 +371,16 @@ impl Iteration {
         Ok(())
     }
 
-    fn applied_fully(&mut self, status: &StatusCell, synced: &[(i64, i64)]) {
+    fn applied_fully(
+        &mut self,
+        status: &StatusCell,
+        synced: &[(i64, i64)],
+        write_checkpoint: Option<i64>,
+    ) {
         self.downloading = false;
+        if let Some(write_checkpoint) = write_checkpoint {
+            status.record_applied_write_checkpoint(write_checkpoint);
+        }
         let priority_status = status::priority_status(synced);
         let streams = self.stream_statuses();
         status.update(|s| {
@@ -385,13 +406,13 @@ impl Iteration {
         let for_apply = target.clone();
         let covered = self.streams.synced_by(priority);
         let covered_urgent = self.streams.synced_by(Some(0));
-        let (mismatches, outcome, synced, rows) = db
+        let (mismatches, outcome, synced, rows, queued) = db
             .transaction(move |tx| {
                 let mismatches = checksums::validate(tx, &for_apply, priority)?;
                 if !mismatches.is_empty() {
                     let names = mismatches.iter().map(|m| m.bucket.as_str());
                     oplog::delete_buckets(tx, names)?;
-                    return Ok((mismatches, None, Vec::new(), None));
+                    return Ok((mismatches, None, Vec::new(), None, false));
                 }
                 let mut outcome = apply::apply(tx, &for_apply, priority, now)?;
                 if outcome == ApplyOutcome::Applied {
@@ -407,11 +428,13 @@ impl Iteration {
                     outcome = ApplyOutcome::Blocked;
                 }
                 let rows = subscriptions::rows(tx)?;
+                let queued = outcome == ApplyOutcome::Blocked && !write_gate::crud_queue_empty(tx)?;
                 Ok((
                     mismatches,
                     Some(outcome),
                     apply::sync_state(tx)?,
                     Some(rows),
+                    queued,
                 ))
             })
             .await?;
@@ -433,7 +456,7 @@ impl Iteration {
             (Some(ApplyOutcome::Applied), None) => {
                 tracing::debug!(checkpoint = target.last_op_id, "applied checkpoint");
                 self.blocked = None;
-                self.applied_fully(status, &synced);
+                self.applied_fully(status, &synced, target.write_checkpoint);
                 self.end_bulk(db).await?;
             }
             (Some(ApplyOutcome::Applied), Some(priority)) => {
@@ -451,7 +474,14 @@ impl Iteration {
                     "could not apply checkpoint due to local data; will retry after the upload"
                 );
                 status.set_synced(&synced);
-                self.publish_progress(status, |_| {});
+                // Download-only: nothing will upload the queued writes, so say why the
+                // data does not show (docs/sync-protocol.md §5.5).
+                let stuck = queued && !self.uploads;
+                self.publish_progress(status, |s| {
+                    if stuck {
+                        s.download_error = Some(Error::LocalWritesNotUploaded.into());
+                    }
+                });
                 self.blocked = Some(target);
             }
             (_, Some(_)) => {}

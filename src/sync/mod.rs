@@ -8,12 +8,15 @@
 //!   `write_gate` (when downloaded data may be applied), `clear` (sign-out);
 //! - one connection: `iteration` (what each line does), `target_checkpoint`,
 //!   `download` (the download loop), `upload` (the upload loop), `connection`
-//!   (connect/disconnect, credentials, the [`SyncSlot`] of each database);
+//!   (connect/disconnect, credentials, the [`SyncSlot`] of each database),
+//!   `checkpoint_requests` (client-chosen write checkpoint ids and the public
+//!   [`CheckpointRequest`]);
 //! - sync streams: `subscriptions` (as stored), `stream_state` (as one connection sees
 //!   them), `streams` (the public handles);
 //! - `status` / `options`: the public status value and connection settings.
 
 mod apply;
+mod checkpoint_requests;
 mod checksums;
 mod clear;
 mod connection;
@@ -33,10 +36,12 @@ mod transport;
 mod upload;
 pub(crate) mod write_gate;
 
+pub use checkpoint_requests::CheckpointRequest;
+pub(crate) use checkpoint_requests::request_checkpoint;
 pub(crate) use connection::{
     SyncSlot, connect, disconnect, disconnect_and_clear, load_offline_status,
 };
-pub use options::SyncOptions;
+pub use options::{CheckpointMode, SyncMode, SyncOptions};
 pub use status::{
     DownloadProgress, FULL_SYNC, PriorityProgress, PriorityStatus, StreamProgress, SyncError,
     SyncStatus, SyncStreamStatus,

@@ -31,6 +31,94 @@ pub struct SyncOptions {
     pub(crate) include_default_streams: bool,
     pub(crate) max_line_bytes: usize,
     pub(crate) compressed: bool,
+    pub(crate) mode: SyncMode,
+    pub(crate) checkpoint_mode: CheckpointMode,
+    pub(crate) checkpoint_repost_delay: Duration,
+}
+
+/// Which directions a connection syncs in ([`SyncOptions::mode`]). Switching is
+/// disconnecting and connecting again with another mode; the upload queue stays as it
+/// is in between, so nothing is lost.
+///
+/// ```
+/// use livesync::{SyncMode, SyncOptions};
+///
+/// // On a metered network: keep the data current, upload later.
+/// let options = SyncOptions::default().mode(SyncMode::DownloadOnly);
+/// assert_eq!(options.mode_value(), SyncMode::DownloadOnly);
+/// assert_eq!(SyncMode::default(), SyncMode::Full);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SyncMode {
+    /// Download and upload (the default).
+    #[default]
+    Full,
+    /// Only the sync stream: the connector's `upload_data` is never called and local
+    /// writes stay queued. As in the official SDKs, queued writes still hold downloaded
+    /// data back (the write gate stays shut, docs/sync-protocol.md §5.5), so the status
+    /// shows [`Error::LocalWritesNotUploaded`](crate::Error::LocalWritesNotUploaded) as
+    /// its download error while a checkpoint waits for them; priority-0 data is applied
+    /// regardless. A connection in [`Full`](Self::Full) or
+    /// [`UploadOnly`](Self::UploadOnly) mode uploads them later.
+    DownloadOnly,
+    /// Only uploads: no sync stream is opened, the service is never contacted (no write
+    /// checkpoint either: the next connection that downloads asks for it), and failed
+    /// uploads are retried after [`SyncOptions::retry_delay`]. `status().connected`
+    /// stays `false`.
+    UploadOnly,
+}
+
+impl SyncMode {
+    /// Whether this mode opens the sync stream.
+    ///
+    /// ```
+    /// use livesync::SyncMode;
+    /// assert!(SyncMode::Full.downloads() && SyncMode::DownloadOnly.downloads());
+    /// assert!(!SyncMode::UploadOnly.downloads());
+    /// ```
+    pub fn downloads(self) -> bool {
+        self != Self::UploadOnly
+    }
+
+    /// Whether this mode hands local writes to the connector.
+    ///
+    /// ```
+    /// use livesync::SyncMode;
+    /// assert!(SyncMode::Full.uploads() && SyncMode::UploadOnly.uploads());
+    /// assert!(!SyncMode::DownloadOnly.uploads());
+    /// ```
+    pub fn uploads(self) -> bool {
+        self != Self::DownloadOnly
+    }
+}
+
+/// How a connection asks the service for the write checkpoint that confirms its uploads
+/// ([`SyncOptions::checkpoint_mode`], docs/sync-protocol.md §5.2–§5.3).
+///
+/// ```
+/// use livesync::{CheckpointMode, SyncOptions};
+///
+/// // PowerSync Service 1.24.0 or later:
+/// let options = SyncOptions::default().checkpoint_mode(CheckpointMode::Requests);
+/// assert_eq!(options.checkpoint_mode_value(), CheckpointMode::Requests);
+/// assert_eq!(CheckpointMode::default(), CheckpointMode::Legacy);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CheckpointMode {
+    /// `GET /write-checkpoint2.json`: the service picks the id. Works with every
+    /// service version (the default, as in the official SDKs).
+    #[default]
+    Legacy,
+    /// `POST /sync/checkpoint-request`: the client picks monotonic ids (persisted in
+    /// the database) and the service acknowledges them; needs PowerSync Service 1.24.0
+    /// or later. Enables [`Database::request_checkpoint`](crate::Database::request_checkpoint).
+    /// A service that answers 404 (older than 1.24.0) is reported with a warning and
+    /// the connection falls back to legacy write checkpoints for its uploads, so sync
+    /// keeps working; `request_checkpoint` then fails with
+    /// [`Error::CheckpointRequestsUnsupported`](crate::Error::CheckpointRequestsUnsupported).
+    Requests,
 }
 
 impl Default for SyncOptions {
@@ -45,11 +133,23 @@ impl Default for SyncOptions {
             include_default_streams: true,
             max_line_bytes: Self::DEFAULT_MAX_LINE_BYTES,
             compressed: true,
+            mode: SyncMode::Full,
+            checkpoint_mode: CheckpointMode::Legacy,
+            checkpoint_repost_delay: Self::DEFAULT_CHECKPOINT_REPOST_DELAY,
         }
     }
 }
 
 impl SyncOptions {
+    /// The default of [`checkpoint_repost_delay`](Self::checkpoint_repost_delay): 10 s,
+    /// as in the official SDKs.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(livesync::SyncOptions::DEFAULT_CHECKPOINT_REPOST_DELAY, Duration::from_secs(10));
+    /// ```
+    pub const DEFAULT_CHECKPOINT_REPOST_DELAY: Duration = Duration::from_secs(10);
+
     /// The default of [`max_line_bytes`](Self::max_line_bytes): 32 MiB.
     pub const DEFAULT_MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
 
@@ -137,6 +237,73 @@ impl SyncOptions {
     /// ```
     pub fn compressed(mut self, compressed: bool) -> Self {
         self.compressed = compressed;
+        self
+    }
+
+    /// Which directions to sync in (default [`SyncMode::Full`]); see [`SyncMode`].
+    ///
+    /// ```no_run
+    /// # async fn run(db: livesync::Database, connector: impl livesync::BackendConnector + Clone) -> livesync::Result<()> {
+    /// use livesync::{SyncMode, SyncOptions};
+    /// db.connect(connector.clone(), SyncOptions::default().mode(SyncMode::DownloadOnly)).await?;
+    /// // … later, on a good network: upload what was queued meanwhile.
+    /// db.disconnect().await;
+    /// db.connect(connector, SyncOptions::default()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn mode(mut self, mode: SyncMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The configured [`SyncMode`].
+    ///
+    /// ```
+    /// assert_eq!(livesync::SyncOptions::default().mode_value(), livesync::SyncMode::Full);
+    /// ```
+    pub fn mode_value(&self) -> SyncMode {
+        self.mode
+    }
+
+    /// How write checkpoints are requested (default [`CheckpointMode::Legacy`], which
+    /// every service version supports); [`CheckpointMode::Requests`] needs PowerSync
+    /// Service 1.24.0 or later and enables
+    /// [`Database::request_checkpoint`](crate::Database::request_checkpoint).
+    ///
+    /// ```
+    /// use livesync::{CheckpointMode, SyncOptions};
+    /// let options = SyncOptions::default().checkpoint_mode(CheckpointMode::Requests);
+    /// # let _ = options;
+    /// ```
+    pub fn checkpoint_mode(mut self, mode: CheckpointMode) -> Self {
+        self.checkpoint_mode = mode;
+        self
+    }
+
+    /// The configured [`CheckpointMode`].
+    ///
+    /// ```
+    /// use livesync::{CheckpointMode, SyncOptions};
+    /// assert_eq!(SyncOptions::default().checkpoint_mode_value(), CheckpointMode::Legacy);
+    /// ```
+    pub fn checkpoint_mode_value(&self) -> CheckpointMode {
+        self.checkpoint_mode
+    }
+
+    /// In [`CheckpointMode::Requests`]: while connected, the newest checkpoint request
+    /// that no applied checkpoint has shown yet is posted again (same id) after this
+    /// long without news (default
+    /// [`DEFAULT_CHECKPOINT_REPOST_DELAY`](Self::DEFAULT_CHECKPOINT_REPOST_DELAY), 10 s;
+    /// at least 1 s). Posting an id again is a no-op for a service that has it; it
+    /// recovers one the service lost. Every reconnect also posts it again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let options = livesync::SyncOptions::default().checkpoint_repost_delay(Duration::from_secs(30));
+    /// # let _ = options;
+    /// ```
+    pub fn checkpoint_repost_delay(mut self, delay: Duration) -> Self {
+        self.checkpoint_repost_delay = delay.max(Duration::from_secs(1));
         self
     }
 }

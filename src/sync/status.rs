@@ -9,6 +9,7 @@ use futures::stream::BoxStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
+use super::options::SyncMode;
 use crate::{Error, Result};
 
 /// The priority number of a complete sync in [`PriorityStatus`] (every priority synced).
@@ -47,12 +48,28 @@ pub struct SyncStatus {
     /// Last sync per priority, highest priority (lowest number) first; an entry with
     /// priority [`FULL_SYNC`] means everything was synced at that time.
     pub priority_status: Vec<PriorityStatus>,
-    /// Why the last download attempt failed; cleared when a checkpoint is applied.
+    /// Why the last download attempt failed; cleared when a checkpoint is applied (or a
+    /// new connection delivers its first line). In
+    /// [`SyncMode::DownloadOnly`] also why downloaded data is held back
+    /// ([`Error::LocalWritesNotUploaded`]: queued writes nothing uploads).
     pub download_error: Option<SyncError>,
     /// Why the last upload failed; cleared by the next successful upload.
     pub upload_error: Option<SyncError>,
     /// Every stored stream subscription (explicit or default), oldest first.
     pub streams: Vec<SyncStreamStatus>,
+    /// The [`SyncMode`] of the running connection (full, download-only or
+    /// upload-only); `None` while not connected.
+    ///
+    /// ```
+    /// # let status = livesync::SyncStatus::default();
+    /// match status.mode {
+    ///     Some(livesync::SyncMode::DownloadOnly) => println!("uploads paused"),
+    ///     Some(livesync::SyncMode::UploadOnly) => println!("downloads paused"),
+    ///     Some(_) => println!("syncing"),
+    ///     None => println!("offline"),
+    /// }
+    /// ```
+    pub mode: Option<SyncMode>,
 }
 
 impl SyncStatus {
@@ -318,6 +335,9 @@ pub(crate) struct StatusCell {
     /// Set by `Database::close`: waits end with `Error::Closed` (the senders live on in
     /// every clone of the handle, so the channels alone never report it).
     closed: AtomicBool,
+    /// The largest `write_checkpoint` of a checkpoint applied in full since the database
+    /// opened (or was cleared), 0 for none: what checkpoint requests wait for.
+    applied_write_checkpoint: watch::Sender<i64>,
 }
 
 impl StatusCell {
@@ -326,7 +346,39 @@ impl StatusCell {
             sender: watch::Sender::new(SyncStatus::default()),
             changes: broadcast::Sender::new(CHANGE_BUFFER),
             closed: AtomicBool::new(false),
+            applied_write_checkpoint: watch::Sender::new(0),
         }
+    }
+
+    /// Whether the database was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// A checkpoint carrying `write_checkpoint` was applied in full.
+    pub(crate) fn record_applied_write_checkpoint(&self, write_checkpoint: i64) {
+        self.applied_write_checkpoint.send_if_modified(|applied| {
+            let newer = write_checkpoint > *applied;
+            if newer {
+                *applied = write_checkpoint;
+            }
+            newer
+        });
+    }
+
+    /// Forgets the applied write checkpoints (sign-out: the ids start again).
+    pub(crate) fn reset_applied_write_checkpoint(&self) {
+        self.applied_write_checkpoint.send_replace(0);
+    }
+
+    /// The largest write checkpoint applied in full (0 for none).
+    pub(crate) fn applied_write_checkpoint(&self) -> i64 {
+        *self.applied_write_checkpoint.borrow()
+    }
+
+    /// Follows [`applied_write_checkpoint`](Self::applied_write_checkpoint).
+    pub(crate) fn watch_applied_write_checkpoint(&self) -> watch::Receiver<i64> {
+        self.applied_write_checkpoint.subscribe()
     }
 
     /// The database was closed: every wait, current and future, ends with
@@ -335,6 +387,7 @@ impl StatusCell {
         self.closed.store(true, Ordering::SeqCst);
         // Wakes the waiters so they see the flag.
         self.sender.send_modify(|_| {});
+        self.applied_write_checkpoint.send_modify(|_| {});
     }
 
     /// Waits until `done` holds for the status; [`Error::Closed`] once the database is

@@ -1,5 +1,6 @@
-//! HTTP requests to the sync service (docs/sync-protocol.md §1): the `/sync/stream` request and the
-//! legacy write checkpoint, with the service's error bodies turned into [`Error`]s.
+//! HTTP requests to the sync service (docs/sync-protocol.md §1): the `/sync/stream` request, the
+//! legacy write checkpoint and checkpoint requests, with the service's error bodies
+//! turned into [`Error`]s.
 
 use serde_json::{Map, Value, json};
 
@@ -86,10 +87,6 @@ pub(crate) async fn open_stream(
     Ok(response)
 }
 
-/// The largest write-checkpoint reply read (`{"data":{"write_checkpoint":"…"}}` is a
-/// few dozen bytes).
-const MAX_WRITE_CHECKPOINT_BYTES: usize = 64 * 1024;
-
 /// Asks the service for a write checkpoint covering everything uploaded so far (docs/sync-protocol.md §1.4).
 pub(crate) async fn write_checkpoint(
     http: &HttpClient,
@@ -110,18 +107,7 @@ pub(crate) async fn write_checkpoint(
         .header(AUTHORIZATION, authorization(credentials)?)
         .header(ACCEPT, HeaderValue::from_static("application/json"));
     let response = http.send(get).await?;
-    let body = match read_capped(response, MAX_WRITE_CHECKPOINT_BYTES).await {
-        Ok(Capped::Whole(body)) => body,
-        Ok(Capped::Truncated(_)) => {
-            return Err(Error::Protocol(format!(
-                "{url} answered with more than {MAX_WRITE_CHECKPOINT_BYTES} bytes; a write \
-                 checkpoint reply is a small JSON object"
-            )));
-        }
-        Err(error) => return Err(error),
-    };
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|source| Error::Protocol(format!("{url} answered with invalid JSON: {source}")))?;
+    let body = small_json_reply(&url, response).await?;
     body["data"]["write_checkpoint"]
         .as_str()
         .and_then(|text| text.parse::<i64>().ok())
@@ -130,6 +116,67 @@ pub(crate) async fn write_checkpoint(
                 "{url} answered without a decimal data.write_checkpoint: {body}"
             ))
         })
+}
+
+/// Posts a client-chosen checkpoint request id (docs/sync-protocol.md §1.5); returns the
+/// id the service holds afterwards (`id`, or a larger one it acknowledged before). A 404
+/// (a service older than 1.24.0) is [`Error::CheckpointRequestsUnsupported`].
+pub(crate) async fn checkpoint_request(
+    http: &HttpClient,
+    credentials: &Credentials,
+    client_id: &str,
+    id: i64,
+) -> Result<i64> {
+    let url = service_url(&credentials.endpoint, "/sync/checkpoint-request")?;
+    let post = Request::post(&url)
+        .header(AUTHORIZATION, authorization(credentials)?)
+        .header(ACCEPT, HeaderValue::from_static("application/json"))
+        .json(&checkpoint_request_body(client_id, id));
+    let response = match http.send(post).await {
+        Err(Error::HttpStatus { status: 404, .. }) => {
+            return Err(Error::CheckpointRequestsUnsupported { url });
+        }
+        other => other?,
+    };
+    let body = small_json_reply(&url, response).await?;
+    let acknowledged = &body["data"]["checkpoint_request_id"];
+    acknowledged
+        .as_str()
+        .and_then(|text| text.parse::<i64>().ok())
+        .or_else(|| acknowledged.as_i64())
+        .filter(|acknowledged| *acknowledged > 0)
+        .ok_or_else(|| {
+            Error::Protocol(format!(
+                "{url} answered without a positive data.checkpoint_request_id: {body}"
+            ))
+        })
+}
+
+/// The body of `POST /sync/checkpoint-request`: the id as a decimal string, which every
+/// service accepts (a number only up to 2^53).
+fn checkpoint_request_body(client_id: &str, id: i64) -> Value {
+    json!({"client_id": client_id, "checkpoint_request_id": id.to_string()})
+}
+
+/// The largest reply read from the JSON endpoints (`{"data":{"write_checkpoint":"…"}}`
+/// is a few dozen bytes).
+const MAX_JSON_REPLY_BYTES: usize = 64 * 1024;
+
+/// Reads the JSON reply of a write-checkpoint or checkpoint request, at most
+/// [`MAX_JSON_REPLY_BYTES`] of it.
+async fn small_json_reply(url: &str, response: Response) -> Result<Value> {
+    let body = match read_capped(response, MAX_JSON_REPLY_BYTES).await {
+        Ok(Capped::Whole(body)) => body,
+        Ok(Capped::Truncated(_)) => {
+            return Err(Error::Protocol(format!(
+                "{url} answered with more than {MAX_JSON_REPLY_BYTES} bytes; a write \
+                 checkpoint reply is a small JSON object"
+            )));
+        }
+        Err(error) => return Err(error),
+    };
+    serde_json::from_slice(&body)
+        .map_err(|source| Error::Protocol(format!("{url} answered with invalid JSON: {source}")))
 }
 
 /// Whether an error means the token was refused.
@@ -175,6 +222,14 @@ mod tests {
         assert!(
             matches!(&error, Error::Protocol(m) if m.contains("more than 65536 bytes")),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn checkpoint_request_body_has_the_official_shape() {
+        assert_eq!(
+            checkpoint_request_body("c1", 9_007_199_254_740_993),
+            json!({"client_id": "c1", "checkpoint_request_id": "9007199254740993"})
         );
     }
 

@@ -1,6 +1,9 @@
 //! The upload loop (docs/sync-protocol.md §8.5): wakes when the upload queue changes,
 //! hands queued transactions to the app's connector until the queue is empty, then asks
-//! for the write checkpoint that opens the download gate (§5.2).
+//! for the write checkpoint that opens the download gate (§5.2; a checkpoint request in
+//! request mode, §5.3). Download-only connections hand nothing to the connector (the
+//! gate stays shut while writes are queued) but still ask for a write checkpoint an
+//! earlier upload left pending; upload-only connections never ask for one (§5.5).
 
 use std::sync::Arc;
 
@@ -8,12 +11,8 @@ use futures::StreamExt;
 use tracing::Instrument;
 
 use super::connection::Engine;
-use super::{transport, write_gate};
+use super::write_gate;
 use crate::{BackendConnector, Error, Result};
-
-/// How long a write-checkpoint request may take before the upload round fails (and is
-/// retried); a hung request would otherwise hold every later upload.
-const WRITE_CHECKPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub(super) async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
     let mut changes = engine.db.watch_tables(["ps_crud"]).with_initial_event();
@@ -23,9 +22,18 @@ pub(super) async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
     // period uploads at once.
     let mut last_upload: Option<crate::runtime::Instant> = None;
     loop {
+        let repost = engine.options.checkpoint_repost_delay;
         tokio::select! {
             change = changes.next() => if change.is_none() { return },
             () = engine.upload_now.notified() => {}
+            // Checkpoint-request mode: a request the service may have lost is posted
+            // again after a quiet period (docs/sync-protocol.md §5.3 step 4).
+            () = engine.db.runtime().sleep(repost), if engine.link.uses_requests() => {
+                if let Err(error) = engine.link.repost_unapplied(&engine.db).await {
+                    tracing::warn!(%error, "could not post a checkpoint request again");
+                }
+                continue;
+            }
         }
         if let Some(started) = last_upload {
             engine
@@ -70,6 +78,7 @@ pub(super) async fn upload_loop<C: BackendConnector>(engine: Arc<Engine<C>>) {
 /// called (the queue was not empty).
 async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<bool> {
     let store = engine.db.store();
+    let mode = engine.options.mode;
     let mut previous_first = None;
     let mut uploaded = false;
     loop {
@@ -77,6 +86,11 @@ async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<bool> {
             .read(|conn| Ok(conn.query_row("SELECT min(id) FROM ps_crud", [], |r| r.get(0))?))
             .await?;
         let Some(first) = first else { break };
+        if !mode.uploads() {
+            // Download-only: the writes stay queued (and the gate shut) for a later
+            // connection that uploads.
+            return Ok(false);
+        }
         uploaded = true;
         if previous_first == Some(first) {
             return Err(Error::UploadStalled(first));
@@ -85,16 +99,14 @@ async fn upload_round<C: BackendConnector>(engine: &Engine<C>) -> Result<bool> {
         engine.status().update(|s| s.uploading = true);
         engine.connector.upload_data(&engine.db).await?;
     }
-    if store.read(write_gate::needs_write_checkpoint).await? {
+    // Upload-only never contacts the service: the next connection that downloads asks.
+    if mode.downloads() && store.read(write_gate::needs_write_checkpoint).await? {
         let before = store.crud_counter().await?;
         let credentials = engine.credentials().await?;
-        let request = transport::write_checkpoint(&engine.http, &credentials, &engine.client_id);
         let checkpoint = engine
-            .db
-            .runtime()
-            .timeout(WRITE_CHECKPOINT_TIMEOUT, request)
-            .await
-            .map_err(|_| Error::WriteCheckpointTimeout(WRITE_CHECKPOINT_TIMEOUT))??;
+            .link
+            .write_checkpoint(&engine.db, &credentials)
+            .await?;
         let set = store
             .transaction_with_crud_counter(move |tx, now| {
                 // A write that raced in needs its own round (and checkpoint).

@@ -18,6 +18,10 @@ pub(crate) struct Faults {
     pub(crate) pending_lines: Vec<String>,
     /// Tokens minted before `expire_tokens` carry a smaller generation and are refused.
     pub(crate) token_generation: u64,
+    /// Checkpoint requests are acknowledged but not kept.
+    pub(crate) lose_checkpoint_requests: bool,
+    /// The next checkpoint requests are answered with these statuses, in order.
+    pub(crate) failing_checkpoint_requests: Vec<u16>,
 }
 
 impl Faults {

@@ -90,6 +90,7 @@ async fn handle(
         (&Method::OPTIONS, _) => Ok(cors_preflight()),
         (&Method::POST, "/sync/stream") => sync_stream(&shared, request).await,
         (&Method::GET, "/write-checkpoint2.json") => write_checkpoint(&shared, &request),
+        (&Method::POST, "/sync/checkpoint-request") => checkpoint_request(&shared, request).await,
         (&Method::POST, "/upload") => upload(&shared, request).await,
         (&Method::GET, "/token") => token(&shared, &request),
         _ => Err(Refusal::new(
@@ -332,6 +333,70 @@ fn write_checkpoint(
     Ok(json_response(
         StatusCode::OK,
         &json!({"data": {"write_checkpoint": checkpoint.to_string()}}),
+    ))
+}
+
+/// `POST /sync/checkpoint-request` (docs/sync-protocol.md §1.5): `{"client_id",
+/// "checkpoint_request_id"}` with the id as a decimal string (or a JSON number up to
+/// 2^53) in 1..=2^63-1; answers `{"data": {"checkpoint_request_id": "<held>"}}`. A
+/// service built without checkpoint requests answers 404, as one before 1.24.0 does.
+async fn checkpoint_request(
+    shared: &Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Refusal> {
+    let token = authenticate(shared, &request)?;
+    let body = read_json(request).await?;
+    shared.log().checkpoint_requests.push(body.clone());
+    if !shared.checkpoint_requests {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "PSYNC_S0404",
+            "no route for POST /sync/checkpoint-request (TestSyncServiceBuilder::checkpoint_requests(false))",
+        ));
+    }
+    let failing = {
+        let mut faults = shared.faults();
+        (!faults.failing_checkpoint_requests.is_empty())
+            .then(|| faults.failing_checkpoint_requests.remove(0))
+    };
+    if let Some(status) = failing {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Err(Refusal::new(
+            status,
+            "PSYNC_S2001",
+            "injected failure (TestSyncService::fail_next_checkpoint_requests)",
+        ));
+    }
+    let bad = |message: &str| Refusal::new(StatusCode::BAD_REQUEST, "PSYNC_S2002", message);
+    let client_id = body
+        .get("client_id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| bad("client_id must be a non-empty string"))?;
+    const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+    let id = match body.get("checkpoint_request_id") {
+        Some(Value::String(text)) => text.parse::<i64>().ok(),
+        Some(Value::Number(number)) => number
+            .as_u64()
+            .filter(|n| *n <= MAX_SAFE_INTEGER)
+            .and_then(|n| i64::try_from(n).ok()),
+        _ => None,
+    }
+    .filter(|id| *id >= 1)
+    .ok_or_else(|| {
+        bad("checkpoint_request_id must be an id in 1..=2^63-1 (a decimal string, or a number up to 2^53)")
+    })?;
+    let held = if shared.faults().lose_checkpoint_requests {
+        id
+    } else {
+        shared
+            .store()
+            .request_checkpoint(&token.user_id, client_id, id)
+    };
+    shared.notify_streams();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"data": {"checkpoint_request_id": held.to_string()}}),
     ))
 }
 

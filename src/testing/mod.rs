@@ -3,7 +3,9 @@
 //!
 //! [`TestSyncService`] listens on `127.0.0.1` with an OS-assigned port and serves what a
 //! PowerSync client talks to: `POST /sync/stream` (NDJSON checkpoints, data and
-//! keepalives, resuming from each bucket's `after`), `GET /write-checkpoint2.json`, JWT
+//! keepalives, resuming from each bucket's `after`), `GET /write-checkpoint2.json`,
+//! `POST /sync/checkpoint-request` (client-chosen ids, as services from 1.24.0 serve
+//! it; off with [`TestSyncServiceBuilder::checkpoint_requests`]), JWT
 //! authentication (HS256) with the service's error bodies, and op checksums computed as
 //! the real service computes them. It also plays the app's backend: `POST /upload`
 //! receives CRUD batches (see [`TestConnector`]), applies them to the service's own
@@ -98,6 +100,7 @@ pub struct TestSyncServiceBuilder {
     priorities: HashMap<String, u8>,
     streams: Vec<TestStream>,
     compression: bool,
+    checkpoint_requests: bool,
 }
 
 impl TestSyncServiceBuilder {
@@ -144,6 +147,18 @@ impl TestSyncServiceBuilder {
     /// ```
     pub fn compression(mut self, enabled: bool) -> Self {
         self.compression = enabled;
+        self
+    }
+
+    /// Whether `POST /sync/checkpoint-request` is served (default `true`, as PowerSync
+    /// Service 1.24.0 and later do). `false` answers it with 404, like an older service.
+    ///
+    /// ```
+    /// let old_service = livesync::testing::TestSyncService::builder().checkpoint_requests(false);
+    /// # let _ = old_service;
+    /// ```
+    pub fn checkpoint_requests(mut self, served: bool) -> Self {
+        self.checkpoint_requests = served;
         self
     }
 
@@ -202,6 +217,7 @@ impl TestSyncServiceBuilder {
             keepalive: self.keepalive,
             ops_per_line: self.ops_per_line,
             compression: self.compression,
+            checkpoint_requests: self.checkpoint_requests,
             priorities: self.priorities,
             changes,
             events,
@@ -231,6 +247,8 @@ pub(crate) struct Shared {
     ops_per_line: usize,
     /// Compress sync streams for clients that accept it.
     pub(crate) compression: bool,
+    /// Serve `POST /sync/checkpoint-request` (else 404, like a service before 1.24.0).
+    checkpoint_requests: bool,
     /// Rule (bucket name before `[`) → priority; absent means 3.
     priorities: HashMap<String, u8>,
     streams: Vec<TestStream>,
@@ -256,6 +274,7 @@ struct RequestLog {
     stream_encodings: Vec<String>,
     uploads: Vec<Value>,
     write_checkpoint_requests: usize,
+    checkpoint_requests: Vec<Value>,
 }
 
 impl Shared {
@@ -347,6 +366,7 @@ impl TestSyncService {
             priorities: HashMap::new(),
             streams: Vec::new(),
             compression: true,
+            checkpoint_requests: true,
         }
     }
 
@@ -525,6 +545,37 @@ impl TestSyncService {
         self.shared.hold_completes.send_replace(hold);
     }
 
+    /// The next `count` checkpoint requests (`POST /sync/checkpoint-request`) are
+    /// answered with HTTP `status` (and the service's error body), without keeping the
+    /// id.
+    ///
+    /// ```
+    /// # async fn demo(service: livesync::testing::TestSyncService) {
+    /// service.fail_next_checkpoint_requests(1, 503);
+    /// # }
+    /// ```
+    pub fn fail_next_checkpoint_requests(&self, count: usize, status: u16) {
+        self.shared
+            .faults()
+            .failing_checkpoint_requests
+            .extend(std::iter::repeat_n(status, count));
+    }
+
+    /// While `lose` is `true`, `POST /sync/checkpoint-request` acknowledges each id but
+    /// does not keep it, as a service that lost it (a failover) would: no checkpoint
+    /// carries it until the client posts it again.
+    ///
+    /// ```
+    /// # async fn demo(service: livesync::testing::TestSyncService) {
+    /// service.lose_checkpoint_requests(true);
+    /// // … a client's request is acknowledged, never synced …
+    /// service.lose_checkpoint_requests(false); // the client's repost is kept
+    /// # }
+    /// ```
+    pub fn lose_checkpoint_requests(&self, lose: bool) {
+        self.shared.faults().lose_checkpoint_requests = lose;
+    }
+
     /// Sends `line` (any text, valid JSON or not) on every open sync stream, or on the
     /// next one to open when none is open.
     pub fn inject_line(&self, line: impl Into<String>) {
@@ -576,6 +627,22 @@ impl TestSyncService {
     /// How many `/write-checkpoint2.json` requests were answered so far.
     pub fn write_checkpoint_requests(&self) -> usize {
         self.shared.log().write_checkpoint_requests
+    }
+
+    /// The JSON bodies of every `POST /sync/checkpoint-request` so far, oldest first,
+    /// also those answered 404 by a service built with
+    /// [`checkpoint_requests(false)`](TestSyncServiceBuilder::checkpoint_requests): to
+    /// check `client_id` and the ids a client proposes.
+    ///
+    /// ```
+    /// # async fn check(service: livesync::testing::TestSyncService) {
+    /// for body in service.checkpoint_requests() {
+    ///     assert!(body["checkpoint_request_id"].is_string());
+    /// }
+    /// # }
+    /// ```
+    pub fn checkpoint_requests(&self) -> Vec<Value> {
+        self.shared.log().checkpoint_requests.clone()
     }
 
     /// How many ops all `data` lines have carried so far (to check nothing is

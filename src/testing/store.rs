@@ -375,12 +375,24 @@ impl Store {
     /// A new write checkpoint for (user, client). Uploads are applied as they arrive, so
     /// every upload before it is already in the current checkpoint.
     pub(crate) fn create_write_checkpoint(&mut self, user_id: &str, client_id: &str) -> i64 {
-        self.last_write_checkpoint += 1;
-        self.write_checkpoints.insert(
-            (user_id.to_owned(), client_id.to_owned()),
-            self.last_write_checkpoint,
-        );
+        let key = (user_id.to_owned(), client_id.to_owned());
+        // Above any id the client requested itself: a client's write checkpoints only grow.
+        let held = self.write_checkpoints.get(&key).copied().unwrap_or(0);
+        self.last_write_checkpoint = self.last_write_checkpoint.max(held) + 1;
+        self.write_checkpoints
+            .insert(key, self.last_write_checkpoint);
         self.last_write_checkpoint
+    }
+
+    /// A client-chosen checkpoint request id for (user, client): the service keeps the
+    /// larger of it and the one it holds, and answers with what it holds afterwards.
+    pub(crate) fn request_checkpoint(&mut self, user_id: &str, client_id: &str, id: i64) -> i64 {
+        let held = self
+            .write_checkpoints
+            .entry((user_id.to_owned(), client_id.to_owned()))
+            .or_insert(0);
+        *held = (*held).max(id);
+        *held
     }
 
     pub(crate) fn reject_uploads_to(&mut self, table: &str) {

@@ -19,59 +19,19 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use fantoccini::key::Key;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use futures::FutureExt;
-use hyper_util::client::legacy::connect::HttpConnector;
+use livesync_demo_webdriver::{Running, start_chromedriver};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// Upper bound for each thing the test waits for (start-up, a sync round trip).
 const WAIT: Duration = Duration::from_secs(30);
-/// How often a waiting step looks at the page again.
-const POLL: Duration = Duration::from_millis(50);
 
 /// The demo binary, which cargo builds for this package's integration tests.
 fn demo_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_livesync-demo-todo-web"))
-}
-
-/// A browser or driver program from the environment or Debian's default path; fails
-/// with what to install when it is not there.
-fn program(variable: &str, default: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os(variable).map_or_else(|| PathBuf::from(default), PathBuf::from);
-    assert!(
-        path.exists(),
-        "{} is missing: this browser test needs Debian's `chromium` and `chromium-driver` \
-         (apt-get install chromium chromium-driver; .ci/run installs them), or set {variable} \
-         to a {package} binary",
-        path.display()
-    );
-    path
-}
-
-/// A child process that is killed when the test ends, however it ends.
-struct Running {
-    child: Child,
-}
-
-impl Running {
-    fn spawn(command: &mut Command) -> Self {
-        let program = format!("{:?}", command.as_std().get_program());
-        let child = command
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|error| panic!("could not start {program}: {error}"));
-        Self { child }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // `kill_on_drop` sends the signal; this also reaps the process when possible.
-        let _ = self.child.start_kill();
-        let _ = self.child.try_wait();
-    }
 }
 
 /// Starts the demo on a free port and returns it with its address (read from its
@@ -99,86 +59,18 @@ async fn start_demo() -> (Running, String) {
     (demo, url)
 }
 
-/// A port that was free a moment ago (chromedriver needs a number, not port 0).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free local port")
-        .port()
-}
-
-/// Starts chromedriver on 127.0.0.1 and waits until it accepts connections.
-async fn start_chromedriver() -> (Running, String) {
-    let chromedriver = program("CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver");
-    let port = free_port();
-    let driver = Running::spawn(
-        Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    wait_for("chromedriver to listen", || async move {
-        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(_) => Ok(()),
-            Err(error) => Err(error.to_string()),
-        }
-    })
-    .await;
-    (driver, format!("http://127.0.0.1:{port}"))
-}
-
-/// A headless Chromium session: flags for a machine without a GPU or outside network,
-/// and a fresh profile in `profile`.
-async fn open_browser(driver_url: &str, profile: &Path) -> Client {
-    let chromium = program("CHROMIUM", "/usr/bin/chromium", "Chromium");
-    let args = [
-        "--headless".to_owned(),
-        "--no-sandbox".to_owned(),
-        "--disable-gpu".to_owned(),
-        "--disable-background-networking".to_owned(),
-        "--disable-component-update".to_owned(),
-        "--no-first-run".to_owned(),
-        "--disable-sync".to_owned(),
-        "--disable-quic".to_owned(),
-        "--disable-dev-shm-usage".to_owned(),
-        "--window-size=1200,640".to_owned(),
-        format!("--user-data-dir={}", profile.display()),
-    ];
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": { "binary": chromium, "args": args },
-    });
-    let Value::Object(capabilities) = capabilities else {
-        unreachable!("a JSON object literal")
-    };
-    ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(driver_url)
-        .await
-        .unwrap_or_else(|error| panic!("chromedriver could not start Chromium: {error}"))
-}
-
-/// Polls `check` until it returns `Ok`, for at most [`WAIT`]; on timeout fails naming
-/// `what` and the last `Err` (what was seen instead).
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+/// [`livesync_demo_webdriver::wait_for`] with this test's limit.
+async fn wait_for<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut seen = "nothing yet".to_owned();
-    loop {
-        match tokio::time::timeout_at(deadline, check()).await {
-            Ok(Ok(value)) => return value,
-            Ok(Err(now)) => seen = now,
-            // The deadline passed during a check: report the last one that finished.
-            Err(_) => {}
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!("timed out after {WAIT:?} waiting for {what}; last seen: {seen}");
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    livesync_demo_webdriver::wait_for(what, WAIT, check).await
+}
+
+/// A headless Chromium session with a fresh profile in `profile`.
+async fn open_browser(driver_url: &str, profile: &Path) -> Client {
+    livesync_demo_webdriver::open_browser(driver_url, profile, (1200, 640)).await
 }
 
 /// What a pane shows, read in one script run (so it is one consistent moment, and no
