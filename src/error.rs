@@ -244,9 +244,10 @@ pub enum Error {
         kind: TransportFailure,
         /// The root cause's message (the innermost error of the chain).
         cause: String,
-        /// The HTTP client's error.
+        /// The HTTP client's error (reqwest's under tokio and in the browser, hyper's or
+        /// an I/O error under other runtimes).
         #[source]
-        source: Arc<reqwest::Error>,
+        source: Arc<dyn std::error::Error + Send + Sync>,
     },
 
     /// The TLS configuration for requests to the service could not be built (e.g. the
@@ -441,6 +442,29 @@ impl Error {
         }
     }
 
+    /// An error for an HTTP request that failed at a step the caller knows (`kind`):
+    /// the root cause of `source` goes into the message, and a refused certificate
+    /// anywhere in its chain makes it a [`TransportFailure::Certificate`].
+    #[cfg_attr(not(feature = "async-io-http"), allow(dead_code))]
+    pub(crate) fn transport_failure(
+        url: impl Into<String>,
+        kind: TransportFailure,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        let source: Arc<dyn std::error::Error + Send + Sync> = Arc::from(source.into());
+        let (cause, certificate) = root_cause(source.as_ref());
+        Self::Transport {
+            url: url.into(),
+            kind: if certificate {
+                TransportFailure::Certificate
+            } else {
+                kind
+            },
+            cause,
+            source,
+        }
+    }
+
     /// An error for a worker thread that could not be started.
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn thread_spawn(thread: &'static str, source: std::io::Error) -> Self {
@@ -571,33 +595,41 @@ fn is_connect(error: &reqwest::Error) -> bool {
     }
 }
 
+/// The message of the innermost error of `error`'s source chain, and whether the chain
+/// says a TLS certificate was refused.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> (String, bool) {
+    let mut root = error;
+    #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
+    let mut certificate = false;
+    // (On wasm32 the loop has no rustls check in it, and clippy would have it a
+    // `while let`.)
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::while_let_loop))]
+    loop {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(tls) = root.downcast_ref::<rustls::Error>() {
+            certificate |= matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            );
+        }
+        match root.source() {
+            Some(inner) => root = inner,
+            None => break,
+        }
+    }
+    let cause = root.to_string();
+    // rustls's error can reach us only as text inside an io::Error (hyper's connector
+    // wraps it), so the message is checked too.
+    let certificate = certificate || cause.contains("certificate");
+    (cause, certificate)
+}
+
 impl TransportFailure {
     /// Sorts `error` by the errors of its source chain; the message of the innermost one
     /// is the root cause (reqwest's own message only says which step failed).
     fn of(error: &reqwest::Error) -> (Self, String) {
-        let mut root: &(dyn std::error::Error + 'static) = error;
-        #[cfg_attr(target_arch = "wasm32", allow(unused_mut))]
-        let mut certificate = false;
-        // (On wasm32 the loop has no rustls check in it, and clippy would have it a
-        // `while let`.)
-        #[cfg_attr(target_arch = "wasm32", allow(clippy::while_let_loop))]
-        loop {
-            #[cfg(not(target_arch = "wasm32"))]
-            if let Some(tls) = root.downcast_ref::<rustls::Error>() {
-                certificate |= matches!(
-                    tls,
-                    rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-                );
-            }
-            match root.source() {
-                Some(inner) => root = inner,
-                None => break,
-            }
-        }
-        let cause = root.to_string();
-        // rustls's error can reach us only as text inside an io::Error (hyper's
-        // connector wraps it), so the message is checked too.
-        let kind = if certificate || cause.contains("certificate") {
+        let (cause, certificate) = root_cause(error);
+        let kind = if certificate {
             Self::Certificate
         } else if error.is_timeout() {
             Self::Timeout

@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use http::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::http_client::{Capped, error_from_response, read_capped};
+use crate::http_client::{Capped, HttpClient, Request, Response, error_from_response, read_capped};
 use crate::{BackendConnector, Credentials, CrudEntry, CrudTransaction, Database, Error, Result};
 
 /// How long one request to the token endpoint or the upload endpoint may take; a
@@ -92,7 +92,9 @@ struct Inner {
     upload_url: String,
     headers: HeaderMap,
     on_rejected: Option<RejectionHandler>,
-    http: reqwest::Client,
+    /// Through reqwest under tokio, else through the backend that needs no tokio
+    /// (feature `async-io-http`).
+    http: HttpClient,
     /// The credentials last fetched, whose token also authenticates uploads.
     cached: Mutex<Option<Credentials>>,
 }
@@ -225,14 +227,11 @@ impl HttpConnector {
     }
 
     async fn request_token(&self, url: &str) -> Result<Credentials> {
-        let request = self
-            .inner
-            .http
-            .get(url)
+        let request = Request::get(url)
             .headers(self.inner.headers.clone())
-            .header("Accept", "application/json")
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
             .timeout(REQUEST_TIMEOUT);
-        let response = crate::http_client::send(url, request).await?;
+        let response = self.inner.http.send(request).await?;
         let body = read_json_reply(url, response).await?;
         let shape = "expected {\"token\": \"<JWT>\", \"expires_at\": <Unix seconds, optional>}";
         let token = body
@@ -265,7 +264,7 @@ impl HttpConnector {
         })
     }
 
-    async fn post_upload(&self, body: &Value, key: &str, token: &str) -> Result<reqwest::Response> {
+    async fn post_upload(&self, body: &Value, key: &str, token: &str) -> Result<Response> {
         let url = &self.inner.upload_url;
         let mut headers = self.inner.headers.clone();
         if !headers.contains_key(AUTHORIZATION) {
@@ -276,18 +275,14 @@ impl HttpConnector {
             })?;
             headers.insert(AUTHORIZATION, bearer);
         }
-        let request = self
-            .inner
-            .http
-            .post(url)
+        let key = HeaderValue::try_from(key)
+            .map_err(|_| Error::connector("the idempotency key cannot be sent in a header"))?;
+        let request = Request::post(url)
             .headers(headers)
-            .header("Idempotency-Key", key)
+            .header(HeaderName::from_static("idempotency-key"), key)
             .timeout(REQUEST_TIMEOUT)
             .json(body);
-        // Polled with a reactor for the sockets whatever executor runs the upload loop.
-        crate::runtime::with_reactor(request.send())
-            .await
-            .map_err(|source| Error::transport(url.clone(), source))
+        self.inner.http.execute(request).await
     }
 
     /// Sends one transaction, answering what to do with it.
@@ -302,25 +297,25 @@ impl HttpConnector {
         let mut response = self
             .post_upload(&body, &key, &self.upload_token().await?)
             .await?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        if response.status == 401 {
             tracing::debug!("the upload endpoint refused the token; fetching a new one");
             self.forget_token();
             let token = self.fetch_credentials().await?.token;
             response = self.post_upload(&body, &key, &token).await?;
         }
         let url = self.inner.upload_url.clone();
-        let status = response.status().as_u16();
+        let status = response.status;
         match classify(status) {
             Verdict::Accepted => {
                 let reply = read_json_reply(&url, response).await.unwrap_or(Value::Null);
                 Ok(Outcome::Accepted(write_checkpoint_of(&reply)))
             }
-            Verdict::Retry => Err(error_from_response(url, response).await),
+            Verdict::Retry => Err(error_from_response(response).await),
             Verdict::Rejected => Ok(Outcome::Rejected(RejectedUpload {
                 transaction_id: transaction.transaction_id,
                 entries: transaction.crud.clone(),
                 idempotency_key: key,
-                error: error_from_response(url, response).await,
+                error: error_from_response(response).await,
             })),
         }
     }
@@ -388,7 +383,7 @@ fn write_checkpoint_of(reply: &Value) -> Option<i64> {
         .or_else(|| value.as_str()?.trim().parse().ok())
 }
 
-async fn read_json_reply(url: &str, response: reqwest::Response) -> Result<Value> {
+async fn read_json_reply(url: &str, response: Response) -> Result<Value> {
     let bytes = match read_capped(response, MAX_REPLY_BYTES).await {
         Ok(Capped::Whole(bytes)) => bytes,
         Ok(Capped::Truncated(_)) => {
@@ -396,7 +391,7 @@ async fn read_json_reply(url: &str, response: reqwest::Response) -> Result<Value
                 "{url} answered with more than {MAX_REPLY_BYTES} bytes; expected a small JSON object"
             )));
         }
-        Err(source) => return Err(Error::transport(url.to_owned(), source)),
+        Err(error) => return Err(error),
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
@@ -519,7 +514,7 @@ impl HttpConnectorBuilder {
                 upload_url,
                 headers,
                 on_rejected: self.on_rejected,
-                http: crate::http_client::http_client()?,
+                http: HttpClient::ambient()?,
                 cached: Mutex::new(None),
             }),
         })

@@ -22,7 +22,9 @@
 //!    [`SyncStream::subscribe`] (the data stays while the handle lives, then for a TTL);
 //!    per-stream state is in [`SyncStatus::streams`].
 //! 8. Pick the executor: tokio by default; smol or any other through a [`Runtime`] given
-//!    to [`OpenOptions::runtime`]. Live queries work under any executor.
+//!    to [`OpenOptions::runtime`]. Live queries work under any executor; sync under smol
+//!    (feature `smol`), or any executor with feature `async-io-http`, starts no tokio
+//!    runtime (its requests use hyper over `async-io` instead of reqwest).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {

@@ -192,9 +192,9 @@ fn the_scenario_runs_on_smol() {
 
 /// The app side has no tokio runtime: the test body runs under
 /// `futures::executor::block_on`, the sync loops on threads of their own under the same
-/// minimal executor, and each checks that no tokio runtime is current. (On native,
-/// reqwest's sockets still need a tokio reactor; livesync keeps one on its
-/// `livesync-http-io` thread for that alone.)
+/// minimal executor, and each checks that no tokio runtime is current. (That no tokio
+/// runtime exists anywhere outside the service is `tests/without_tokio.rs`: this binary
+/// runs tokio scenarios beside this one.)
 #[test]
 fn a_live_query_and_a_sync_run_with_no_tokio_runtime_on_the_app_side() {
     let service = service();

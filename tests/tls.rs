@@ -1,64 +1,19 @@
 //! TLS: a service whose certificate this device does not trust is reported as a
 //! certificate problem, and livesync leaves rustls's process-wide provider to the app.
 
-use std::sync::Arc;
-
-use livesync::{BackendConnector, Credentials, Database, Error, Schema, TransportFailure};
+use livesync::{Database, Error, Schema, TransportFailure};
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 mod common;
 
+use common::tls::{FixedEndpoint, untrusted_server};
 use common::wait::until;
-
-/// Credentials for `endpoint`; uploads nothing.
-struct Endpoint(String);
-
-impl BackendConnector for Endpoint {
-    async fn fetch_credentials(&self) -> livesync::Result<Credentials> {
-        Ok(Credentials::new(self.0.clone(), "token"))
-    }
-
-    async fn upload_data(&self, _db: &Database) -> livesync::Result<()> {
-        Ok(())
-    }
-}
-
-/// A TLS server on 127.0.0.1 with a self-signed certificate (for 127.0.0.1, valid for a
-/// century): only its issuer is unknown. It completes no handshake with a client that
-/// checks certificates.
-async fn untrusted_server() -> String {
-    let certificate =
-        CertificateDer::from_pem_slice(include_bytes!("fixtures/untrusted_cert.pem")).unwrap();
-    let key = PrivateKeyDer::from_pem_slice(include_bytes!("fixtures/untrusted_key.pem")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![certificate], key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let _ = acceptor.accept(socket).await;
-            });
-        }
-    });
-    format!("https://{address}")
-}
 
 #[tokio::test]
 async fn an_untrusted_certificate_is_reported_as_a_certificate_problem() {
     let url = untrusted_server().await;
     let db = Database::in_memory(Schema::default()).await.unwrap();
-    db.connect(Endpoint(url), livesync::SyncOptions::default())
+    db.connect(FixedEndpoint(url), livesync::SyncOptions::default())
         .await
         .unwrap();
     until("the connection attempt failed", || {

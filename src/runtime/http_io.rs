@@ -1,4 +1,6 @@
-//! The reactor reqwest needs on native targets. reqwest (through hyper) does its
+//! The reactor reqwest needs on native targets without the `async-io-http` feature
+//! (with it, other runtimes use the backend that needs no tokio, and this file is not
+//! compiled). reqwest (through hyper) does its
 //! network I/O with tokio's sockets, which register with the tokio runtime current
 //! while they are polled. Under tokio that is the app's runtime; under any other
 //! executor livesync enters a tokio runtime of its own, started on first use on one
@@ -76,11 +78,16 @@ mod tests {
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
                 .unwrap();
         });
-        let client = crate::http_client::http_client().unwrap();
-        let body = futures::executor::block_on(super::with_reactor(async move {
-            client.get(url).send().await.unwrap().text().await.unwrap()
-        }));
-        assert_eq!(body, "ok");
+        // The reqwest backend, polled by an executor that knows nothing of tokio.
+        let client = crate::http_client::HttpClient::ambient().unwrap();
+        let body = futures::executor::block_on(async move {
+            let response = client
+                .execute(crate::http_client::Request::get(url))
+                .await
+                .unwrap();
+            crate::http_client::read_capped(response, 16).await.unwrap()
+        });
+        assert!(matches!(body, crate::http_client::Capped::Whole(b) if b == b"ok"));
         server.join().unwrap();
     }
 }

@@ -9,8 +9,10 @@
 //! - **where blocking SQLite work runs** (`threads.rs`): the store's writer and reader
 //!   threads on native targets; in the browser, the caller's thread.
 //!
-//! On native targets reqwest's I/O also needs a tokio reactor; `http_io.rs` supplies
-//! one when the app's executor is not tokio.
+//! HTTP is not part of the seam: under tokio livesync's requests use reqwest on the
+//! app's tokio runtime, under any other runtime the backend of feature `async-io-http`
+//! (`http_client/async_io_backend/`), which needs no tokio. Only without that feature
+//! does reqwest need a tokio reactor outside tokio; `http_io.rs` then supplies one.
 //!
 //! The public face is one type, [`Runtime`], chosen once per database through
 //! [`OpenOptions::runtime`](crate::OpenOptions::runtime). The glue for tokio
@@ -20,7 +22,7 @@
 //! need no reactor and work on every executor.
 
 mod clock;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), not(feature = "async-io-http")))]
 mod http_io;
 #[cfg(feature = "smol")]
 mod smol_glue;
@@ -38,16 +40,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) use clock::{Elapsed, IdleDeadline, Instant, system_now};
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(not(target_arch = "wasm32"), not(feature = "async-io-http")))]
 pub(crate) use http_io::{stream_with_reactor, with_reactor};
 pub(crate) use task::{BackgroundTask, TaskCount};
 
-#[cfg(target_arch = "wasm32")]
+/// `future` as it is: reqwest is only polled where its I/O works without help (under a
+/// tokio runtime, or in the browser, where it is `fetch`).
+#[cfg(any(target_arch = "wasm32", feature = "async-io-http"))]
 pub(crate) fn with_reactor<F: Future>(future: F) -> F {
-    future // reqwest uses the browser's fetch: no reactor to enter
+    future
 }
 
-#[cfg(target_arch = "wasm32")]
+/// `stream` as it is, like [`with_reactor`].
+#[cfg(any(target_arch = "wasm32", feature = "async-io-http"))]
 pub(crate) fn stream_with_reactor<S: futures::Stream>(stream: S) -> S {
     stream
 }
@@ -241,6 +246,10 @@ impl Runtime {
     /// `async-io`'s. The app keeps running the executor (`executor.run(..)`); a task of
     /// an executor that nobody runs never makes progress.
     ///
+    /// Sync's HTTP requests need no tokio either: the feature implies `async-io-http`,
+    /// whose client (hyper over `async-io` sockets, TLS through `futures-rustls`)
+    /// replaces reqwest for this runtime, so a smol app starts no tokio runtime.
+    ///
     /// ```
     /// # fn main() -> livesync::Result<()> {
     /// use std::sync::Arc;
@@ -277,6 +286,11 @@ impl Runtime {
     /// Any other executor: `spawner` starts the background tasks; timers are a
     /// reactor-free timer thread unless [`with_timer`](Self::with_timer) gives the
     /// executor's own.
+    ///
+    /// Sync's HTTP requests: with the feature `async-io-http` (or `smol`) they go
+    /// through a client that needs no tokio (hyper over `async-io` sockets); without
+    /// it through reqwest, whose sockets livesync then drives on a one-thread tokio
+    /// runtime of its own (`livesync-http-io`).
     ///
     /// ```
     /// use livesync::{Runtime, Task};
@@ -351,6 +365,17 @@ impl Runtime {
             Kind::Custom { spawner, .. } => spawner.spawn(Box::pin(task)),
         }
         Ok(handle)
+    }
+
+    /// Whether this is [`Runtime::tokio`], whose tasks run inside a tokio runtime (where
+    /// reqwest's sockets work).
+    #[cfg(all(feature = "async-io-http", not(target_arch = "wasm32")))]
+    pub(crate) fn is_tokio(&self) -> bool {
+        match self.kind {
+            #[cfg(all(feature = "tokio", not(target_arch = "wasm32")))]
+            Kind::Tokio => true,
+            _ => false,
+        }
     }
 
     /// Now, on the clock this runtime's timers follow.

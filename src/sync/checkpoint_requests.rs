@@ -47,7 +47,7 @@ pub(super) enum Seeding {
 /// over the connector, so [`Database::request_checkpoint`] can reach it.
 #[derive(Debug)]
 pub(super) struct ServiceLink {
-    pub(super) http: reqwest::Client,
+    pub(super) http: crate::http_client::HttpClient,
     pub(super) client_id: String,
     pub(super) mode: SyncMode,
     pub(super) checkpoints: CheckpointMode,
@@ -58,7 +58,7 @@ pub(super) struct ServiceLink {
 
 impl ServiceLink {
     pub(super) fn new(
-        http: reqwest::Client,
+        http: crate::http_client::HttpClient,
         client_id: String,
         mode: SyncMode,
         checkpoints: CheckpointMode,

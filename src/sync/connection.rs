@@ -127,7 +127,12 @@ pub(crate) async fn connect<C: BackendConnector>(
     }
     let mode = options.mode;
     let link = Arc::new(ServiceLink::new(
-        crate::http_client::http_client_with(options.user_agent.as_deref(), options.compressed)?,
+        // The backend fits the database's runtime: no tokio outside `Runtime::tokio()`.
+        crate::http_client::HttpClient::for_runtime(
+            db.runtime(),
+            options.user_agent.as_deref(),
+            options.compressed,
+        )?,
         db.client_id().await?,
         mode,
         options.checkpoint_mode,

@@ -124,7 +124,6 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
         .timeout(idle, opened)
         .await
         .map_err(|_| Error::StreamIdle(idle))??;
-    let url = response.url().to_string();
     engine.status().update(|s| {
         s.connected = true;
         s.connecting = false;
@@ -138,7 +137,7 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
         StreamState::new(stored.requested, stored.rows),
     )
     .uploads(engine.options.mode.uploads());
-    let mut body = crate::runtime::stream_with_reactor(response.bytes_stream());
+    let mut body = response.body;
     let mut splitter = LineSplitter::default();
     let mut refresh: Option<CredentialsFuture<'_>> = None;
     // Only bytes from the service move the idle deadline (not uploads or refreshes).
@@ -152,8 +151,7 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
                 let chunk = chunk.map_err(|_| Error::StreamIdle(idle))?;
                 let ended = chunk.is_none();
                 if let Some(chunk) = chunk {
-                    let chunk = chunk.map_err(|source| Error::transport(url.clone(), source))?;
-                    splitter.push(&chunk);
+                    splitter.push(&chunk?);
                 }
                 // At the end of the body, an unterminated remainder is the last line.
                 while let Some(line) = if ended { splitter.finish() } else { splitter.next_line() } {

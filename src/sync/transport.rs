@@ -5,7 +5,10 @@
 use serde_json::{Map, Value, json};
 
 use super::subscriptions::RequestedSubscription;
-use crate::http_client::{Capped, error_from_response, read_capped, send};
+use http::HeaderValue;
+use http::header::{ACCEPT, AUTHORIZATION};
+
+use crate::http_client::{Capped, HttpClient, Request, Response, error_from_response, read_capped};
 use crate::{Credentials, Error, Result};
 
 /// `endpoint` + `path`, keeping a path prefix (`http://h/powersync` →
@@ -16,13 +19,17 @@ pub(crate) fn service_url(endpoint: &str, path: &str) -> Result<String> {
     Ok(format!("{base}{path}"))
 }
 
-fn authorization(credentials: &Credentials) -> Result<String> {
+fn authorization(credentials: &Credentials) -> Result<HeaderValue> {
     if credentials.token.trim().is_empty() {
         return Err(Error::InvalidCredentials(
             "the connector returned an empty token (is the user signed in?)".into(),
         ));
     }
-    Ok(format!("Token {}", credentials.token))
+    HeaderValue::try_from(format!("Token {}", credentials.token)).map_err(|_| {
+        Error::InvalidCredentials(
+            "the token contains characters an HTTP header cannot carry (line breaks, control characters)".into(),
+        )
+    })
 }
 
 /// What the client sends to open a sync stream (docs/sync-protocol.md §1.3).
@@ -63,27 +70,26 @@ impl StreamRequest<'_> {
 
 /// Opens the sync stream. `Ok` means HTTP 200; its body is the NDJSON stream.
 pub(crate) async fn open_stream(
-    http: &reqwest::Client,
+    http: &HttpClient,
     credentials: &Credentials,
     request: &StreamRequest<'_>,
-) -> Result<reqwest::Response> {
+) -> Result<Response> {
     let url = service_url(&credentials.endpoint, "/sync/stream")?;
-    let post = http
-        .post(&url)
-        .header("Authorization", authorization(credentials)?)
-        .header("Accept", "application/x-ndjson")
+    let post = Request::post(&url)
+        .header(AUTHORIZATION, authorization(credentials)?)
+        .header(ACCEPT, HeaderValue::from_static("application/x-ndjson"))
         .json(&request.to_json());
-    let response = send(&url, post).await?;
+    let response = http.send(post).await?;
     // Only 200 carries a stream (as in the official clients); another 2xx is an error.
-    if response.status() != reqwest::StatusCode::OK {
-        return Err(error_from_response(url, response).await);
+    if response.status != 200 {
+        return Err(error_from_response(response).await);
     }
     Ok(response)
 }
 
 /// Asks the service for a write checkpoint covering everything uploaded so far (docs/sync-protocol.md §1.4).
 pub(crate) async fn write_checkpoint(
-    http: &reqwest::Client,
+    http: &HttpClient,
     credentials: &Credentials,
     client_id: &str,
 ) -> Result<i64> {
@@ -97,11 +103,10 @@ pub(crate) async fn write_checkpoint(
             _ => format!("%{b:02X}"),
         })
         .collect();
-    let get = http
-        .get(format!("{url}?client_id={query}"))
-        .header("Authorization", authorization(credentials)?)
-        .header("Accept", "application/json");
-    let response = send(&url, get).await?;
+    let get = Request::get(format!("{url}?client_id={query}"))
+        .header(AUTHORIZATION, authorization(credentials)?)
+        .header(ACCEPT, HeaderValue::from_static("application/json"));
+    let response = http.send(get).await?;
     let body = small_json_reply(&url, response).await?;
     body["data"]["write_checkpoint"]
         .as_str()
@@ -117,18 +122,17 @@ pub(crate) async fn write_checkpoint(
 /// id the service holds afterwards (`id`, or a larger one it acknowledged before). A 404
 /// (a service older than 1.24.0) is [`Error::CheckpointRequestsUnsupported`].
 pub(crate) async fn checkpoint_request(
-    http: &reqwest::Client,
+    http: &HttpClient,
     credentials: &Credentials,
     client_id: &str,
     id: i64,
 ) -> Result<i64> {
     let url = service_url(&credentials.endpoint, "/sync/checkpoint-request")?;
-    let post = http
-        .post(&url)
-        .header("Authorization", authorization(credentials)?)
-        .header("Accept", "application/json")
+    let post = Request::post(&url)
+        .header(AUTHORIZATION, authorization(credentials)?)
+        .header(ACCEPT, HeaderValue::from_static("application/json"))
         .json(&checkpoint_request_body(client_id, id));
-    let response = match send(&url, post).await {
+    let response = match http.send(post).await {
         Err(Error::HttpStatus { status: 404, .. }) => {
             return Err(Error::CheckpointRequestsUnsupported { url });
         }
@@ -160,7 +164,7 @@ const MAX_JSON_REPLY_BYTES: usize = 64 * 1024;
 
 /// Reads the JSON reply of a write-checkpoint or checkpoint request, at most
 /// [`MAX_JSON_REPLY_BYTES`] of it.
-async fn small_json_reply(url: &str, response: reqwest::Response) -> Result<Value> {
+async fn small_json_reply(url: &str, response: Response) -> Result<Value> {
     let body = match read_capped(response, MAX_JSON_REPLY_BYTES).await {
         Ok(Capped::Whole(body)) => body,
         Ok(Capped::Truncated(_)) => {
@@ -169,7 +173,7 @@ async fn small_json_reply(url: &str, response: reqwest::Response) -> Result<Valu
                  checkpoint reply is a small JSON object"
             )));
         }
-        Err(source) => return Err(Error::transport(url.to_owned(), source)),
+        Err(error) => return Err(error),
     };
     serde_json::from_slice(&body)
         .map_err(|source| Error::Protocol(format!("{url} answered with invalid JSON: {source}")))
@@ -206,7 +210,7 @@ mod tests {
             b"{\"data\": {\"write_checkpoint\": \"1\"}}                ",
         )
         .await;
-        let http = crate::http_client::http_client().unwrap();
+        let http = crate::http_client::HttpClient::ambient().unwrap();
         let credentials = Credentials::new(url, "token");
         let answer = tokio::time::timeout(
             std::time::Duration::from_secs(10),

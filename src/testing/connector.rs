@@ -34,7 +34,7 @@ pub struct TestConnector {
     user_id: String,
     token_lifetime: Duration,
     /// Built once; an error (no TLS provider) is reported at the first upload.
-    http: Arc<Result<reqwest::Client>>,
+    http: Arc<Result<crate::http_client::HttpClient>>,
     fetched: Arc<AtomicUsize>,
     invalidated: Arc<AtomicUsize>,
 }
@@ -55,7 +55,7 @@ impl TestConnector {
             url,
             user_id: user_id.to_owned(),
             token_lifetime: Duration::from_secs(3600),
-            http: Arc::new(crate::http_client::http_client()),
+            http: Arc::new(crate::http_client::HttpClient::ambient()),
             fetched: Arc::default(),
             invalidated: Arc::default(),
         }
@@ -93,11 +93,12 @@ impl TestConnector {
             Ok(http) => http,
             Err(error) => return Err(Error::connector(error.to_string())),
         };
-        let post = http
-            .post(&url)
-            .header("Authorization", format!("Token {token}"))
+        let authorization = http::HeaderValue::try_from(format!("Token {token}"))
+            .map_err(|_| Error::connector("the minted token cannot be sent in a header"))?;
+        let post = crate::http_client::Request::post(&url)
+            .header(http::header::AUTHORIZATION, authorization)
             .json(body);
-        crate::http_client::send(&url, post).await.map(drop)
+        http.send(post).await.map(drop)
     }
 }
 

@@ -3,7 +3,8 @@
 //! Every test binary compiles this module on its own (`mod common;`) and uses a part of
 //! it, hence `dead_code` is allowed. Submodules by concern:
 //! - [`wait`]: the one bound for waiting ([`wait::WAIT`]) and the bounded polls;
-//! - [`sync`] (feature `testing`): clients of the in-process `TestSyncService`.
+//! - [`sync`] (feature `testing`): clients of the in-process `TestSyncService`;
+//! - [`tls`]: a TLS server whose certificate nobody trusts.
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
@@ -14,7 +15,13 @@ use livesync::{
 
 #[cfg(feature = "testing")]
 pub mod sync;
+pub mod tls;
 pub mod wait;
+
+/// The name (prefix) of every thread on which a test runs a tokio server for a client
+/// on another executor ([`sync::ServiceThread`], [`tls::untrusted_server_thread`]);
+/// short enough to survive Linux's 15-byte thread names.
+pub const SERVICE_THREAD_PREFIX: &str = "tokio-test-svc";
 
 /// `todos(description TEXT, done INTEGER)`, the schema of the protocol spec's test vectors.
 pub fn todo_schema() -> Schema {

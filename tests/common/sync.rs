@@ -7,6 +7,7 @@ use futures::stream::BoxStream;
 use livesync::testing::{BucketRule, TestSyncService};
 use livesync::{Column, Database, Schema, SyncOptions, SyncStatus, Table};
 
+use super::SERVICE_THREAD_PREFIX;
 use super::wait::in_time;
 
 /// Sync options with short retry and upload delays, so tests do not wait for defaults.
@@ -77,6 +78,10 @@ pub async fn client(service: &TestSyncService, user: &str) -> Database {
 /// A [`TestSyncService`] running on a tokio runtime of its own thread, for tests whose
 /// client side runs on another executor (or none). Dropping it stops the service and
 /// the thread.
+///
+/// Every thread of that runtime (the one running it and any blocking-pool thread) is
+/// named with [`SERVICE_THREAD_PREFIX`](super::SERVICE_THREAD_PREFIX), so a test can tell the service's tokio threads
+/// from any other in `/proc/self/task/*/comm`.
 pub struct ServiceThread {
     pub service: TestSyncService,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -89,9 +94,10 @@ impl ServiceThread {
         let (started, service) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("test-sync-service".into())
+            .name(SERVICE_THREAD_PREFIX.into())
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
+                    .thread_name(format!("{SERVICE_THREAD_PREFIX}-blocking"))
                     .enable_all()
                     .build()
                     .expect("a runtime for the service");
