@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use livesync::{BackendConnector, Credentials, Database};
+use livesync::{BackendConnector, Credentials, Database, Error, SyncError, TransportFailure};
 
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
@@ -78,4 +78,27 @@ impl BackendConnector for FixedEndpoint {
     async fn upload_data(&self, _db: &Database) -> livesync::Result<()> {
         Ok(())
     }
+}
+
+/// Checks that `error` reports a refused certificate: the root cause (rustls's
+/// `UnknownIssuer`) and livesync's advice in the message, `TransportFailure::Certificate`
+/// as its kind. Returns the message for further checks.
+pub fn assert_certificate_problem(error: &SyncError) -> String {
+    let message = error.to_string();
+    assert!(
+        message.contains("invalid peer certificate") && message.contains("UnknownIssuer"),
+        "the root cause is in the message: {message}"
+    );
+    assert!(message.contains("TLS certificate problem"), "{message}");
+    assert!(
+        matches!(
+            error.error(),
+            Error::Transport {
+                kind: TransportFailure::Certificate,
+                ..
+            }
+        ),
+        "{message}"
+    );
+    message
 }
