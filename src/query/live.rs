@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use super::{FromRow, Query, RawRows};
-use crate::store::{QueryTables, schema_version};
+use crate::store::{QueryTables, record_reads, schema_version};
 use crate::{Error, Result, TableUpdateStream};
 
 /// A stream of query results that stays current. Built by
@@ -25,8 +25,9 @@ use crate::{Error, Result, TableUpdateStream};
 /// - It subscribes to table changes *before* taking the first snapshot, so a write that
 ///   lands in between is never missed.
 /// - The first item is the current result. Afterwards it re-runs only when a table the
-///   query reads changes (found with `EXPLAIN`: the tables whose B-trees the plan opens,
-///   so joins, subqueries, CTEs and views count; `ps_data__x` is reported as `x`), or the
+///   query reads changes (found while SQLite compiles it: every table it reads a column
+///   or a row count of, so joins, subqueries, CTEs and views count; `ps_data__x` is
+///   reported as `x`), or the
 ///   tables given to [`Query::triggered_by`](crate::Query::triggered_by). Commits to other
 ///   tables do not even wake it: the database delivers each commit only to the queries of
 ///   the tables it touched. The lookup happens in the same trip to a reader as the first
@@ -150,7 +151,10 @@ impl<T: FromRow> Watch<T> {
     fn start(query: Query<T>) -> (Self, Arc<AtomicU64>) {
         let (updates, sources) = match &query.triggered_by {
             Some(tables) => (query.db.watch_tables(tables.clone()), Sources::Fixed),
-            None => (query.db.watch_all_updates(), Sources::Unknown),
+            None => (
+                query.db.store().watch_all_updates_until_retargeted(),
+                Sources::Unknown,
+            ),
         };
         let runs = Arc::new(AtomicU64::new(0));
         let watch = Self {
@@ -253,14 +257,16 @@ impl<T: FromRow> Watch<T> {
 }
 
 /// One run of `query` on a reader connection. When the schema changed since `sources`
-/// were found (or they never were), it first finds the tables the query reads (see
-/// `store/query_tables.rs`), in the same job, so a new live query costs one trip to a
-/// reader like a `fetch_all`.
+/// were found (or they never were), the run also finds the tables the query reads: from
+/// the cache when another live query of the same SQL found them at this schema version,
+/// otherwise recorded while this very run compiles the statement (see
+/// `store/query_tables.rs`). So a new live query costs one trip to a reader and one
+/// compilation, like a `fetch_all`.
 fn run_on<T: FromRow>(
     conn: &Connection,
     query: &Query<T>,
     sources: &Sources,
-    tables: &QueryTables,
+    cache: &QueryTables,
     public_names: &HashMap<String, String>,
 ) -> Run {
     let rerun = |discovered| Run {
@@ -282,21 +288,41 @@ fn run_on<T: FromRow>(
     if sources.version() == Some(version) {
         return rerun(None);
     }
-    let found = match tables.tables_read_by(conn, version, &query.sql) {
-        Ok((raw_names, looked_up)) => {
-            let mut names: Vec<String> = raw_names
-                .iter()
-                .map(|table| public_name(table, public_names).to_ascii_lowercase())
-                .collect();
-            names.sort_unstable();
-            names.dedup();
-            let tables = names.into();
-            (Sources::Tables { version, tables }, looked_up)
-        }
-        // The query itself will report the problem.
-        Err(_) => (Sources::Unreadable { version }, true),
+    if let Some(raw_names) = cache.get(version, &query.sql) {
+        let tables = public_names_of(&raw_names, public_names);
+        return rerun(Some((Sources::Tables { version, tables }, false)));
+    }
+    // Compiled and run inside the recording, so that a re-compilation SQLite may do
+    // while stepping (the schema changed meanwhile) is recorded too.
+    let ((compiled, raw), raw_names) = record_reads(|| match query.prepare_fresh(conn) {
+        Ok(mut stmt) => (true, query.raw_from(&mut stmt)),
+        Err(e) => (false, Err(e)),
+    });
+    let found = if compiled {
+        let raw_names: Arc<[String]> = raw_names.into();
+        cache.remember(version, &query.sql, Arc::clone(&raw_names));
+        let tables = public_names_of(&raw_names, public_names);
+        Sources::Tables { version, tables }
+    } else {
+        // The statement does not compile (a table it names does not exist yet, say):
+        // the error is the run's result, and every change triggers a run.
+        Sources::Unreadable { version }
     };
-    rerun(Some(found))
+    Run {
+        raw,
+        discovered: Some((found, true)),
+    }
+}
+
+/// The public names (lowercase, sorted, deduplicated) of raw table names.
+fn public_names_of(raw_names: &[String], public_names: &HashMap<String, String>) -> Arc<[String]> {
+    let mut names: Vec<String> = raw_names
+        .iter()
+        .map(|table| public_name(table, public_names).to_ascii_lowercase())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.into()
 }
 
 fn decode<T: FromRow>(names: &[String], rows: &[Vec<Value>]) -> Result<Vec<T>> {
@@ -615,6 +641,20 @@ mod tests {
             watch.lookups, 2,
             "a schema change must invalidate what was found"
         );
+    }
+
+    #[tokio::test]
+    async fn a_live_query_does_not_keep_the_list_of_every_table() {
+        let schema = Schema::new((0..50).map(|t| Table::new(format!("t{t}"), [Column::text("a")])));
+        let db = Database::in_memory(schema).await.unwrap();
+        // A plain all-tables stream keeps the list for its initial event...
+        assert!(db.watch_all_updates().all_tables_kept() > 50);
+        // ...a live query's (all tables until its first run) does not: with a thousand
+        // tables that list was most of a mounted live query's memory.
+        let (mut watch, _) = Watch::start(db.query::<String>("SELECT a FROM t1"));
+        assert_eq!(watch.updates.all_tables_kept(), 0);
+        watch.next_raw().await.unwrap().unwrap();
+        assert_eq!(watch.updates.all_tables_kept(), 0);
     }
 
     #[tokio::test]

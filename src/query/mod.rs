@@ -316,6 +316,19 @@ impl<T: FromRow> Query<T> {
         Ok(stmt)
     }
 
+    /// Like [`prepare`](Self::prepare), but always compiles the statement (never takes it
+    /// from the cache), so that a recording authorizer sees what it reads.
+    fn prepare_fresh<'c>(&self, conn: &'c Connection) -> Result<rusqlite::Statement<'c>> {
+        if let Some(e) = &self.bind_error {
+            return Err(Error::InvalidParameter(e.clone()));
+        }
+        let mut stmt = conn
+            .prepare(&self.sql)
+            .map_err(|e| Error::sqlite_with_sql(e, self.sql.to_string()))?;
+        self.bind_to(&mut stmt)?;
+        Ok(stmt)
+    }
+
     /// Binds the parameters to `stmt`, checking that every placeholder gets one value.
     fn bind_to(&self, stmt: &mut rusqlite::Statement<'_>) -> Result<()> {
         let expected = stmt.parameter_count();

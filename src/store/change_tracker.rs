@@ -96,6 +96,9 @@ impl ChangeTracker {
         ))?;
         let tracker = Arc::clone(self);
         conn.authorizer(Some(move |context: AuthContext<'_>| {
+            // Reads matter to live queries on this connection (an in-memory database's
+            // only one): see `query_tables.rs`.
+            super::query_tables::note_read(&context);
             tracker.authorize(context.action)
         }))?;
         let tracker = Arc::clone(self);

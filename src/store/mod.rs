@@ -60,7 +60,7 @@ async fn close_and_wait<T>(
     while exited.changed().await.is_ok() {}
 }
 pub use notify::{TableUpdateStream, TableUpdates};
-pub(crate) use query_tables::{QueryTables, schema_version};
+pub(crate) use query_tables::{QueryTables, record_reads, schema_version};
 
 use crate::schema::{self, CheckedSchema, Schema};
 use crate::{Error, Result};
@@ -493,6 +493,14 @@ impl Store {
         };
         all.push("ps_crud".to_owned());
         TableUpdateStream::new(&self.updates, None, all)
+    }
+
+    /// Like [`watch_all_updates`](Self::watch_all_updates), for a live query until its
+    /// first run narrows it to the tables it reads: without the list of every table that
+    /// only an initial event needs (with a thousand tables, that list was most of a
+    /// mounted live query's memory).
+    pub(crate) fn watch_all_updates_until_retargeted(&self) -> TableUpdateStream {
+        TableUpdateStream::new(&self.updates, None, Vec::new())
     }
 
     /// Closes the database: waits for queued work, then closes every connection. Every

@@ -404,6 +404,12 @@ impl TableUpdateStream {
         }
     }
 
+    /// How many names an initial event of an all-tables stream would list (for tests).
+    #[cfg(test)]
+    pub(crate) fn all_tables_kept(&self) -> usize {
+        self.all_tables.len()
+    }
+
     /// Makes the first item an event listing every watched table, so a consumer can do
     /// its initial work in the same loop as later updates.
     ///

@@ -106,9 +106,10 @@ fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn =
+    let mut conn =
         Connection::open_with_flags(path, flags).map_err(|e| Error::while_opening(e, path))?;
     conn.busy_timeout(busy_timeout)?;
     super::crud_functions::register_read_only(&conn)?;
+    super::query_tables::install_read_recorder(&mut conn)?;
     Ok(conn)
 }
