@@ -1,7 +1,9 @@
 //! The PowerSync protocol client (docs/sync-protocol.md), split by job:
 //!
-//! - wire: `protocol` (typed sync lines), `lines` (NDJSON splitter), `transport` (the
-//!   HTTP requests);
+//! - wire: `protocol` (typed sync lines), `lines` (NDJSON splitter), `documents` (BSON
+//!   document splitter), `bson_reader` (serde over one BSON document), `framing` (the
+//!   splitter and parser a response's `Content-Type` picks), `transport` (the HTTP
+//!   requests);
 //! - local sync state, each function running inside a caller's write transaction:
 //!   `oplog` (storing data lines, deleting buckets, download counters), `checksums`
 //!   (validation at `checkpoint_complete`), `apply` (checkpoint → data tables),
@@ -16,11 +18,14 @@
 //! - `status` / `options`: the public status value and connection settings.
 
 mod apply;
+pub(crate) mod bson_reader;
 mod checkpoint_requests;
 mod checksums;
 mod clear;
 mod connection;
+mod documents;
 mod download;
+pub(crate) mod framing;
 mod iteration;
 pub(crate) mod lines;
 mod oplog;

@@ -447,6 +447,30 @@ impl SyncLine {
     }
 }
 
+impl SyncLine {
+    /// Parses one BSON document of a BSON sync stream (docs/sync-protocol.md §1.3) into
+    /// the same types as [`parse`](Self::parse): the document has the JSON line's shape.
+    pub(crate) fn parse_bson(document: &[u8]) -> Result<Self> {
+        use serde::Deserializer as _;
+        let parsed = super::bson_reader::document(document)
+            .and_then(|value| value.deserialize_any(LineVisitor));
+        let parsed = parsed.map_err(|e| {
+            let message = e.to_string();
+            if message.starts_with(NOT_AN_OBJECT) || message.starts_with(ONE_KEY) {
+                Error::Protocol(message)
+            } else if let Some(kind) = super::bson_reader::first_key(document) {
+                Error::Protocol(format!("malformed {kind} line (BSON): {message}"))
+            } else {
+                Error::Protocol(format!("sync line is not valid BSON: {message}"))
+            }
+        })?;
+        if let SyncLine::Data(data) = &parsed {
+            data.check_row_data()?;
+        }
+        Ok(parsed)
+    }
+}
+
 const NOT_AN_OBJECT: &str = "sync line is not a JSON object";
 const ONE_KEY: &str = "sync line must have exactly one key (its type)";
 
