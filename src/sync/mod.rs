@@ -1,7 +1,8 @@
 //! The PowerSync protocol client (docs/sync-protocol.md), split by job:
 //!
 //! - wire: `protocol` (typed sync lines), `lines` (NDJSON splitter), `documents` (BSON
-//!   document splitter), `bson_reader` (serde over one BSON document), `framing` (the
+//!   document splitter), `bson_reader` (serde over one BSON document; `bson_writer`, for tests and the test
+//!   service, the other way), `framing` (the
 //!   splitter and parser a response's `Content-Type` picks), `transport` (the HTTP
 //!   requests);
 //! - local sync state, each function running inside a caller's write transaction:
@@ -19,6 +20,8 @@
 
 mod apply;
 pub(crate) mod bson_reader;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod bson_writer;
 mod checkpoint_requests;
 mod checksums;
 mod clear;
