@@ -55,7 +55,11 @@ async fn sync_and_change(service: &TestSyncService, options: SyncOptions) -> Vec
     eventually(&db, "SELECT count(*) FROM todos", &["250"]).await;
 
     // Live changes from the service while the stream stays open.
-    service.upsert_row("todos", "t001", json!({"description": "changed", "owner_id": "u9"}));
+    service.upsert_row(
+        "todos",
+        "t001",
+        json!({"description": "changed", "owner_id": "u9"}),
+    );
     service.delete_row("todos", "t002");
     service.upsert_row("lists", "l3", json!({"name": "new list"}));
     service.commit();
@@ -69,22 +73,31 @@ async fn sync_and_change(service: &TestSyncService, options: SyncOptions) -> Vec
     .await
     .expect("local write");
     until("the upload reaches the service", || {
-        service
-            .rows("todos")
-            .iter()
-            .any(|row| row["id"] == "local")
+        service.rows("todos").iter().any(|row| row["id"] == "local")
     })
     .await;
     // Once the queue is empty the write gate opens again: a service-side change to the
     // uploaded row comes down.
     let deadline = tokio::time::Instant::now() + common::wait::WAIT;
     while db.upload_queue_stats().await.expect("queue stats").count > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the upload queue never drained");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the upload queue never drained"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    service.upsert_row("todos", "local", json!({"description": "confirmed", "owner_id": "u1"}));
+    service.upsert_row(
+        "todos",
+        "local",
+        json!({"description": "confirmed", "owner_id": "u1"}),
+    );
     service.commit();
-    eventually(&db, "SELECT description FROM todos WHERE id = 'local'", &["confirmed"]).await;
+    eventually(
+        &db,
+        "SELECT description FROM todos WHERE id = 'local'",
+        &["confirmed"],
+    )
+    .await;
     eventually(&db, "SELECT count(*) FROM todos", &["250"]).await;
     assert!(db.status().download_error.is_none(), "{:?}", db.status());
 
@@ -126,7 +139,11 @@ async fn bson_streams_bring_the_same_rows_as_ndjson_compressed_or_not() {
     assert!(expected.contains(&"local:confirmed:u1".to_owned()));
     assert!(expected.contains(&"l2:NULL".to_owned()));
     assert!(expected.iter().any(|row| row.contains("日本 🦀")));
-    assert!(expected.iter().any(|row| row.contains("\"quotes\", a \\ and a\nnewline")));
+    assert!(
+        expected
+            .iter()
+            .any(|row| row.contains("\"quotes\", a \\ and a\nnewline"))
+    );
     for (accept_bson, compressed, rows) in &results[1..] {
         assert_eq!(
             rows, expected,
@@ -164,10 +181,18 @@ async fn a_broken_bson_document_is_a_download_error_and_the_client_reconnects() 
             .is_some_and(|e| e.to_string().contains("BSON document"))
     })
     .await;
-    until("the client reconnects", || service.sync_requests().len() >= 2).await;
+    until("the client reconnects", || {
+        service.sync_requests().len() >= 2
+    })
+    .await;
     service.upsert_row("lists", "l9", json!({"name": "after the error"}));
     service.commit();
-    eventually(&db, "SELECT name FROM lists WHERE id = 'l9'", &["after the error"]).await;
+    eventually(
+        &db,
+        "SELECT name FROM lists WHERE id = 'l9'",
+        &["after the error"],
+    )
+    .await;
     db.close().await;
     service.shutdown().await;
 }

@@ -397,8 +397,8 @@ pub(crate) mod tests {
     #[test]
     fn the_specs_example_document_reads() {
         let bytes = [
-            0x1b, 0, 0, 0, 0x10, b't', b'o', b'k', b'e', b'n', b'_', b'e', b'x', b'p', b'i',
-            b'r', b'e', b's', b'_', b'i', b'n', 0, 0x3c, 0, 0, 0, 0,
+            0x1b, 0, 0, 0, 0x10, b't', b'o', b'k', b'e', b'n', b'_', b'e', b'x', b'p', b'i', b'r',
+            b'e', b's', b'_', b'i', b'n', 0, 0x3c, 0, 0, 0, 0,
         ];
         assert_eq!(to_json(&bytes).unwrap(), json!({"token_expires_in": 60}));
     }
@@ -406,7 +406,10 @@ pub(crate) mod tests {
     #[test]
     fn every_supported_element_type_reads() {
         let inner = doc(&[(STRING, "k", string("v"))]);
-        let array = doc(&[(INT32, "0", 1i32.to_le_bytes().to_vec()), (NULL, "1", vec![])]);
+        let array = doc(&[
+            (INT32, "0", 1i32.to_le_bytes().to_vec()),
+            (NULL, "1", vec![]),
+        ]);
         let bytes = doc(&[
             (DOUBLE, "double", 1.5f64.to_le_bytes().to_vec()),
             (DOUBLE, "integral", 7.0f64.to_le_bytes().to_vec()),
@@ -476,7 +479,13 @@ pub(crate) mod tests {
                 b[..4].copy_from_slice(&len.to_le_bytes());
                 b
             }),
-            ("bad utf-8 key", doc(&[(NULL, "\u{e9}", vec![])]).iter().map(|b| if *b == 0xc3 { 0xff } else { *b }).collect()),
+            (
+                "bad utf-8 key",
+                doc(&[(NULL, "\u{e9}", vec![])])
+                    .iter()
+                    .map(|b| if *b == 0xc3 { 0xff } else { *b })
+                    .collect(),
+            ),
             ("truncated int64", doc(&[(INT64, "n", vec![1, 2, 3])])),
         ];
         for (what, bytes) in cases {

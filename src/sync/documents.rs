@@ -165,7 +165,10 @@ mod tests {
             drain(&mut splitter, &mut out);
         }
         assert_eq!(out, documents);
-        assert!(splitter.buffer.capacity() < 1024, "consumed bytes are released");
+        assert!(
+            splitter.buffer.capacity() < 1024,
+            "consumed bytes are released"
+        );
     }
 
     #[test]
@@ -180,12 +183,18 @@ mod tests {
             let mut out = Vec::new();
             drain(&mut splitter, &mut out);
             let error = splitter.finish().unwrap_err().to_string();
-            assert!(error.contains("ended in the middle"), "cut at {cut}: {error}");
+            assert!(
+                error.contains("ended in the middle"),
+                "cut at {cut}: {error}"
+            );
         }
         let mut splitter = DocumentSplitter::new(1024);
         splitter.push(&stream[..10]);
         assert!(splitter.next_document().unwrap().is_some());
-        assert!(splitter.finish().unwrap().is_none(), "a boundary ends cleanly");
+        assert!(
+            splitter.finish().unwrap().is_none(),
+            "a boundary ends cleanly"
+        );
     }
 
     #[test]
@@ -210,7 +219,10 @@ mod tests {
         assert_eq!(splitter.next_document().unwrap().map(<[u8]>::len), Some(64));
         let mut splitter = DocumentSplitter::new(usize::MAX);
         splitter.push(&i32::MAX.to_le_bytes());
-        assert!(splitter.next_document().unwrap().is_none(), "waits for the rest");
+        assert!(
+            splitter.next_document().unwrap().is_none(),
+            "waits for the rest"
+        );
     }
 
     #[test]

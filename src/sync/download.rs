@@ -10,8 +10,8 @@ use tracing::Instrument;
 
 use super::checkpoint_requests::Seeding;
 use super::connection::{Engine, after_iteration};
-use super::iteration::{Iteration, Next};
 use super::framing::{Framing, LineReader};
+use super::iteration::{Iteration, Next};
 use super::oplog;
 use super::protocol::SyncLine;
 use super::status::now_micros;

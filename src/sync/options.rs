@@ -223,8 +223,10 @@ impl SyncOptions {
     /// The longest sync line accepted (default [`DEFAULT_MAX_LINE_BYTES`](Self::DEFAULT_MAX_LINE_BYTES), 32 MiB). A
     /// line is buffered whole before it is parsed, so this bounds the memory one line
     /// can take; a longer one fails the connection with [`Error::Protocol`](crate::Error)
-    /// naming this option. The service splits large downloads into many lines, so only
-    /// single rows larger than this need a higher limit.
+    /// naming this option. On a BSON stream ([`accept_bson`](Self::accept_bson)) it bounds
+    /// a document the same way, refused as soon as its length prefix arrives. The service
+    /// splits large downloads into many lines, so only single rows larger than this need
+    /// a higher limit.
     ///
     /// ```
     /// let options = livesync::SyncOptions::default().max_line_bytes(128 * 1024 * 1024);

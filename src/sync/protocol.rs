@@ -709,7 +709,11 @@ mod tests {
             for line in lines() {
                 let from_json = SyncLine::parse(line.to_string().as_bytes()).unwrap();
                 let document = encode_object(&line).unwrap();
-                assert_eq!(SyncLine::parse_bson(&document).unwrap(), from_json, "{line}");
+                assert_eq!(
+                    SyncLine::parse_bson(&document).unwrap(),
+                    from_json,
+                    "{line}"
+                );
             }
         }
 
@@ -751,10 +755,23 @@ mod tests {
             }
             // Checksums use the whole u32 range, signed or not, in every type.
             for (write, expected) in [
-                (Box::new(|w: &mut DocumentWriter, k: &str| w.int32(k, -1)) as Box<dyn Fn(&mut DocumentWriter, &str)>, u32::MAX),
-                (Box::new(|w: &mut DocumentWriter, k: &str| w.int64(k, 4_294_967_295)), u32::MAX),
-                (Box::new(|w: &mut DocumentWriter, k: &str| w.double(k, 4_294_967_295.0)), u32::MAX),
-                (Box::new(|w: &mut DocumentWriter, k: &str| w.double(k, -2.0)), u32::MAX - 1),
+                (
+                    Box::new(|w: &mut DocumentWriter, k: &str| w.int32(k, -1))
+                        as Box<dyn Fn(&mut DocumentWriter, &str)>,
+                    u32::MAX,
+                ),
+                (
+                    Box::new(|w: &mut DocumentWriter, k: &str| w.int64(k, 4_294_967_295)),
+                    u32::MAX,
+                ),
+                (
+                    Box::new(|w: &mut DocumentWriter, k: &str| w.double(k, 4_294_967_295.0)),
+                    u32::MAX,
+                ),
+                (
+                    Box::new(|w: &mut DocumentWriter, k: &str| w.double(k, -2.0)),
+                    u32::MAX - 1,
+                ),
             ] {
                 let document = {
                     let mut w = DocumentWriter::new();

@@ -41,7 +41,9 @@ impl StreamFormat {
                         .unwrap_or(1.0);
                     Some(q)
                 })
-                .fold(None, |best: Option<f32>, q| Some(best.map_or(q, |b| b.max(q))))
+                .fold(None, |best: Option<f32>, q| {
+                    Some(best.map_or(q, |b| b.max(q)))
+                })
         };
         match (quality(&[BSON_STREAM]), quality(&[NDJSON, "*/*"])) {
             (Some(bson), ndjson) if bson > 0.0 && bson >= ndjson.unwrap_or(0.0) => Self::Bson,
@@ -72,7 +74,10 @@ mod tests {
             pick("application/vnd.powersync.bson-stream;q=0.9,application/x-ndjson;q=0.8"),
             StreamFormat::Bson
         );
-        assert_eq!(pick("application/vnd.powersync.bson-stream"), StreamFormat::Bson);
+        assert_eq!(
+            pick("application/vnd.powersync.bson-stream"),
+            StreamFormat::Bson
+        );
         assert_eq!(pick("application/x-ndjson"), StreamFormat::Ndjson);
         assert_eq!(
             pick("application/vnd.powersync.bson-stream;q=0.5, */*"),
@@ -92,7 +97,8 @@ mod tests {
     #[test]
     fn the_specs_example_document_is_written_byte_for_byte() {
         let bytes = encode_object(&json!({"token_expires_in": 60})).unwrap();
-        let expected = "1b 00 00 00 10 74 6f 6b 65 6e 5f 65 78 70 69 72 65 73 5f 69 6e 00 3c 00 00 00 00";
+        let expected =
+            "1b 00 00 00 10 74 6f 6b 65 6e 5f 65 78 70 69 72 65 73 5f 69 6e 00 3c 00 00 00 00";
         let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex.join(" "), expected);
     }
@@ -103,8 +109,7 @@ mod tests {
             "buckets": [{"bucket": "b", "checksum": -1, "count": 5_000_000_000i64, "priority": 3}],
             "ratio": 0.5, "ok": true, "streams": []}});
         let bytes = encode_object(&value).unwrap();
-        let read =
-            Value::deserialize(crate::sync::bson_reader::document(&bytes).unwrap()).unwrap();
+        let read = Value::deserialize(crate::sync::bson_reader::document(&bytes).unwrap()).unwrap();
         assert_eq!(read, value);
         assert!(encode_object(&json!([1])).is_none());
     }
