@@ -675,6 +675,9 @@ mod tests {
         use super::*;
         use crate::sync::bson_writer::{DocumentWriter, encode_object};
 
+        /// Writes one number field, of a chosen BSON type.
+        type WriteNumber = Box<dyn Fn(&mut DocumentWriter, &str)>;
+
         /// Lines of every type, as JSON.
         fn lines() -> Vec<Value> {
             vec![
@@ -735,7 +738,7 @@ mod tests {
 
         #[test]
         fn number_fields_take_int32_int64_and_doubles() {
-            let writers: [(&str, Box<dyn Fn(&mut DocumentWriter, &str)>); 3] = [
+            let writers: [(&str, WriteNumber); 3] = [
                 ("int32", Box::new(|w, key| w.int32(key, 2))),
                 ("int64", Box::new(|w, key| w.int64(key, 2))),
                 ("double", Box::new(|w, key| w.double(key, 2.0))),
@@ -756,8 +759,7 @@ mod tests {
             // Checksums use the whole u32 range, signed or not, in every type.
             for (write, expected) in [
                 (
-                    Box::new(|w: &mut DocumentWriter, k: &str| w.int32(k, -1))
-                        as Box<dyn Fn(&mut DocumentWriter, &str)>,
+                    Box::new(|w: &mut DocumentWriter, k: &str| w.int32(k, -1)) as WriteNumber,
                     u32::MAX,
                 ),
                 (
@@ -804,8 +806,7 @@ mod tests {
         #[test]
         fn fractional_or_out_of_range_numbers_are_protocol_errors() {
             for write in [
-                Box::new(|w: &mut DocumentWriter, k: &str| w.double(k, 1.5))
-                    as Box<dyn Fn(&mut DocumentWriter, &str)>,
+                Box::new(|w: &mut DocumentWriter, k: &str| w.double(k, 1.5)) as WriteNumber,
                 Box::new(|w: &mut DocumentWriter, k: &str| w.int64(k, 1 << 40)),
                 Box::new(|w: &mut DocumentWriter, k: &str| w.string(k, "2")),
             ] {
