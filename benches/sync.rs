@@ -8,8 +8,12 @@
 //! (b) 1M rows in 10 buckets (one measured run each, in a fresh child process; also the
 //!     peak RSS growth during the livesync sync, reset through `/proc/self/clear_refs`).
 //!
+//! (a) also runs the 100k download with each framing (NDJSON, BSON) and with compression
+//! on and off, and prints the bytes each sent on the wire.
+//!
 //! The service sends 1,000 ops per data line. Run with `cargo bench --bench sync --features testing`
-//! (add `smol` for the same 100k download with the client on smol).
+//! (add `smol` for the same 100k download with the client on smol); a filter argument
+//! (`-- a_initial_sync`) leaves (b) out unless it matches (b)'s name.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -178,21 +182,34 @@ fn sync_100k(c: &mut Criterion) {
         })
     });
     // The same download as plain NDJSON (`SyncOptions::compressed(false)`): what the
-    // compression (zstd, both ends in this process) costs in time and saves in bytes.
-    let plain = Arc::new(Mutex::new(Totals::default()));
-    group.bench_function("livesync_from_test_service_uncompressed", |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    let dir = tempfile::tempdir().unwrap();
-                    let options = SyncOptions::default().compressed(false);
-                    let elapsed = rt.block_on(livesync_sync_with(&service, &dir, options));
-                    plain.lock().unwrap().add(elapsed);
-                    elapsed
-                })
-                .sum()
-        })
-    });
+    // compression (zstd, both ends in this process) costs in time and saves in bytes;
+    // and both again framed as BSON (`SyncOptions::accept_bson(true)`).
+    let variants = [
+        ("livesync_from_test_service_uncompressed", false, false),
+        ("livesync_from_test_service_bson", true, true),
+        ("livesync_from_test_service_bson_uncompressed", true, false),
+    ];
+    let variant_totals: Vec<Arc<Mutex<Totals>>> = variants
+        .iter()
+        .map(|_| Arc::new(Mutex::new(Totals::default())))
+        .collect();
+    for ((name, bson, compressed), totals) in variants.iter().zip(&variant_totals) {
+        group.bench_function(*name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        let dir = tempfile::tempdir().unwrap();
+                        let options = SyncOptions::default()
+                            .accept_bson(*bson)
+                            .compressed(*compressed);
+                        let elapsed = rt.block_on(livesync_sync_with(&service, &dir, options));
+                        totals.lock().unwrap().add(elapsed);
+                        elapsed
+                    })
+                    .sum()
+            })
+        });
+    }
     // The same download with the client on smol (the service stays on tokio's threads).
     #[cfg(feature = "smol")]
     let on_smol = Arc::new(Mutex::new(Totals::default()));
@@ -227,9 +244,14 @@ fn sync_100k(c: &mut Criterion) {
         ));
         service.stream_bytes_sent() - before
     };
-    let zstd_bytes = wire(SyncOptions::default());
-    let plain_bytes = wire(SyncOptions::default().compressed(false));
-    let plain = plain.lock().unwrap().mean();
+    let options = |bson: bool, compressed: bool| {
+        SyncOptions::default()
+            .accept_bson(bson)
+            .compressed(compressed)
+    };
+    let zstd_bytes = wire(options(false, true));
+    let plain_bytes = wire(options(false, false));
+    let plain = variant_totals[0].lock().unwrap().mean();
     println!(
         "(a, compression) zstd: {:.0} ops/s, {:.2} MB on the wire; plain NDJSON: {:.0} ops/s ({plain:.2} s, ratio zstd/plain time = {:.2}x), {:.2} MB on the wire ({:.1}x the bytes)\n",
         ROWS as f64 / ours,
@@ -239,6 +261,26 @@ fn sync_100k(c: &mut Criterion) {
         plain_bytes as f64 / 1e6,
         plain_bytes as f64 / zstd_bytes.max(1) as f64
     );
+    // NDJSON against BSON, each compressed and plain, all against the same baseline.
+    let bson_zstd_bytes = wire(options(true, true));
+    let bson_plain_bytes = wire(options(true, false));
+    let bson_zstd = variant_totals[1].lock().unwrap().mean();
+    let bson_plain = variant_totals[2].lock().unwrap().mean();
+    for (label, time, bytes) in [
+        ("NDJSON, zstd", ours, zstd_bytes),
+        ("NDJSON, plain", plain, plain_bytes),
+        ("BSON, zstd", bson_zstd, bson_zstd_bytes),
+        ("BSON, plain", bson_plain, bson_plain_bytes),
+    ] {
+        println!(
+            "(a, framing) {label}: {:.0} ops/s ({time:.2} s, {:.2}x the raw baseline's time, {:.2}x NDJSON's with the same compression), {:.2} MB on the wire",
+            ROWS as f64 / time,
+            time / raw,
+            time / if label.ends_with("zstd") { ours } else { plain },
+            bytes as f64 / 1e6,
+        );
+    }
+    println!();
     #[cfg(feature = "smol")]
     {
         let smol = on_smol.lock().unwrap().mean();
@@ -271,6 +313,19 @@ const ROWS_1M: usize = 1_000_000;
 /// (b) runs in a fresh child process: memory freed by earlier benches stays resident and
 /// would hide the sync's own growth from the peak-RSS figure.
 fn sync_1m(_: &mut Criterion) {
+    // A filter that does not name (b) leaves it out (criterion's own filter only
+    // applies to benchmark functions, and (b) is a single measured run).
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    if !filters.is_empty()
+        && !filters
+            .iter()
+            .any(|filter| "b_initial_sync_1m_rows_10_buckets".contains(filter.as_str()))
+    {
+        return;
+    }
     let exe = std::env::current_exe().expect("bench executable");
     let output = std::process::Command::new(exe)
         .env(CHILD_ENV, "1")

@@ -1,6 +1,6 @@
 //! Sync's HTTP under smol, where requests go through the backend that needs no tokio
-//! (feature `async-io-http`): an untrusted certificate, compressed and plain streams, a
-//! stream cut mid-way, a service that stops. The servers are tokio's, each on a thread
+//! (feature `async-io-http`): an untrusted certificate, compressed and plain streams (NDJSON
+//! and BSON), a stream cut mid-way, a service that stops. The servers are tokio's, each on a thread
 //! of its own ([`ServiceThread`], [`untrusted_server_thread`]); the client side is one
 //! smol executor.
 #![cfg(all(feature = "testing", feature = "smol"))]
@@ -81,6 +81,39 @@ fn an_untrusted_certificate_under_smol_is_a_certificate_problem() {
         assert_certificate_problem(&error);
         db.close().await;
     });
+}
+
+/// The async-io backend hands the response's `Content-Type` on, so BSON framing works
+/// without tokio too, compressed or not.
+#[test]
+fn bson_streams_sync_under_smol_compressed_or_not() {
+    const ROWS: usize = 2_000;
+    let service = service_with(ROWS, 100);
+    for compressed in [true, false] {
+        on_smol(|runtime, _| async {
+            let db = smol_db(runtime).await;
+            db.connect(
+                service.service.connector("u1"),
+                fast().compressed(compressed).accept_bson(true),
+            )
+            .await
+            .unwrap();
+            in_time("the first sync", db.wait_for_first_sync())
+                .await
+                .unwrap();
+            assert_eq!(count(&db).await, ROWS as i64);
+            assert_eq!(
+                service
+                    .service
+                    .stream_content_types()
+                    .last()
+                    .map(String::as_str),
+                Some("application/vnd.powersync.bson-stream"),
+                "compressed: {compressed}"
+            );
+            db.close().await;
+        });
+    }
 }
 
 #[test]

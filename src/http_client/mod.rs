@@ -110,10 +110,14 @@ impl Request {
     }
 }
 
-/// A response: its status, the URL it answers (named in errors) and its body.
+/// A response: its status, the URL it answers (named in errors), its `Content-Type`
+/// and its body.
 pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) url: String,
+    /// The `Content-Type` header, when it is present and text (it picks the sync
+    /// stream's framing).
+    pub(crate) content_type: Option<String>,
     pub(crate) body: Body,
 }
 
@@ -122,6 +126,7 @@ impl std::fmt::Debug for Response {
         f.debug_struct("Response")
             .field("status", &self.status)
             .field("url", &self.url)
+            .field("content_type", &self.content_type)
             .finish_non_exhaustive()
     }
 }

@@ -47,6 +47,11 @@ pub(super) async fn execute(client: &reqwest::Client, request: Request) -> Resul
         .await
         .map_err(|source| Error::transport(url.clone(), source))?;
     let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let body_url = url.clone();
     // The byte stream, not `chunk()`: the same on native and in the browser; polled with
     // a reactor for the sockets whatever executor runs it.
@@ -56,5 +61,10 @@ pub(super) async fn execute(client: &reqwest::Client, request: Request) -> Resul
     let body = chunks.boxed();
     #[cfg(target_arch = "wasm32")]
     let body = chunks.boxed_local();
-    Ok(Response { status, url, body })
+    Ok(Response {
+        status,
+        url,
+        content_type,
+        body,
+    })
 }

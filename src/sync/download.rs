@@ -10,8 +10,8 @@ use tracing::Instrument;
 
 use super::checkpoint_requests::Seeding;
 use super::connection::{Engine, after_iteration};
+use super::framing::{Framing, LineReader};
 use super::iteration::{Iteration, Next};
-use super::lines::LineSplitter;
 use super::oplog;
 use super::protocol::SyncLine;
 use super::status::now_micros;
@@ -106,7 +106,12 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
     };
     tracing::debug!(buckets = buckets.len(), "opening sync stream");
     let idle = engine.options.idle_timeout;
-    let open = transport::open_stream(&engine.link.http, &credentials, &request);
+    let open = transport::open_stream(
+        &engine.link.http,
+        &credentials,
+        &request,
+        engine.options.accept_bson,
+    );
     let opened = async {
         if !engine.link.uses_requests() {
             return open.await;
@@ -137,13 +142,14 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
         StreamState::new(stored.requested, stored.rows),
     )
     .uploads(engine.options.mode.uploads());
+    let framing = Framing::of_content_type(response.content_type.as_deref());
+    tracing::debug!(?framing, "sync stream opened");
     let mut body = response.body;
-    let mut splitter = LineSplitter::default();
+    // A line (or BSON document) is buffered whole: `max_line_bytes` bounds what one can take.
+    let mut reader = LineReader::new(framing, engine.options.max_line_bytes);
     let mut refresh: Option<CredentialsFuture<'_>> = None;
     // Only bytes from the service move the idle deadline (not uploads or refreshes).
     let mut deadline = crate::runtime::IdleDeadline::new(engine.db.runtime().clone(), idle);
-    // A line is buffered whole: this bounds what one line can take.
-    let max_line = engine.options.max_line_bytes;
     let mut first_line = true;
     loop {
         tokio::select! {
@@ -151,15 +157,11 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
                 let chunk = chunk.map_err(|_| Error::StreamIdle(idle))?;
                 let ended = chunk.is_none();
                 if let Some(chunk) = chunk {
-                    splitter.push(&chunk?);
+                    reader.push(&chunk?);
                 }
-                // At the end of the body, an unterminated remainder is the last line.
-                while let Some(line) = if ended { splitter.finish() } else { splitter.next_line() } {
-                    let bytes = line.len();
-                    if bytes > max_line {
-                        return Err(line_too_long(max_line));
-                    }
-                    let line = SyncLine::parse(line)?;
+                // At the end of the body, an unterminated NDJSON remainder is the last
+                // line; a BSON document cut short is an error.
+                while let Some((line, bytes)) = reader.next_line(ended)? {
                     if std::mem::take(&mut first_line) {
                         // The service answers and speaks the protocol again: an error from an
                         // earlier connection no longer describes the present one.
@@ -172,9 +174,6 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
                 if ended {
                     tracing::debug!("sync stream ended");
                     return Ok(End::Delayed(None));
-                }
-                if splitter.pending_len() > max_line {
-                    return Err(line_too_long(max_line));
                 }
             }
             stored = iteration.next_stored(engine.status()) => stored?,
@@ -211,13 +210,6 @@ async fn stream<C: BackendConnector>(engine: &Engine<C>) -> Result<End> {
             }
         }
     }
-}
-
-fn line_too_long(max: usize) -> Error {
-    Error::Protocol(format!(
-        "a sync line exceeded {max} bytes (SyncOptions::max_line_bytes; raise it if the \
-         service sends single rows this large)"
-    ))
 }
 
 /// Handles one line; `Some` ends the iteration.

@@ -1,7 +1,10 @@
 //! The PowerSync protocol client (docs/sync-protocol.md), split by job:
 //!
-//! - wire: `protocol` (typed sync lines), `lines` (NDJSON splitter), `transport` (the
-//!   HTTP requests);
+//! - wire: `protocol` (typed sync lines), `lines` (NDJSON splitter), `documents` (BSON
+//!   document splitter), `bson_reader` (serde over one BSON document; `bson_writer`, for tests and the test
+//!   service, the other way), `framing` (the
+//!   splitter and parser a response's `Content-Type` picks), `transport` (the HTTP
+//!   requests);
 //! - local sync state, each function running inside a caller's write transaction:
 //!   `oplog` (storing data lines, deleting buckets, download counters), `checksums`
 //!   (validation at `checkpoint_complete`), `apply` (checkpoint → data tables),
@@ -16,11 +19,16 @@
 //! - `status` / `options`: the public status value and connection settings.
 
 mod apply;
+pub(crate) mod bson_reader;
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod bson_writer;
 mod checkpoint_requests;
 mod checksums;
 mod clear;
 mod connection;
+mod documents;
 mod download;
+pub(crate) mod framing;
 mod iteration;
 pub(crate) mod lines;
 mod oplog;

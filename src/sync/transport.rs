@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::framing::{ACCEPT_BSON_OR_NDJSON, ACCEPT_NDJSON};
 use super::subscriptions::RequestedSubscription;
 use http::HeaderValue;
 use http::header::{ACCEPT, AUTHORIZATION};
@@ -68,16 +69,23 @@ impl StreamRequest<'_> {
     }
 }
 
-/// Opens the sync stream. `Ok` means HTTP 200; its body is the NDJSON stream.
+/// Opens the sync stream, offering BSON framing besides NDJSON when `accept_bson`. `Ok`
+/// means HTTP 200; its body is the stream, framed as its `Content-Type` says.
 pub(crate) async fn open_stream(
     http: &HttpClient,
     credentials: &Credentials,
     request: &StreamRequest<'_>,
+    accept_bson: bool,
 ) -> Result<Response> {
     let url = service_url(&credentials.endpoint, "/sync/stream")?;
+    let accept = if accept_bson {
+        ACCEPT_BSON_OR_NDJSON
+    } else {
+        ACCEPT_NDJSON
+    };
     let post = Request::post(&url)
         .header(AUTHORIZATION, authorization(credentials)?)
-        .header(ACCEPT, HeaderValue::from_static("application/x-ndjson"))
+        .header(ACCEPT, HeaderValue::from_static(accept))
         .json(&request.to_json());
     let response = http.send(post).await?;
     // Only 200 carries a stream (as in the official clients); another 2xx is an error.

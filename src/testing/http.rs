@@ -11,7 +11,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{
-    ACCEPT_ENCODING, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCEPT, ACCEPT_ENCODING, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, AUTHORIZATION, CONTENT_ENCODING,
     CONTENT_TYPE, HeaderValue,
 };
@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::bson::StreamFormat;
 use super::compression::{Encoding, LineEncoder};
 use super::jwt::VerifiedToken;
 use super::store::Change;
@@ -251,18 +252,27 @@ async fn sync_stream(
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let encoding = Encoding::negotiate(accept.as_deref(), shared.compression);
+    let format = StreamFormat::negotiate(
+        request
+            .headers()
+            .get(ACCEPT)
+            .and_then(|value| value.to_str().ok()),
+        shared.bson,
+    );
     let body = read_json(request).await?;
     {
         let mut log = shared.log();
         log.sync_requests.push(body.clone());
         log.stream_encodings
             .push(encoding.header().unwrap_or("identity").to_owned());
+        log.stream_content_types
+            .push(format.content_type().to_owned());
     }
     let session = Session::new(token, &body)
         .map_err(|message| Refusal::new(StatusCode::BAD_REQUEST, "PSYNC_S2002", message))?;
 
     let (lines, receiver) = mpsc::channel(16);
-    tokio::spawn(stream::run(Arc::clone(shared), session, lines));
+    tokio::spawn(stream::run(Arc::clone(shared), session, format, lines));
     let encoder = LineEncoder::new(encoding).map_err(|e| {
         Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -299,7 +309,7 @@ async fn sync_stream(
     }
     headers.insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
+        HeaderValue::from_static(format.content_type()),
     );
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)

@@ -2,8 +2,9 @@
 //! (feature `testing`).
 //!
 //! [`TestSyncService`] listens on `127.0.0.1` with an OS-assigned port and serves what a
-//! PowerSync client talks to: `POST /sync/stream` (NDJSON checkpoints, data and
-//! keepalives, resuming from each bucket's `after`), `GET /write-checkpoint2.json`,
+//! PowerSync client talks to: `POST /sync/stream` (checkpoints, data and keepalives,
+//! resuming from each bucket's `after`; NDJSON, or BSON for a client that prefers it
+//! (off with [`TestSyncServiceBuilder::bson`]); zstd or gzip compressed when asked), `GET /write-checkpoint2.json`,
 //! `POST /sync/checkpoint-request` (client-chosen ids, as services from 1.24.0 serve
 //! it; off with [`TestSyncServiceBuilder::checkpoint_requests`]), JWT
 //! authentication (HS256) with the service's error bodies, and op checksums computed as
@@ -43,6 +44,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bson;
 mod checksum;
 mod compression;
 mod connector;
@@ -100,6 +102,7 @@ pub struct TestSyncServiceBuilder {
     priorities: HashMap<String, u8>,
     streams: Vec<TestStream>,
     compression: bool,
+    bson: bool,
     checkpoint_requests: bool,
 }
 
@@ -147,6 +150,20 @@ impl TestSyncServiceBuilder {
     /// ```
     pub fn compression(mut self, enabled: bool) -> Self {
         self.compression = enabled;
+        self
+    }
+
+    /// Whether sync streams are framed as BSON for clients whose `Accept` prefers it
+    /// (default `true`: `application/vnd.powersync.bson-stream`, as the PowerSync
+    /// Service does for the official SDKs; combined with any compression). `false`
+    /// always answers NDJSON, like a service that does not offer BSON.
+    ///
+    /// ```
+    /// let ndjson_only = livesync::testing::TestSyncService::builder().bson(false);
+    /// # let _ = ndjson_only;
+    /// ```
+    pub fn bson(mut self, enabled: bool) -> Self {
+        self.bson = enabled;
         self
     }
 
@@ -217,6 +234,7 @@ impl TestSyncServiceBuilder {
             keepalive: self.keepalive,
             ops_per_line: self.ops_per_line,
             compression: self.compression,
+            bson: self.bson,
             checkpoint_requests: self.checkpoint_requests,
             priorities: self.priorities,
             changes,
@@ -247,6 +265,8 @@ pub(crate) struct Shared {
     ops_per_line: usize,
     /// Compress sync streams for clients that accept it.
     pub(crate) compression: bool,
+    /// Frame sync streams as BSON for clients that prefer it.
+    pub(crate) bson: bool,
     /// Serve `POST /sync/checkpoint-request` (else 404, like a service before 1.24.0).
     checkpoint_requests: bool,
     /// Rule (bucket name before `[`) → priority; absent means 3.
@@ -272,6 +292,7 @@ pub(crate) struct Shared {
 struct RequestLog {
     sync_requests: Vec<Value>,
     stream_encodings: Vec<String>,
+    stream_content_types: Vec<String>,
     uploads: Vec<Value>,
     write_checkpoint_requests: usize,
     checkpoint_requests: Vec<Value>,
@@ -366,6 +387,7 @@ impl TestSyncService {
             priorities: HashMap::new(),
             streams: Vec::new(),
             compression: true,
+            bson: true,
             checkpoint_requests: true,
         }
     }
@@ -661,6 +683,23 @@ impl TestSyncService {
     /// (`"identity"` for plain NDJSON).
     pub fn stream_encodings(&self) -> Vec<String> {
         self.shared.log().stream_encodings.clone()
+    }
+
+    /// The `Content-Type` of every sync stream served so far, oldest first:
+    /// `"application/x-ndjson"` or `"application/vnd.powersync.bson-stream"` (see
+    /// [`TestSyncServiceBuilder::bson`]).
+    ///
+    /// ```
+    /// # async fn check(service: livesync::testing::TestSyncService) {
+    /// let bson = service
+    ///     .stream_content_types()
+    ///     .iter()
+    ///     .all(|t| t == "application/vnd.powersync.bson-stream");
+    /// # let _ = bson;
+    /// # }
+    /// ```
+    pub fn stream_content_types(&self) -> Vec<String> {
+        self.shared.log().stream_content_types.clone()
     }
 
     /// How many sync streams are open right now.

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
+use super::bson::DocumentWriter;
 use super::checksum::{put_checksum, remove_checksum, subkey};
 use super::rules::{BucketRule, UserContext};
 
@@ -78,6 +79,32 @@ impl Op {
             }
         }
         out.push('}');
+    }
+
+    /// [`write_wire`](Self::write_wire) for a BSON stream: the op as the next document
+    /// of the `data` array open in `out`, under the array index `key`. (A checksum above
+    /// `i32::MAX` goes out as an int64, as a JavaScript serializer writes it.)
+    pub(crate) fn write_bson(&self, raw_data: bool, key: &str, out: &mut DocumentWriter) {
+        out.begin_document(key);
+        out.string("op_id", &self.op_id.to_string());
+        out.string("op", self.kind.wire_name());
+        if let Some(row) = &self.row {
+            out.string("object_type", &row.table);
+            out.string("object_id", &row.id);
+            out.string("subkey", &row.subkey);
+        }
+        out.integer("checksum", i64::from(self.checksum));
+        if matches!(self.kind, OpKind::Put | OpKind::Remove) {
+            match (&self.data, raw_data) {
+                (None, _) => out.null("data"),
+                (Some(text), true) => out.string("data", text),
+                (Some(text), false) => {
+                    let object = serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+                    out.value("data", &object);
+                }
+            }
+        }
+        out.end();
     }
 }
 

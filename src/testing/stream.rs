@@ -13,11 +13,12 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::bson::{self, DocumentWriter, StreamFormat};
 use super::checksum::as_signed;
 use super::faults::StreamEvent;
 use super::jwt::VerifiedToken;
 use super::rules::UserContext;
-use super::store::{BucketSummary, CheckpointView};
+use super::store::{BucketSummary, CheckpointView, Op};
 use super::streams::{ResolvedStreams, StreamsRequest, resolve};
 use super::{Shared, stopped, unix_now};
 
@@ -118,9 +119,11 @@ impl Session {
 /// The stream ended: the client went away, or a fault cut it.
 struct Ended;
 
-/// Writes NDJSON lines into the response body, applying the line faults.
+/// Writes lines into the response body (NDJSON lines or BSON documents), applying the
+/// line faults.
 struct LineWriter {
     out: mpsc::Sender<io::Result<Bytes>>,
+    format: StreamFormat,
     shared: Arc<Shared>,
     /// Cut the connection when this many lines were sent.
     drop_after: Option<usize>,
@@ -129,10 +132,33 @@ struct LineWriter {
 
 impl LineWriter {
     async fn send(&mut self, line: &Value) -> Result<(), Ended> {
-        self.send_raw(line.to_string()).await
+        match self.format {
+            StreamFormat::Ndjson => self.send_raw(line.to_string()).await,
+            StreamFormat::Bson => {
+                let document = bson::encode_object(line).unwrap_or_default();
+                self.send_frame(Bytes::from(document)).await
+            }
+        }
     }
 
+    /// Sends `line` as given (injected lines, valid JSON or not). On a BSON stream a
+    /// JSON object goes out as its document, and anything else as its bytes, which a
+    /// client reads as a broken document.
     async fn send_raw(&mut self, mut line: String) -> Result<(), Ended> {
+        if self.format == StreamFormat::Bson {
+            let document = serde_json::from_str::<Value>(&line)
+                .ok()
+                .and_then(|value| bson::encode_object(&value));
+            return self
+                .send_frame(Bytes::from(document.unwrap_or_else(|| line.into_bytes())))
+                .await;
+        }
+        line.push('\n');
+        self.send_frame(Bytes::from(line)).await
+    }
+
+    /// Sends one framed line (with its `\n`, or a whole BSON document).
+    async fn send_frame(&mut self, frame: Bytes) -> Result<(), Ended> {
         let delay = self.shared.faults().line_delay;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -149,11 +175,7 @@ impl LineWriter {
             let _ = self.out.send(Err(reset)).await;
             return Err(Ended);
         }
-        line.push('\n');
-        self.out
-            .send(Ok(Bytes::from(line)))
-            .await
-            .map_err(|_| Ended)?;
+        self.out.send(Ok(frame)).await.map_err(|_| Ended)?;
         self.sent += 1;
         Ok(())
     }
@@ -164,6 +186,7 @@ impl LineWriter {
 pub(crate) async fn run(
     shared: Arc<Shared>,
     mut session: Session,
+    format: StreamFormat,
     out: mpsc::Sender<io::Result<Bytes>>,
 ) {
     // Subscribe before the first snapshot, so no change is missed in between.
@@ -180,6 +203,7 @@ pub(crate) async fn run(
     };
     let mut lines = LineWriter {
         out,
+        format,
         shared: Arc::clone(&shared),
         drop_after,
         sent: 0,
@@ -311,28 +335,22 @@ async fn send_changes(
         let (priority, bucket) = (*priority, bucket.clone());
         loop {
             let after = session.after.get(&bucket).copied().unwrap_or(0);
-            let (line, count, next_after, has_more) = {
+            let (frame, count, next_after, has_more) = {
                 let store = shared.store();
                 let (chunk, has_more) =
                     store.ops_between(&bucket, after, view.last_op_id, shared.ops_per_line);
                 let Some(last) = chunk.last() else { break };
-                let mut line = String::with_capacity(chunk.len() * 160 + 128);
-                line.push_str("{\"data\":{\"bucket\":");
-                line.push_str(&json!(bucket).to_string());
-                line.push_str(",\"data\":[");
-                for (index, op) in chunk.iter().enumerate() {
-                    if index > 0 {
-                        line.push(',');
+                let frame = match lines.format {
+                    StreamFormat::Ndjson => {
+                        ndjson_data_line(&bucket, chunk, session.raw_data, has_more, after)
                     }
-                    op.write_wire(session.raw_data, &mut line);
-                }
-                line.push_str(&format!(
-                    "],\"has_more\":{has_more},\"after\":\"{after}\",\"next_after\":\"{}\"}}}}",
-                    last.op_id
-                ));
-                (line, chunk.len(), last.op_id, has_more)
+                    StreamFormat::Bson => {
+                        bson_data_line(&bucket, chunk, session.raw_data, has_more, after)
+                    }
+                };
+                (frame, chunk.len(), last.op_id, has_more)
             };
-            lines.send_raw(line).await?;
+            lines.send_frame(frame).await?;
             shared.ops_sent.fetch_add(count as u64, Ordering::Relaxed);
             session.after.insert(bucket.clone(), next_after);
             if !has_more {
@@ -361,4 +379,42 @@ async fn send_changes(
         .await?;
     *sent = Some(view);
     Ok(())
+}
+
+/// One NDJSON `data` line for `ops` of `bucket` (which must not be empty), built as text:
+/// streaming a large bucket should cost the service little CPU, since it shares the
+/// machine with the client under test.
+fn ndjson_data_line(bucket: &str, ops: &[Op], raw_data: bool, has_more: bool, after: i64) -> Bytes {
+    let last = ops.last().map_or(0, |op| op.op_id);
+    let mut line = String::with_capacity(ops.len() * 160 + 128);
+    line.push_str("{\"data\":{\"bucket\":");
+    line.push_str(&json!(bucket).to_string());
+    line.push_str(",\"data\":[");
+    for (index, op) in ops.iter().enumerate() {
+        if index > 0 {
+            line.push(',');
+        }
+        op.write_wire(raw_data, &mut line);
+    }
+    line.push_str(&format!(
+        "],\"has_more\":{has_more},\"after\":\"{after}\",\"next_after\":\"{last}\"}}}}\n"
+    ));
+    Bytes::from(line)
+}
+
+/// [`ndjson_data_line`] as one BSON document, written element by element.
+fn bson_data_line(bucket: &str, ops: &[Op], raw_data: bool, has_more: bool, after: i64) -> Bytes {
+    let last = ops.last().map_or(0, |op| op.op_id);
+    let mut document = DocumentWriter::new();
+    document.begin_document("data");
+    document.string("bucket", bucket);
+    document.begin_array("data");
+    for (index, op) in ops.iter().enumerate() {
+        op.write_bson(raw_data, &index.to_string(), &mut document);
+    }
+    document.end();
+    document.bool("has_more", has_more);
+    document.string("after", &after.to_string());
+    document.string("next_after", &last.to_string());
+    Bytes::from(document.finish())
 }

@@ -31,7 +31,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use http::HeaderValue;
-use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, HOST, USER_AGENT};
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HOST, USER_AGENT};
 use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
 
@@ -102,7 +102,7 @@ impl Client {
             })
             .await
         };
-        let (status, encoding, body) = match opened {
+        let (status, content_type, encoding, body) = match opened {
             Some(opened) => opened?,
             None => {
                 let limit = deadline.map_or(Duration::ZERO, |(limit, _)| limit);
@@ -121,17 +121,23 @@ impl Client {
             Some(encoding) => decode::decoded(body, encoding, url.clone()),
             None => body,
         };
-        Ok(Response { status, url, body })
+        Ok(Response {
+            status,
+            url,
+            content_type,
+            body,
+        })
     }
 
-    /// Connects and sends `request`; the response's status, the encoding to decode,
-    /// and the connection with the body it still carries.
+    /// Connects and sends `request`; the response's status, its `Content-Type`, the
+    /// encoding to decode, and the connection with the body it still carries.
     async fn open(
         &self,
         request: Request,
         url: &str,
     ) -> Result<(
         u16,
+        Option<String>,
         Option<Encoding>,
         (Option<Pin<Box<Connection>>>, Incoming),
     )> {
@@ -200,7 +206,17 @@ impl Client {
             Some(value) if self.inner.compressed => value.to_str().ok().and_then(Encoding::of),
             _ => None,
         };
-        Ok((status, encoding, (connection, response.into_body())))
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        Ok((
+            status,
+            content_type,
+            encoding,
+            (connection, response.into_body()),
+        ))
     }
 }
 
