@@ -23,14 +23,15 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, V
 /// The deepest nesting of documents and arrays accepted (a sync line nests four deep).
 pub(crate) const MAX_DEPTH: usize = 128;
 
-const DOUBLE: u8 = 0x01;
-const STRING: u8 = 0x02;
-const DOCUMENT: u8 = 0x03;
-const ARRAY: u8 = 0x04;
-const BOOL: u8 = 0x08;
-const NULL: u8 = 0x0A;
-const INT32: u8 = 0x10;
-const INT64: u8 = 0x12;
+// The element types sync lines use (the test service's writer shares them).
+pub(super) const DOUBLE: u8 = 0x01;
+pub(super) const STRING: u8 = 0x02;
+pub(super) const DOCUMENT: u8 = 0x03;
+pub(super) const ARRAY: u8 = 0x04;
+pub(super) const BOOL: u8 = 0x08;
+pub(super) const NULL: u8 = 0x0A;
+pub(super) const INT32: u8 = 0x10;
+pub(super) const INT64: u8 = 0x12;
 
 /// What is wrong with a BSON document.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,14 +7,7 @@
 
 use serde_json::Value;
 
-const DOUBLE: u8 = 0x01;
-const STRING: u8 = 0x02;
-const DOCUMENT: u8 = 0x03;
-const ARRAY: u8 = 0x04;
-const BOOL: u8 = 0x08;
-const NULL: u8 = 0x0A;
-const INT32: u8 = 0x10;
-const INT64: u8 = 0x12;
+use super::bson_reader::{ARRAY, BOOL, DOCUMENT, DOUBLE, INT32, INT64, NULL, STRING};
 
 /// Writes one BSON document element by element; nested documents and arrays are opened
 /// and closed in order (their lengths are filled in when they close).
