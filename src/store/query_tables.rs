@@ -90,7 +90,8 @@ pub(crate) fn note_read(context: &AuthContext<'_>) {
 
 /// Installs the recording authorizer on a connection that has no authorizer of its own
 /// (the readers; the writer's change tracker calls [`note_read`] from its own). It
-/// allows everything.
+/// allows everything. (In the browser the one connection is the writer's.)
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn install_read_recorder(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.authorizer(Some(|context: AuthContext<'_>| {
         note_read(&context);
@@ -155,7 +156,7 @@ impl QueryTables {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 
