@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::Connection;
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::hooks::{AuthAction, AuthContext};
 
 /// The schema version a connection sees (SQLite bumps it with every schema change).
 pub(crate) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -95,7 +95,7 @@ pub(crate) fn note_read(context: &AuthContext<'_>) {
 pub(crate) fn install_read_recorder(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.authorizer(Some(|context: AuthContext<'_>| {
         note_read(&context);
-        Authorization::Allow
+        rusqlite::hooks::Authorization::Allow
     }))
 }
 
