@@ -306,12 +306,7 @@ impl<T: FromRow> Query<T> {
     /// parameters: one value per placeholder, no more, no less (SQLite itself would bind
     /// NULL to a forgotten one).
     fn prepare<'c>(&self, conn: &'c Connection) -> Result<rusqlite::CachedStatement<'c>> {
-        if let Some(e) = &self.bind_error {
-            return Err(Error::InvalidParameter(e.clone()));
-        }
-        let mut stmt = conn
-            .prepare_cached(&self.sql)
-            .map_err(|e| Error::sqlite_with_sql(e, self.sql.to_string()))?;
+        let mut stmt = self.compile(|sql| conn.prepare_cached(sql))?;
         self.bind_to(&mut stmt)?;
         Ok(stmt)
     }
@@ -319,14 +314,18 @@ impl<T: FromRow> Query<T> {
     /// Like [`prepare`](Self::prepare), but always compiles the statement (never takes it
     /// from the cache), so that a recording authorizer sees what it reads.
     fn prepare_fresh<'c>(&self, conn: &'c Connection) -> Result<rusqlite::Statement<'c>> {
+        let mut stmt = self.compile(|sql| conn.prepare(sql))?;
+        self.bind_to(&mut stmt)?;
+        Ok(stmt)
+    }
+
+    /// Compiles the SQL with `compile` unless a parameter could not be converted, naming
+    /// the SQL in a compile error.
+    fn compile<S>(&self, compile: impl FnOnce(&str) -> rusqlite::Result<S>) -> Result<S> {
         if let Some(e) = &self.bind_error {
             return Err(Error::InvalidParameter(e.clone()));
         }
-        let mut stmt = conn
-            .prepare(&self.sql)
-            .map_err(|e| Error::sqlite_with_sql(e, self.sql.to_string()))?;
-        self.bind_to(&mut stmt)?;
-        Ok(stmt)
+        compile(&self.sql).map_err(|e| Error::sqlite_with_sql(e, self.sql.to_string()))
     }
 
     /// Binds the parameters to `stmt`, checking that every placeholder gets one value.
