@@ -33,7 +33,7 @@ use crate::{Error, Result, TableUpdateStream};
 ///   the tables it touched. The lookup happens in the same trip to a reader as the first
 ///   run and is cached per schema version (live queries of the same SQL share it); after
 ///   a schema change (a table created, a view redefined) the next run looks again. When
-///   the plan cannot be read (a table it names does not exist yet), every change triggers
+///   the statement does not compile (a table it names does not exist yet), every change triggers
 ///   a run until the schema changes.
 /// - A run starts no sooner than the throttle after the previous run ended (so results
 ///   are at least the throttle apart), and a burst of changes is always followed by one
