@@ -263,6 +263,31 @@ impl Database {
         self.store().update_schema(schema).await
     }
 
+    /// Gets the schema's [`RawTable`](crate::RawTable)s ready once their SQLite tables
+    /// exist: call it after creating or altering them. It (re)creates the triggers that
+    /// record local writes for upload (their column lists are fixed when they are made),
+    /// and moves rows synced while a table did not exist yet (parked, as rows of unknown
+    /// types are) into it. Opening the database and [`update_schema`](Self::update_schema)
+    /// do the same for the raw tables that exist then.
+    ///
+    /// Fails, naming the table, when a raw table's SQLite table is missing, has no `id`
+    /// column, or lacks a column listed in `synced_columns`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// use livesync::{Database, Error, RawTable, Schema};
+    /// let db = Database::in_memory(Schema::default().raw_table(RawTable::new("notes"))).await?;
+    /// assert!(matches!(db.prepare_raw_tables().await, Err(Error::RawTable { .. })));
+    /// db.execute_batch("CREATE TABLE notes(id TEXT PRIMARY KEY NOT NULL, body TEXT)").await?;
+    /// db.prepare_raw_tables().await?;
+    /// db.execute("INSERT INTO notes(id, body) VALUES ('n1', 'hi')", ()).await?;
+    /// assert_eq!(db.upload_queue_stats().await?.count, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn prepare_raw_tables(&self) -> Result<()> {
+        self.store().prepare_raw_tables().await
+    }
+
     /// The persistent client id (a UUID created with the database, kept across clears).
     pub async fn client_id(&self) -> Result<String> {
         self.store().client_id().await

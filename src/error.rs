@@ -149,6 +149,16 @@ pub enum Error {
         message: String,
     },
 
+    /// A raw table's statements or SQLite table do not fit the rows sync brings, or its
+    /// table is not there yet (see [`RawTable`](crate::RawTable)).
+    #[error("raw table {table:?}: {message}")]
+    RawTable {
+        /// The raw table's name (the synced type).
+        table: String,
+        /// What went wrong and what to do about it.
+        message: String,
+    },
+
     /// A name used as an SQL identifier does not follow the identifier rules.
     #[error(
         "invalid {kind} name {name:?}: {reason} (names must match [A-Za-z_][A-Za-z0-9_]*; table and view names must not start with \"ps_\" or \"sqlite_\")"

@@ -146,7 +146,8 @@ pub mod __private {
     };
 }
 pub use schema::{
-    Column, ColumnType, Identifier, Index, IndexColumn, Schema, Table, TrackPreviousValues,
+    Column, ColumnType, Identifier, Index, IndexColumn, PendingStatement, PendingStatementValue,
+    RawTable, Schema, Table, TrackPreviousValues,
 };
 
 // The README's Rust snippets compile (and the runnable ones run) as doctests.

@@ -238,6 +238,9 @@ fn apply_with(conn: &Connection, schema: &CheckedSchema, strategy: Strategy) -> 
             ),
         )?;
     }
+    // Last: a JSON table turned raw has just parked its rows, which move on into the
+    // raw table if it exists already.
+    crate::sync::raw_rows::prepare(conn, &schema.raw_tables, false)?;
     Ok(())
 }
 

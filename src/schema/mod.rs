@@ -39,11 +39,15 @@ mod bulk;
 mod identifier;
 mod json;
 pub(crate) mod names;
+mod raw_table;
+pub(crate) mod raw_triggers;
 pub(crate) mod sql;
 mod validate;
 
 pub(crate) use apply::{apply_schema, client_id, data_table_view_names};
 pub use identifier::Identifier;
+pub(crate) use raw_table::CheckedRawTable;
+pub use raw_table::{PendingStatement, PendingStatementValue, RawTable};
 pub(crate) use validate::CheckedSchema;
 
 /// The SQLite type a column's values are cast to when read through the view.
@@ -289,8 +293,10 @@ impl Table {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[must_use]
 pub struct Schema {
-    /// The tables.
+    /// The JSON-backed tables.
     pub tables: Vec<Table>,
+    /// Tables of the app's own that sync fills through statements ([`RawTable`]).
+    pub raw_tables: Vec<RawTable>,
 }
 
 impl Schema {
@@ -298,7 +304,21 @@ impl Schema {
     pub fn new(tables: impl IntoIterator<Item = Table>) -> Self {
         Self {
             tables: tables.into_iter().collect(),
+            raw_tables: Vec::new(),
         }
+    }
+
+    /// Adds a [`RawTable`].
+    ///
+    /// ```
+    /// use livesync::{Column, RawTable, Schema, Table};
+    /// let schema = Schema::new([Table::new("lists", [Column::text("name")])])
+    ///     .raw_table(RawTable::new("todos"));
+    /// assert_eq!(schema.raw_tables[0].local_table(), "todos");
+    /// ```
+    pub fn raw_table(mut self, table: RawTable) -> Self {
+        self.raw_tables.push(table);
+        self
     }
 
     /// Checks every rule (identifiers, duplicates, option combinations) without touching

@@ -71,7 +71,7 @@ pub(crate) fn index(table: &CheckedTable, index: &CheckedIndex) -> String {
 
 /// `json_object('a', <prefix>."a", ...)` over `columns`, keys in byte order so that the
 /// JSON matches what the official implementation (a sorted map) produces.
-fn json_object_of<'a>(
+pub(super) fn json_object_of<'a>(
     prefix: &str,
     columns: impl IntoIterator<Item = &'a super::Identifier>,
 ) -> String {
@@ -175,10 +175,10 @@ fn insert_checked(data_table: &str, new_json: &str) -> String {
     )
 }
 
-const CHECK_ID: &str = "SELECT CASE WHEN NEW.id IS NULL THEN RAISE(ABORT, 'id is required') \
+pub(super) const CHECK_ID: &str = "SELECT CASE WHEN NEW.id IS NULL THEN RAISE(ABORT, 'id is required') \
      WHEN typeof(NEW.id) != 'text' THEN RAISE(ABORT, 'id should be text') END";
 // `IS NOT`, so that setting the id to NULL is refused too.
-const CHECK_ID_UNCHANGED: &str =
+pub(super) const CHECK_ID_UNCHANGED: &str =
     "SELECT CASE WHEN OLD.id IS NOT NEW.id THEN RAISE(ABORT, 'Cannot update id') END";
 
 fn synced_triggers(table: &CheckedTable) -> Vec<TriggerSql> {

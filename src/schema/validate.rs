@@ -8,12 +8,13 @@ use crate::{Error, Result};
 
 /// The CRUD triggers pass 3 arguments per column (plus 4) to one SQL function, and
 /// SQLite allows at most 1000 function arguments.
-const MAX_COLUMNS: usize = 332;
+pub(super) const MAX_COLUMNS: usize = 332;
 
 /// A schema that passed every rule; the only input SQL generation accepts.
 #[derive(Debug, Clone)]
 pub(crate) struct CheckedSchema {
     pub tables: Vec<CheckedTable>,
+    pub raw_tables: Vec<super::CheckedRawTable>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,7 +87,9 @@ impl CheckedSchema {
                 )));
             }
         }
-        Ok(Self { tables })
+        let raw_tables =
+            super::raw_table::check_raw_tables(&schema.raw_tables, &table_names, &public_names)?;
+        Ok(Self { tables, raw_tables })
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod change_tracker;
 mod crud_functions;
+pub(crate) mod in_sync_apply;
 mod notify;
 #[cfg(target_arch = "wasm32")]
 mod open_wasm;
@@ -62,7 +63,7 @@ async fn close_and_wait<T>(
 pub use notify::{TableUpdateStream, TableUpdates};
 pub(crate) use query_tables::{QueryTables, record_reads, schema_version};
 
-use crate::schema::{self, CheckedSchema, Schema};
+use crate::schema::{self, CheckedRawTable, CheckedSchema, Schema};
 use crate::{Error, Result};
 use change_tracker::ChangeTracker;
 use crud_functions::CrudIds;
@@ -424,6 +425,24 @@ impl Store {
             Ok(())
         })
         .await
+    }
+
+    /// The raw tables of the schema currently applied.
+    pub(crate) fn raw_tables(&self) -> Vec<CheckedRawTable> {
+        self.schema
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .raw_tables
+            .clone()
+    }
+
+    /// Gets the raw tables ready after their SQLite tables were created or altered
+    /// ([`Database::prepare_raw_tables`](crate::Database::prepare_raw_tables)).
+    pub(crate) async fn prepare_raw_tables(&self) -> Result<()> {
+        let raw_tables = self.raw_tables();
+        self.transaction(move |tx| crate::sync::raw_rows::prepare(tx, &raw_tables, true))
+            .await
     }
 
     /// Data table name (lowercase) → public name, for reporting tables by the names app

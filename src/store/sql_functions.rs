@@ -1,5 +1,6 @@
 //! General-purpose SQL functions registered on every connection (writer and readers):
-//! `uuid()`, as PowerSync's docs use it (`INSERT INTO todos(id, …) VALUES (uuid(), …)`).
+//! `uuid()`, as PowerSync's docs use it (`INSERT INTO todos(id, …) VALUES (uuid(), …)`),
+//! and `livesync_in_sync_apply()` (see `in_sync_apply.rs`).
 
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
@@ -11,7 +12,8 @@ pub(super) fn register(conn: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_INNOCUOUS;
     conn.create_scalar_function("uuid", 0, flags, |_| {
         new_uuid_v4().map_err(|e| rusqlite::Error::UserFunctionError(e.into()))
-    })
+    })?;
+    super::in_sync_apply::register(conn)
 }
 
 /// Fills `bytes` from the operating system's CSPRNG (ring's, through rustls).

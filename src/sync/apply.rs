@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use rusqlite::{Connection, params};
 
+use super::raw_rows;
 use super::target_checkpoint::TargetCheckpoint;
 use super::write_gate;
 use crate::Result;
-use crate::schema::names;
+use crate::schema::{CheckedRawTable, names};
 
 /// The priority recorded in `ps_sync_state` for a complete (all-priority) sync.
 pub(crate) const FULL_SYNC_PRIORITY: i64 = i32::MAX as i64;
@@ -29,6 +30,7 @@ pub(crate) fn apply(
     checkpoint: &TargetCheckpoint,
     priority: Option<u8>,
     now_us: i64,
+    raw_tables: &[CheckedRawTable],
 ) -> Result<ApplyOutcome> {
     let scope: Vec<&str> = checkpoint
         .buckets_in_scope(priority)
@@ -47,7 +49,11 @@ pub(crate) fn apply(
     if priority != Some(0) && write_gate::is_blocked(conn)? {
         return Ok(ApplyOutcome::Blocked);
     }
-    write_rows(conn, if full { None } else { Some(&scope_json) })?;
+    write_rows(
+        conn,
+        if full { None } else { Some(&scope_json) },
+        raw_tables,
+    )?;
     if full {
         conn.execute_batch(
             "UPDATE ps_buckets SET last_applied_op = last_op; DELETE FROM ps_updated_rows; \
@@ -99,10 +105,22 @@ fn record_sync(conn: &Connection, priority: i64, now_us: i64) -> Result<()> {
 /// Runs as a few set-based statements per table inside SQLite rather than a Rust loop
 /// over rows. An initial download (no bucket applied yet) takes a faster route: every
 /// stored op is new, so the newest op per row comes from one ordered pass over the ops.
-fn write_rows(conn: &Connection, scope_json: Option<&str>) -> Result<()> {
+fn write_rows(
+    conn: &Connection,
+    scope_json: Option<&str>,
+    raw_tables: &[CheckedRawTable],
+) -> Result<()> {
     let tables = synced_tables(conn)?;
-    let known =
-        serde_json::Value::from(tables.keys().map(String::as_str).collect::<Vec<_>>()).to_string();
+    // Types with a home: a JSON table's data table or a raw table. The rest are parked
+    // in ps_untyped.
+    let known = serde_json::Value::from(
+        tables
+            .keys()
+            .map(String::as_str)
+            .chain(raw_tables.iter().map(|raw| raw.name.as_str()))
+            .collect::<Vec<_>>(),
+    )
+    .to_string();
     let initial: bool = scope_json.is_none()
         && conn
             .prepare_cached(
@@ -119,6 +137,14 @@ fn write_rows(conn: &Connection, scope_json: Option<&str>) -> Result<()> {
                    WHERE row_type = ?1 GROUP BY row_id) WHERE data IS NOT NULL"
             ))?
             .execute([row_type])?;
+        }
+        for raw in raw_tables {
+            raw_rows::write_selected(
+                conn,
+                raw,
+                "SELECT row_id, data FROM (SELECT row_id, data, max(op_id) FROM ps_oplog \
+                 WHERE row_type = ?1 GROUP BY row_id) WHERE data IS NOT NULL",
+            )?;
         }
         conn.prepare_cached(
             "INSERT OR REPLACE INTO ps_untyped(type, id, data) \
@@ -198,6 +224,13 @@ fn write_rows(conn: &Connection, scope_json: Option<&str>) -> Result<()> {
              (SELECT row_id FROM temp.ps_apply_rows WHERE row_type = ?1 AND data IS NULL)"
         ))?
         .execute([row_type])?;
+    }
+    for raw in raw_tables {
+        raw_rows::write_selected(
+            conn,
+            raw,
+            "SELECT row_id, data FROM temp.ps_apply_rows WHERE row_type = ?1",
+        )?;
     }
     conn.prepare_cached(
         "INSERT OR REPLACE INTO ps_untyped(type, id, data) SELECT row_type, row_id, data FROM temp.ps_apply_rows \

@@ -4,12 +4,16 @@
 use rusqlite::Connection;
 
 use crate::Result;
-use crate::schema::names;
+use crate::schema::{CheckedRawTable, names};
 
 /// Deletes all synced state and data (docs/sync-protocol.md §4.9): buckets, ops, the upload queue, the
 /// gate, sync times and every synced table's rows; with `clear_local`, local-only tables
-/// too. The client id stays.
-pub(crate) fn clear(conn: &Connection, clear_local: bool) -> Result<()> {
+/// too; and runs the raw tables' clear statements. The client id stays.
+pub(crate) fn clear(
+    conn: &Connection,
+    clear_local: bool,
+    raw_tables: &[CheckedRawTable],
+) -> Result<()> {
     conn.execute_batch(
         "DELETE FROM ps_oplog; DELETE FROM ps_oplog_pending; DELETE FROM ps_buckets; DELETE FROM ps_crud; DELETE FROM ps_untyped; \
          DELETE FROM ps_updated_rows; DELETE FROM ps_kv WHERE key != 'client_id'; DELETE FROM ps_sync_state;",
@@ -29,5 +33,5 @@ pub(crate) fn clear(conn: &Connection, clear_local: bool) -> Result<()> {
         // SQLite's truncate shortcut off for data tables (see store/change_tracker.rs).
         conn.execute_batch(&format!("DELETE FROM {}", names::quote(&table)))?;
     }
-    Ok(())
+    super::raw_rows::clear(conn, raw_tables)
 }

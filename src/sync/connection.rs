@@ -210,8 +210,9 @@ pub(super) async fn after_iteration(db: &Database) {
 /// [`Database::disconnect_and_clear`].
 pub(crate) async fn disconnect_and_clear(db: &Database, clear_local: bool) -> Result<()> {
     disconnect(db).await;
+    let raw_tables = db.store().raw_tables();
     db.store()
-        .transaction(move |tx| clear::clear(tx, clear_local))
+        .transaction(move |tx| clear::clear(tx, clear_local, &raw_tables))
         .await?;
     db.sync_slot().status.update(|s| {
         *s = SyncStatus::default();

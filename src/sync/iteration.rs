@@ -272,9 +272,10 @@ impl Iteration {
         let write_checkpoint = blocked.write_checkpoint;
         let now = status::now_micros();
         let covered = self.streams.synced_by(None);
+        let raw_tables = db.raw_tables();
         let (outcome, synced, rows) = db
             .transaction(move |tx| {
-                let outcome = apply::apply(tx, &blocked, None, now)?;
+                let outcome = apply::apply(tx, &blocked, None, now, &raw_tables)?;
                 if outcome == ApplyOutcome::Applied {
                     subscriptions::mark_synced(tx, &covered, now)?;
                 }
@@ -406,6 +407,7 @@ impl Iteration {
         let for_apply = target.clone();
         let covered = self.streams.synced_by(priority);
         let covered_urgent = self.streams.synced_by(Some(0));
+        let raw_tables = db.raw_tables();
         let (mismatches, outcome, synced, rows, queued) = db
             .transaction(move |tx| {
                 let mismatches = checksums::validate(tx, &for_apply, priority)?;
@@ -414,7 +416,7 @@ impl Iteration {
                     oplog::delete_buckets(tx, names)?;
                     return Ok((mismatches, None, Vec::new(), None, false));
                 }
-                let mut outcome = apply::apply(tx, &for_apply, priority, now)?;
+                let mut outcome = apply::apply(tx, &for_apply, priority, now, &raw_tables)?;
                 if outcome == ApplyOutcome::Applied {
                     subscriptions::mark_synced(tx, &covered, now)?;
                 }
@@ -422,7 +424,9 @@ impl Iteration {
                 if outcome == ApplyOutcome::Blocked && priority.is_none() && all_urgent {
                     // Priority 0 data is shown despite pending writes; the service sends
                     // no partial line when every bucket has priority 0.
-                    if apply::apply(tx, &for_apply, Some(0), now)? == ApplyOutcome::Applied {
+                    if apply::apply(tx, &for_apply, Some(0), now, &raw_tables)?
+                        == ApplyOutcome::Applied
+                    {
                         subscriptions::mark_synced(tx, &covered_urgent, now)?;
                     }
                     outcome = ApplyOutcome::Blocked;

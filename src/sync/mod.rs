@@ -34,6 +34,7 @@ pub(crate) mod lines;
 mod oplog;
 mod options;
 pub(crate) mod protocol;
+pub(crate) mod raw_rows;
 mod schema_coverage;
 mod status;
 mod stream_state;

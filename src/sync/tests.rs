@@ -585,7 +585,7 @@ async fn clearing_removes_synced_state_but_keeps_the_client_id() {
     .await
     .unwrap();
     let mut changes = h.db.watch_tables(["todos"]);
-    h.db.transaction(|tx| clear::clear(tx, false))
+    h.db.transaction(|tx| clear::clear(tx, false, &[]))
         .await
         .unwrap();
     assert!(
