@@ -9,7 +9,8 @@
 //!     peak RSS growth during the livesync sync, reset through `/proc/self/clear_refs`).
 //!
 //! (a) also runs the 100k download with each framing (NDJSON, BSON) and with compression
-//! on and off, and prints the bytes each sent on the wire.
+//! on and off, and prints the bytes each sent on the wire; and the default download into
+//! a raw table (typed columns, one put statement per row) instead of the JSON table.
 //!
 //! The service sends 1,000 ops per data line. Run with `cargo bench --bench sync --features testing`
 //! (add `smol` for the same 100k download with the client on smol); a filter argument
@@ -111,9 +112,33 @@ async fn livesync_sync_with(
     dir: &tempfile::TempDir,
     options: SyncOptions,
 ) -> Duration {
-    let db = Database::open(dir.path().join("livesync.db"), todo_schema())
+    livesync_sync_into(service, dir, options, false).await
+}
+
+/// [`livesync_sync_with`], into a raw table `todos` (typed columns, upload triggers)
+/// instead of the JSON-backed one when `raw_table`.
+async fn livesync_sync_into(
+    service: &TestSyncService,
+    dir: &tempfile::TempDir,
+    options: SyncOptions,
+    raw_table: bool,
+) -> Duration {
+    let schema = if raw_table {
+        livesync::Schema::default().raw_table(livesync::RawTable::new("todos"))
+    } else {
+        todo_schema()
+    };
+    let db = Database::open(dir.path().join("livesync.db"), schema)
         .await
         .expect("open");
+    if raw_table {
+        db.execute_batch(
+            "CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, description TEXT, done INTEGER, score REAL)",
+        )
+        .await
+        .expect("raw table");
+        db.prepare_raw_tables().await.expect("raw table triggers");
+    }
     let start = Instant::now();
     db.connect(service.connector("bench"), options)
         .await
@@ -184,16 +209,33 @@ fn sync_100k(c: &mut Criterion) {
     // The same download as plain NDJSON (`SyncOptions::compressed(false)`): what the
     // compression (zstd, both ends in this process) costs in time and saves in bytes;
     // and both again framed as BSON (`SyncOptions::accept_bson(true)`).
+    // Last, the default download into a raw table.
     let variants = [
-        ("livesync_from_test_service_uncompressed", false, false),
-        ("livesync_from_test_service_bson", true, true),
-        ("livesync_from_test_service_bson_uncompressed", true, false),
+        (
+            "livesync_from_test_service_uncompressed",
+            false,
+            false,
+            false,
+        ),
+        ("livesync_from_test_service_bson", true, true, false),
+        (
+            "livesync_from_test_service_bson_uncompressed",
+            true,
+            false,
+            false,
+        ),
+        (
+            "livesync_from_test_service_into_raw_table",
+            false,
+            true,
+            true,
+        ),
     ];
     let variant_totals: Vec<Arc<Mutex<Totals>>> = variants
         .iter()
         .map(|_| Arc::new(Mutex::new(Totals::default())))
         .collect();
-    for ((name, bson, compressed), totals) in variants.iter().zip(&variant_totals) {
+    for ((name, bson, compressed, raw_table), totals) in variants.iter().zip(&variant_totals) {
         group.bench_function(*name, |b| {
             b.iter_custom(|iters| {
                 (0..iters)
@@ -202,7 +244,8 @@ fn sync_100k(c: &mut Criterion) {
                         let options = SyncOptions::default()
                             .accept_bson(*bson)
                             .compressed(*compressed);
-                        let elapsed = rt.block_on(livesync_sync_with(&service, &dir, options));
+                        let elapsed =
+                            rt.block_on(livesync_sync_into(&service, &dir, options, *raw_table));
                         totals.lock().unwrap().add(elapsed);
                         elapsed
                     })
@@ -281,6 +324,13 @@ fn sync_100k(c: &mut Criterion) {
         );
     }
     println!();
+    let into_raw = variant_totals[3].lock().unwrap().mean();
+    println!(
+        "(a, raw table) the default download into a raw table: {:.0} ops/s ({into_raw:.2} s, {:.2}x the raw baseline's time, {:.2}x the JSON table's)\n",
+        ROWS as f64 / into_raw,
+        into_raw / raw,
+        into_raw / ours,
+    );
     #[cfg(feature = "smol")]
     {
         let smol = on_smol.lock().unwrap().mean();

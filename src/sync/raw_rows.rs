@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 
-use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, Statement};
 use serde_json::{Map, Value};
 
@@ -155,9 +154,9 @@ impl<'c> RawWriter<'c> {
 /// The row's JSON object. Data that is not one (the service never sends that) binds
 /// as an empty row rather than stopping sync; a warning says which row.
 fn parse_row(table: &CheckedRawTable, id: &str, data: &str) -> Map<String, Value> {
-    match serde_json::from_str::<Value>(data) {
-        Ok(Value::Object(row)) => row,
-        _ => {
+    match serde_json::from_str::<Map<String, Value>>(data) {
+        Ok(row) => row,
+        Err(_) => {
             tracing::warn!(table = %table.name, id, "synced row data is not a JSON object; its columns are bound as NULL");
             Map::new()
         }
@@ -174,9 +173,7 @@ fn bind_put(
         let index = i + 1;
         match param {
             PendingStatementValue::Id => stmt.raw_bind_parameter(index, id)?,
-            PendingStatementValue::Column(column) => {
-                stmt.raw_bind_parameter(index, sql_value(row.get(column)))?
-            }
+            PendingStatementValue::Column(column) => bind_json(stmt, index, row.get(column))?,
             PendingStatementValue::Rest => {
                 let rest: Map<String, Value> = row
                     .iter()
@@ -194,17 +191,23 @@ fn bind_put(
     Ok(())
 }
 
-/// A JSON value as SQLite stores it (see [`PendingStatementValue`]).
-fn sql_value(value: Option<&Value>) -> SqlValue {
+/// Binds a JSON value as SQLite stores it (see [`PendingStatementValue`]), borrowing
+/// strings rather than copying them.
+fn bind_json(
+    stmt: &mut Statement<'_>,
+    index: usize,
+    value: Option<&Value>,
+) -> rusqlite::Result<()> {
     match value {
-        None | Some(Value::Null) => SqlValue::Null,
-        Some(Value::Bool(b)) => SqlValue::Integer(i64::from(*b)),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(i) => SqlValue::Integer(i),
-            None => n.as_f64().map_or(SqlValue::Null, SqlValue::Real),
+        None | Some(Value::Null) => stmt.raw_bind_parameter(index, rusqlite::types::Null),
+        Some(Value::Bool(b)) => stmt.raw_bind_parameter(index, i64::from(*b)),
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => stmt.raw_bind_parameter(index, i),
+            (None, Some(f)) => stmt.raw_bind_parameter(index, f),
+            (None, None) => stmt.raw_bind_parameter(index, rusqlite::types::Null),
         },
-        Some(Value::String(s)) => SqlValue::Text(s.clone()),
-        Some(nested @ (Value::Array(_) | Value::Object(_))) => SqlValue::Text(nested.to_string()),
+        Some(Value::String(text)) => stmt.raw_bind_parameter(index, text.as_str()),
+        Some(nested) => stmt.raw_bind_parameter(index, nested.to_string()),
     }
 }
 
