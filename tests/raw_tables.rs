@@ -391,3 +391,72 @@ async fn the_schema_json_carries_raw_tables_in_the_official_shape() {
     assert_eq!(Schema::from_json(&schema.to_json()).unwrap(), schema);
     assert!(schema.validate().is_ok());
 }
+
+#[tokio::test]
+async fn previous_values_empty_updates_and_schema_updates_follow_the_options() {
+    let table = RawTable::new("todos")
+        .synced_columns(["title", "done"])
+        .track_previous_values(livesync::TrackPreviousValues::all())
+        .ignore_empty_update();
+    let db = open(Schema::default().raw_table(table)).await;
+    db.execute("INSERT INTO todos(id, title) VALUES ('a', 'tea')", ())
+        .await
+        .unwrap();
+    db.execute("UPDATE todos SET title = 'tea' WHERE id = 'a'", ())
+        .await
+        .unwrap();
+    db.execute("UPDATE todos SET title = 'green tea' WHERE id = 'a'", ())
+        .await
+        .unwrap();
+    db.execute("DELETE FROM todos WHERE id = 'a'", ())
+        .await
+        .unwrap();
+    let batch = db.get_crud_batch(100).await.unwrap().unwrap();
+    let entries: Vec<(UpdateType, Option<serde_json::Value>)> = batch
+        .crud
+        .iter()
+        .map(|e| {
+            (
+                e.op,
+                e.previous_values.clone().map(serde_json::Value::Object),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (UpdateType::Put, None),
+            // The update that changed nothing was skipped.
+            (UpdateType::Patch, Some(json!({"title": "tea", "done": 0}))),
+            (
+                UpdateType::Delete,
+                Some(json!({"title": "green tea", "done": 0}))
+            ),
+        ]
+    );
+    batch.complete().await.unwrap();
+
+    // Out of the schema, the table is the app's alone: its triggers are gone.
+    db.update_schema(Schema::default()).await.unwrap();
+    db.execute(
+        "INSERT INTO todos(id, title) VALUES ('b', 'not uploaded')",
+        (),
+    )
+    .await
+    .unwrap();
+    assert_eq!(queued(&db).await, 0);
+    let triggers = strings(
+        &db,
+        "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = 'todos'",
+    )
+    .await;
+    assert!(triggers.is_empty(), "{triggers:?}");
+    // Back in the schema, with the table in place: captured again at once.
+    db.update_schema(Schema::default().raw_table(raw_todos()))
+        .await
+        .unwrap();
+    db.execute("UPDATE todos SET done = 1 WHERE id = 'b'", ())
+        .await
+        .unwrap();
+    assert_eq!(queued(&db).await, 1);
+}
