@@ -11,7 +11,10 @@
 
 use rusqlite::Connection;
 
-use super::sql::{CHECK_ID, CHECK_ID_UNCHANGED, TriggerSql, json_object_of};
+use super::sql::{
+    CHECK_ID, CHECK_ID_UNCHANGED, EntryArgs, TriggerSql, entry_args, json_object_of,
+    previous_values,
+};
 use super::validate::MAX_COLUMNS;
 use super::{CheckedRawTable, Identifier, names};
 use crate::{Error, Result};
@@ -153,18 +156,11 @@ pub(crate) fn triggers(
         ]);
     }
 
-    let put_args: String = columns
-        .iter()
-        .map(|c| format!(", '{c}', NEW.{}", c.quoted()))
-        .collect();
-    let patch_args: String = columns
-        .iter()
-        .map(|c| format!(", '{c}', OLD.{q}, NEW.{q}", q = c.quoted()))
-        .collect();
-    let differs_args: Vec<String> = columns
-        .iter()
-        .map(|c| format!("OLD.{q}, NEW.{q}", q = c.quoted()))
-        .collect();
+    let EntryArgs {
+        put_args,
+        patch_args,
+        differs_args,
+    } = entry_args(&columns);
     let (old_for_update, old_for_delete) = match &table.previous_values {
         None => ("NULL".to_owned(), "NULL".to_owned()),
         Some(options) => {
@@ -186,14 +182,7 @@ pub(crate) fn triggers(
                     })
                     .collect::<Result<_>>()?,
             };
-            let old = json_object_of("OLD", tracked.iter().copied());
-            let for_update = if options.only_when_changed {
-                let new = json_object_of("NEW", tracked.iter().copied());
-                format!("livesync_diff({new}, {old})")
-            } else {
-                old.clone()
-            };
-            (for_update, old)
+            previous_values(&tracked, options.only_when_changed)
         }
     };
 

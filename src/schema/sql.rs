@@ -181,6 +181,48 @@ pub(super) const CHECK_ID: &str = "SELECT CASE WHEN NEW.id IS NULL THEN RAISE(AB
 pub(super) const CHECK_ID_UNCHANGED: &str =
     "SELECT CASE WHEN OLD.id IS NOT NEW.id THEN RAISE(ABORT, 'Cannot update id') END";
 
+/// The argument lists the entry functions take for `columns` (sorted): `put_args` for
+/// `livesync_put_entry`, `patch_args` for `livesync_patch_entry`, `differs_args` for
+/// `livesync_differs`.
+pub(super) struct EntryArgs {
+    pub put_args: String,
+    pub patch_args: String,
+    pub differs_args: Vec<String>,
+}
+
+pub(super) fn entry_args(columns: &[&super::Identifier]) -> EntryArgs {
+    EntryArgs {
+        put_args: columns
+            .iter()
+            .map(|c| format!(", '{c}', NEW.{}", c.quoted()))
+            .collect(),
+        patch_args: columns
+            .iter()
+            .map(|c| format!(", '{c}', OLD.{q}, NEW.{q}", q = c.quoted()))
+            .collect(),
+        differs_args: columns
+            .iter()
+            .map(|c| format!("OLD.{q}, NEW.{q}", q = c.quoted()))
+            .collect(),
+    }
+}
+
+/// The previous values an UPDATE entry and a DELETE entry record for `tracked` columns
+/// (for updates only the changed ones, with `only_when_changed`).
+pub(super) fn previous_values(
+    tracked: &[&super::Identifier],
+    only_when_changed: bool,
+) -> (String, String) {
+    let old = json_object_of("OLD", tracked.iter().copied());
+    let for_update = if only_when_changed {
+        let new = json_object_of("NEW", tracked.iter().copied());
+        format!("livesync_diff({new}, {old})")
+    } else {
+        old.clone()
+    };
+    (for_update, old)
+}
+
 fn synced_triggers(table: &CheckedTable) -> Vec<TriggerSql> {
     let data_table = table.data_table();
     let name = table.name.as_str();
@@ -191,18 +233,11 @@ fn synced_triggers(table: &CheckedTable) -> Vec<TriggerSql> {
     } else {
         "NULL"
     };
-    let put_args: String = columns
-        .iter()
-        .map(|c| format!(", '{c}', NEW.{}", c.quoted()))
-        .collect();
-    let patch_args: String = columns
-        .iter()
-        .map(|c| format!(", '{c}', OLD.{q}, NEW.{q}", q = c.quoted()))
-        .collect();
-    let differs_args: Vec<String> = columns
-        .iter()
-        .map(|c| format!("OLD.{q}, NEW.{q}", q = c.quoted()))
-        .collect();
+    let EntryArgs {
+        put_args,
+        patch_args,
+        differs_args,
+    } = entry_args(&columns);
 
     // Previous values for UPDATE (possibly only the changed ones) and for DELETE.
     let (old_for_update, old_for_delete) = match &table.previous_values {
@@ -212,14 +247,7 @@ fn synced_triggers(table: &CheckedTable) -> Vec<TriggerSql> {
                 Some(columns) => columns.iter().collect(),
                 None => all_columns(table).collect(),
             };
-            let old = json_object_of("OLD", tracked.iter().copied());
-            let for_update = if options.only_when_changed {
-                let new = json_object_of("NEW", tracked.iter().copied());
-                format!("livesync_diff({new}, {old})")
-            } else {
-                old.clone()
-            };
-            (for_update, old)
+            previous_values(&tracked, options.only_when_changed)
         }
     };
 
