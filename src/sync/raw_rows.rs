@@ -1,6 +1,7 @@
-//! Writing synced rows into raw tables (docs/sync-protocol.md §9.5): each row goes
-//! through the table's put statement (an upsert) or delete statement, given or inferred
-//! from the table's columns, with its parameters bound from the row's JSON.
+//! Writing synced rows into raw tables (docs/sync-protocol.md §9.5). Inferred statements
+//! run set-based (one `INSERT … SELECT json_extract(…)` upsert and one `DELETE` per
+//! table and apply, built from the table's columns at apply time); the app's own
+//! statements run once per row, with their parameters bound from the row's JSON.
 //!
 //! Everything here runs under [`SyncApply`], so the table's upload triggers do not
 //! record what sync writes.
@@ -16,19 +17,25 @@ use crate::schema::{CheckedRawTable, PendingStatement, PendingStatementValue, na
 use crate::store::in_sync_apply::SyncApply;
 use crate::{Error, Result};
 
-/// The put and delete statements of one raw table, resolved for the table as it is now.
-struct Statements {
-    put: PendingStatement,
-    delete: PendingStatement,
+/// Writes every row `select` yields into `table`; `select` yields `row_id` and `data`
+/// (`NULL`: delete the row) with `?1` bound to the table's type. Returns how many rows
+/// were written.
+pub(crate) fn write_selected(
+    conn: &Connection,
+    table: &CheckedRawTable,
+    select: &str,
+) -> Result<usize> {
+    match (&table.put, &table.delete) {
+        (Some(put), Some(delete)) => write_each(conn, table, put, delete, select),
+        _ => write_inferred(conn, table, select),
+    }
 }
 
-fn statements(conn: &Connection, table: &CheckedRawTable) -> Result<Statements> {
-    if let (Some(put), Some(delete)) = (&table.put, &table.delete) {
-        return Ok(Statements {
-            put: put.clone(),
-            delete: delete.clone(),
-        });
-    }
+/// The inferred statements, set-based: one `INSERT … SELECT` taking each synced column
+/// from the row's JSON (`json_extract` maps JSON types exactly as
+/// [`PendingStatementValue`] documents), and one `DELETE`. Row data reaches the op log
+/// only as checked JSON object text (`protocol.rs`), so the extraction cannot fail on it.
+fn write_inferred(conn: &Connection, table: &CheckedRawTable, select: &str) -> Result<usize> {
     let Some(columns) = raw_triggers::table_columns(conn, table)? else {
         return Err(raw_error(
             table,
@@ -39,16 +46,13 @@ fn statements(conn: &Connection, table: &CheckedRawTable) -> Result<Statements> 
         ));
     };
     let quoted = table.table.quoted();
-    let mut put_sql = format!("INSERT INTO {quoted}(\"id\"");
-    let mut values = "?1".to_owned();
+    let mut names = "\"id\"".to_owned();
+    let mut values = "s.row_id".to_owned();
     let mut updates = Vec::with_capacity(columns.synced.len());
-    let mut params = vec![PendingStatementValue::Id];
-    for (i, column) in columns.synced.iter().enumerate() {
-        put_sql.push_str(", ");
-        put_sql.push_str(&column.quoted());
-        values.push_str(&format!(", ?{}", i + 2));
+    for column in &columns.synced {
+        names.push_str(&format!(", {}", column.quoted()));
+        values.push_str(&format!(", json_extract(s.data, '$.{}')", column.as_str()));
         updates.push(format!("{q} = excluded.{q}", q = column.quoted()));
-        params.push(PendingStatementValue::Column(column.as_str().to_owned()));
     }
     // Only the synced columns are set: the table's own columns keep their values.
     let on_conflict = if updates.is_empty() {
@@ -56,19 +60,30 @@ fn statements(conn: &Connection, table: &CheckedRawTable) -> Result<Statements> 
     } else {
         format!("DO UPDATE SET {}", updates.join(", "))
     };
-    put_sql.push_str(&format!(
-        ") VALUES ({values}) ON CONFLICT(\"id\") {on_conflict}"
-    ));
-    Ok(Statements {
-        put: PendingStatement {
-            sql: put_sql,
-            params,
-        },
-        delete: PendingStatement {
-            sql: format!("DELETE FROM {quoted} WHERE \"id\" = ?1"),
-            params: vec![PendingStatementValue::Id],
-        },
-    })
+    let put = format!(
+        "INSERT INTO {quoted}({names}) SELECT {values} FROM ({select}) s WHERE s.data IS NOT NULL \
+         ON CONFLICT(\"id\") {on_conflict}"
+    );
+    let delete = format!(
+        "DELETE FROM {quoted} WHERE \"id\" IN (SELECT s.row_id FROM ({select}) s WHERE s.data IS NULL)"
+    );
+    let _applying = SyncApply::enter();
+    let mut written = 0;
+    for (what, sql) in [("put", put), ("delete", delete)] {
+        written += conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.execute([&table.name]))
+            .map_err(|e| {
+                raw_error(
+                    table,
+                    format!(
+                        "writing synced rows with its inferred {what} statement failed: {} (check that \"id\" is its primary key or unique)",
+                        Error::from(e)
+                    ),
+                )
+            })?;
+    }
+    Ok(written)
 }
 
 /// Prepares `statement`, checking that it has one parameter per value.
@@ -102,8 +117,8 @@ fn prepare_statement<'c>(
     Ok(prepared)
 }
 
-/// Writes synced rows into one raw table.
-pub(crate) struct RawWriter<'c> {
+/// Writes synced rows one by one into a raw table with statements of the app's own.
+struct RawWriter<'c> {
     table: &'c CheckedRawTable,
     put: rusqlite::CachedStatement<'c>,
     put_params: Vec<PendingStatementValue>,
@@ -112,19 +127,23 @@ pub(crate) struct RawWriter<'c> {
 }
 
 impl<'c> RawWriter<'c> {
-    pub(crate) fn new(conn: &'c Connection, table: &'c CheckedRawTable) -> Result<Self> {
-        let statements = statements(conn, table)?;
+    fn new(
+        conn: &'c Connection,
+        table: &'c CheckedRawTable,
+        put: &PendingStatement,
+        delete: &PendingStatement,
+    ) -> Result<Self> {
         Ok(Self {
             table,
-            put: prepare_statement(conn, table, "put", &statements.put)?,
-            put_params: statements.put.params,
-            delete: prepare_statement(conn, table, "delete", &statements.delete)?,
+            put: prepare_statement(conn, table, "put", put)?,
+            put_params: put.params.clone(),
+            delete: prepare_statement(conn, table, "delete", delete)?,
             _applying: SyncApply::enter(),
         })
     }
 
     /// Writes row `id`: `Some(data)` (the op's JSON text) puts it, `None` deletes it.
-    pub(crate) fn write(&mut self, id: &str, data: Option<&str>) -> Result<()> {
+    fn write(&mut self, id: &str, data: Option<&str>) -> Result<()> {
         let result = match data {
             None => {
                 for i in 1..=self.delete.parameter_count() {
@@ -211,14 +230,15 @@ fn bind_json(
     }
 }
 
-/// Writes every row `select` yields (`row_id, data`, bound to `?1` = the table's type)
-/// into `table`.
-pub(crate) fn write_selected(
+/// [`write_selected`] with the app's own statements, row by row.
+fn write_each(
     conn: &Connection,
     table: &CheckedRawTable,
+    put: &PendingStatement,
+    delete: &PendingStatement,
     select: &str,
 ) -> Result<usize> {
-    let mut writer = RawWriter::new(conn, table)?;
+    let mut writer = RawWriter::new(conn, table, put, delete)?;
     let mut rows = conn.prepare_cached(select)?;
     let mut rows = rows.query([&table.name])?;
     let mut written = 0;
@@ -328,7 +348,7 @@ fn adopt_parked_rows(conn: &Connection, table: &CheckedRawTable) -> Result<()> {
     let moved = write_selected(
         conn,
         table,
-        "SELECT id, data FROM ps_untyped WHERE type = ?1",
+        "SELECT id AS row_id, data FROM ps_untyped WHERE type = ?1",
     )?;
     conn.prepare_cached("DELETE FROM ps_untyped WHERE type = ?1")?
         .execute([&table.name])?;
