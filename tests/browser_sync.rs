@@ -129,3 +129,58 @@ async fn an_unreachable_service_is_a_download_error_and_local_work_goes_on() {
     assert_eq!(db.background_tasks(), 0);
     db.close().await;
 }
+
+#[wasm_bindgen_test]
+async fn a_raw_table_syncs_typed_rows_and_queues_local_writes_on_the_page() {
+    // `todos` is the app's own table here, with a column sync never touches.
+    let schema = livesync::Schema::new([livesync::Table::new(
+        "lists",
+        [livesync::Column::text("name")],
+    )])
+    .raw_table(livesync::RawTable::new("todos").synced_columns([
+        "description",
+        "done",
+        "list_id",
+        "owner_id",
+    ]));
+    let db = Database::in_memory(schema).await.unwrap();
+    db.execute_batch(
+        "CREATE TABLE todos(id TEXT PRIMARY KEY NOT NULL, description TEXT, done INTEGER, \
+         list_id TEXT, owner_id TEXT, pinned INTEGER NOT NULL DEFAULT 0)",
+    )
+    .await
+    .unwrap();
+    db.prepare_raw_tables().await.unwrap();
+    db.connect(BrowserConnector::new(), options())
+        .await
+        .unwrap();
+    in_time("the first sync", db.wait_for_first_sync())
+        .await
+        .unwrap();
+    assert_eq!(
+        strings(
+            &db,
+            "SELECT id || ':' || description || ':' || typeof(done) || done FROM todos \
+             WHERE id IN ('t1', 't2', 't3') ORDER BY id"
+        )
+        .await,
+        ["t1:milk:integer0", "t2:dishes:integer1"]
+    );
+    // The app's own column is not uploaded; a synced one is.
+    db.execute("UPDATE todos SET pinned = 1 WHERE id = 't1'", ())
+        .await
+        .unwrap();
+    assert_eq!(db.upload_queue_stats().await.unwrap().count, 0);
+    db.disconnect().await;
+    db.execute("UPDATE todos SET done = 1 WHERE id = 't1'", ())
+        .await
+        .unwrap();
+    let tx = db.get_next_crud_transaction().await.unwrap().unwrap();
+    assert_eq!(tx.crud.len(), 1);
+    assert_eq!(tx.crud[0].table, "todos");
+    assert_eq!(
+        tx.crud[0].data.as_ref().unwrap().get("done"),
+        Some(&serde_json::json!(1))
+    );
+    db.close().await;
+}
