@@ -93,10 +93,16 @@ pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::task::spawn_local(async {
         match client_database().await {
-            Ok(db) => leptos::mount::hydrate_body(move || {
-                livesync::leptos08::provide_database(db);
-                view! { <App/> }
-            }),
+            Ok(db) => {
+                leptos::mount::hydrate_body(move || {
+                    livesync::leptos08::provide_database(db);
+                    view! { <App/> }
+                });
+                // For tests/hydrate.rs: the page is hydrated from here on.
+                if let Some(body) = leptos::prelude::document().body() {
+                    let _ = body.set_attribute("data-hydrated", "true");
+                }
+            }
             Err(error) => leptos::logging::error!("livesync demo: {error}"),
         }
     });
