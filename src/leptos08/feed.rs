@@ -30,8 +30,14 @@ impl Feed {
 
     /// [`start`](Self::start) for a `Send` task, which may be started from anywhere:
     /// a resource's fetcher runs as a `Send` task (on the server's thread pool, say).
+    /// In the browser it is spawned locally: any_spawner's wasm-bindgen executor
+    /// ignores `Executor::spawn`.
     pub(super) fn start_send(&self, task: impl Future<Output = ()> + Send + 'static) {
-        any_spawner::Executor::spawn(self.0.replace(task));
+        if cfg!(target_arch = "wasm32") {
+            any_spawner::Executor::spawn_local(self.0.replace(task));
+        } else {
+            any_spawner::Executor::spawn(self.0.replace(task));
+        }
     }
 
     /// Aborts the current task.

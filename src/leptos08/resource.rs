@@ -177,7 +177,8 @@ impl<T: FromRow + PartialEq + Sync> Shape<T> for FirstRow {
 
 /// What the fetcher, the hydration effect and the feed share.
 struct LiveState<O: Send + Sync + 'static> {
-    /// Bumped by every load; a load that finishes after a newer one started is stale.
+    /// Bumped by every load when it starts running; a load that finishes after a newer
+    /// one started is stale.
     generation: AtomicU64,
     /// Known once `Resource::new` returned.
     resource: OnceLock<Resource<LiveResult<O>>>,
@@ -204,10 +205,13 @@ where
     let fetcher = {
         let state = Arc::clone(&state);
         move |key: Query<T>| {
-            let generation = state.generation.fetch_add(1, Ordering::SeqCst) + 1;
-            state.feed.stop(); // the old key's updates must not land on the new key
             let state = Arc::clone(&state);
             sendable(async move {
+                // Counted when the load runs, not when the fetcher is called: a hydrating
+                // resource calls it once and drops the future unpolled (it has the
+                // server's value), and the hydration effect below must still follow.
+                let generation = state.generation.fetch_add(1, Ordering::SeqCst) + 1;
+                state.feed.stop(); // the old key's updates must not land on the new key
                 if state.on_server {
                     return S::fetch(key).await;
                 }

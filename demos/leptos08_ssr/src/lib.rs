@@ -8,7 +8,7 @@
 //! browser's own database (in memory, synced with the same test service over fetch).
 
 use leptos::prelude::*;
-use livesync::leptos08::{use_database, use_live_query, use_sync_status};
+use livesync::leptos08::{use_database, use_live_query, use_live_signal, use_sync_status};
 use livesync::{Column, Row, Schema, Table};
 use serde::{Deserialize, Serialize};
 
@@ -34,25 +34,34 @@ pub fn App() -> impl IntoView {
     let todos =
         use_live_query(move || db.query::<Todo>("SELECT id, description FROM todos ORDER BY id"));
     let status = use_sync_status();
+    // The same count as a plain live signal: client-only, so "…" on the server.
+    let db = use_database().expect("provided");
+    let count = use_live_signal(move || db.query::<i64>("SELECT count(*) FROM todos"));
     view! {
         <h1>"Todos"</h1>
         <p id="status">
             {move || if status.get().has_synced { "synced" } else { "not synced yet" }}
         </p>
+        <p id="count">
+            {move || match count.get() {
+                Some(Ok(rows)) => format!("{} todos in this device's database", rows.first().copied().unwrap_or(0)),
+                _ => "…".to_owned(),
+            }}
+        </p>
         <Suspense fallback=|| view! { <p>"Loading todos…"</p> }>
-            {move || Suspend::new(async move {
-                match todos.await {
-                    Ok(rows) => view! {
-                        <ul id="todos">
-                            {rows
-                                .into_iter()
-                                .map(|todo| view! { <li data-id=todo.id>{todo.description}</li> })
-                                .collect_view()}
-                        </ul>
-                    }
-                    .into_any(),
-                    Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
+            // Read inside <Suspense>: the server waits for it, and every live update
+            // re-renders the list.
+            {move || todos.get().map(|result| match result {
+                Ok(rows) => view! {
+                    <ul id="todos">
+                        {rows
+                            .into_iter()
+                            .map(|todo| view! { <li data-id=todo.id>{todo.description}</li> })
+                            .collect_view()}
+                    </ul>
                 }
+                .into_any(),
+                Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
             })}
         </Suspense>
     }
@@ -91,6 +100,9 @@ struct Config {
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
+    // Leptos' executor on the browser's microtasks (hydrate_body would set it up too, but
+    // the database opens before hydrating).
+    let _ = any_spawner::Executor::init_wasm_bindgen();
     leptos::task::spawn_local(async {
         match client_database().await {
             Ok(db) => {

@@ -156,10 +156,17 @@ async fn the_hydrated_page_updates_when_a_synced_row_arrives() {
         WAIT,
         || async {
             let list = hydrated_list(&browser).await?;
+            let count = browser
+                .execute(
+                    "return document.getElementById('count').textContent",
+                    vec![],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
             if list.len() == 4 {
                 Ok(list)
             } else {
-                Err(format!("still {list:?}"))
+                Err(format!("still {list:?}; count {count}"))
             }
         },
     )
