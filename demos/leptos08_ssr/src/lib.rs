@@ -49,19 +49,21 @@ pub fn App() -> impl IntoView {
             }}
         </p>
         <Suspense fallback=|| view! { <p>"Loading todos…"</p> }>
-            // Read inside <Suspense>: the server waits for it, and every live update
-            // re-renders the list.
-            {move || todos.get().map(|result| match result {
-                Ok(rows) => view! {
-                    <ul id="todos">
-                        {rows
-                            .into_iter()
-                            .map(|todo| view! { <li data-id=todo.id>{todo.description}</li> })
-                            .collect_view()}
-                    </ul>
+            // Awaited inside <Suspense>: the server waits for the rows (no fallback in
+            // the page), and every live update re-runs this block.
+            {move || Suspend::new(async move {
+                match todos.await {
+                    Ok(rows) => view! {
+                        <ul id="todos">
+                            {rows
+                                .into_iter()
+                                .map(|todo| view! { <li data-id=todo.id>{todo.description}</li> })
+                                .collect_view()}
+                        </ul>
+                    }
+                    .into_any(),
+                    Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
                 }
-                .into_any(),
-                Err(error) => view! { <p class="error">{error.to_string()}</p> }.into_any(),
             })}
         </Suspense>
     }
