@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{list_items, request, start_server};
+use common::{request, start_server};
 
 #[tokio::test]
 async fn the_server_rendered_page_lists_the_synced_rows() {
@@ -57,4 +57,15 @@ async fn the_server_rendered_page_lists_the_synced_rows() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     server.kill().await.unwrap();
+}
+
+/// The texts of the page's `<li>` elements, in order.
+fn list_items(page: &str) -> Vec<&str> {
+    page.split("<li ")
+        .skip(1)
+        .map(|item| {
+            let text = &item[item.find('>').unwrap() + 1..];
+            &text[..text.find("</li>").unwrap()]
+        })
+        .collect()
 }

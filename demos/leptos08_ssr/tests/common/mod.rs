@@ -56,14 +56,3 @@ pub(crate) async fn request(addr: &str, method: &str, path: &str, form: Option<&
         .await
         .unwrap_or_else(|_| panic!("{method} {path} answered within {WAIT:?}"))
 }
-
-/// The texts of the page's `<li>` elements, in order.
-pub(crate) fn list_items(page: &str) -> Vec<&str> {
-    page.split("<li ")
-        .skip(1)
-        .map(|item| {
-            let text = &item[item.find('>').unwrap() + 1..];
-            &text[..text.find("</li>").unwrap()]
-        })
-        .collect()
-}
