@@ -165,8 +165,8 @@ mod client {
             async move { Ok(credentials) }
         }
 
-        fn upload_data(&self, _db: &Database) -> impl Future<Output = livesync::Result<()>> + Send {
-            async { Ok(()) }
+        async fn upload_data(&self, _db: &Database) -> livesync::Result<()> {
+            Ok(())
         }
     }
 }
