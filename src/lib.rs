@@ -73,6 +73,9 @@ mod http_connector;
 #[cfg(feature = "leptos")]
 #[cfg_attr(docsrs, doc(cfg(feature = "leptos")))]
 pub mod leptos;
+#[cfg(feature = "leptos08")]
+#[cfg_attr(docsrs, doc(cfg(feature = "leptos08")))]
+pub mod leptos08;
 pub mod query;
 mod runtime;
 pub mod schema;
@@ -82,6 +85,8 @@ mod sync;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+#[cfg(any(feature = "leptos", feature = "leptos08"))]
+mod ui_feed;
 
 pub use connector::{BackendConnector, Credentials};
 pub use crud::{CrudBatch, CrudEntry, CrudTransaction, UpdateType, UploadQueueStats};

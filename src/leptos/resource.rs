@@ -549,9 +549,8 @@ where
     K: Clone + 'static,
     O: PartialEq + 'static,
 {
-    let unchanged = untrack(|| {
-        resource.try_with(|current| matches!((current, &next), (Some(Ok(a)), Ok(b)) if a == b))
-    });
+    let unchanged =
+        untrack(|| resource.try_with(|current| crate::ui_feed::unchanged(current.as_ref(), &next)));
     match unchanged {
         None => false, // disposed
         Some(true) => true,
