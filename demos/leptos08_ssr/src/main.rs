@@ -112,7 +112,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let options = LeptosOptions::builder().output_name(OUTPUT_NAME).build();
     // Each request renders under its own owner; the database goes into its context.
-    let render = leptos_axum::render_app_to_stream_with_context(
+    // Async mode: the page is sent once every resource has resolved, so it always holds
+    // the rows (out-of-order streaming may send the <Suspense> fallback first and the
+    // rows in a later chunk, whenever the snapshot is not ready at the first poll).
+    let render = leptos_axum::render_app_async_with_context(
         move || provide_database(db.clone()),
         move || shell(options.clone()),
     );
