@@ -81,3 +81,18 @@ pub(crate) async fn pump<T>(
         }
     }
 }
+
+/// The task behind both adapters' `use_sync_stream`: subscribes to `stream` and holds the
+/// subscription until the task is aborted (the owner's cleanup), which drops the handle
+/// and so releases the subscription.
+pub(crate) async fn hold_subscription(stream: crate::SyncStream) {
+    match stream.subscribe().await {
+        Ok(subscription) => {
+            std::future::pending::<()>().await;
+            drop(subscription);
+        }
+        Err(error) => {
+            tracing::warn!(%error, stream = stream.name(), "could not subscribe to the sync stream");
+        }
+    }
+}

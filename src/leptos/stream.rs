@@ -50,19 +50,7 @@ pub fn use_sync_stream(
             return;
         }
         let stream = stream.clone();
-        feed.start(async move {
-            match stream.subscribe().await {
-                // Held by the feed's task: disposing the owner aborts the task, which
-                // drops the handle and releases the subscription.
-                Ok(subscription) => {
-                    std::future::pending::<()>().await;
-                    drop(subscription);
-                }
-                Err(error) => {
-                    tracing::warn!(%error, stream = stream.name(), "could not subscribe to the sync stream");
-                }
-            }
-        });
+        feed.start(crate::ui_feed::hold_subscription(stream));
     });
     create_memo(move |_| status.with(|s| s.for_stream(&name, parameters.clone()).cloned())).into()
 }
