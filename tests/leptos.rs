@@ -482,58 +482,23 @@ mod client {
 mod streams {
     use std::cell::RefCell;
     use std::rc::Rc;
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use leptos_reactive::{
         SignalGetUntracked, SignalSet, as_child_of_current_owner, create_effect, create_signal,
     };
+    use livesync::Database;
     use livesync::leptos::{
-        LiveQueryOptions, create_live_query_one_with, create_live_query_with,
-        create_live_signal_with, provide_database,
+        create_live_query_one_with, create_live_query_with, create_live_signal_with,
+        provide_database,
     };
-    use livesync::testing::{TestStream, TestSyncService};
-    use livesync::{Database, SyncStreamSubscription};
     use serde_json::json;
 
     use super::*;
+    use common::streams::{
+        OWNED, is_held, owned, owned_service, refused, stream_status, until_released,
+    };
     use common::sync::{fast, schema};
-
-    /// The stream `owned`: the todos whose `owner_id` is the `owner` parameter; one todo
-    /// for owner x and one for owner y on the service.
-    async fn owned_service() -> TestSyncService {
-        let service = TestSyncService::builder()
-            .stream(TestStream::per_parameter(
-                "owned", "todos", "owner_id", "owner",
-            ))
-            .keepalive_interval(Duration::from_millis(200))
-            .start()
-            .await
-            .unwrap();
-        service.upsert_row(
-            "todos",
-            "x1",
-            json!({"description": "of x", "owner_id": "x"}),
-        );
-        service.upsert_row(
-            "todos",
-            "y1",
-            json!({"description": "of y", "owner_id": "y"}),
-        );
-        service.commit();
-        service
-    }
-
-    fn owned(owner: &str) -> LiveQueryOptions {
-        LiveQueryOptions::new().stream("owned", json!({"owner": owner}))
-    }
-
-    fn stream_status(db: &Database, owner: &str) -> Option<livesync::SyncStreamStatus> {
-        db.status()
-            .for_stream("owned", json!({"owner": owner}))
-            .cloned()
-    }
-
-    const OWNED: &str = "SELECT id, description FROM todos WHERE owner_id = ? ORDER BY id";
 
     /// Every value (`None` included) an effect reading `value` saw, in order.
     fn record_all<V: 'static>(value: impl Fn() -> V + 'static) -> Rc<RefCell<Vec<V>>> {
@@ -557,28 +522,6 @@ mod streams {
     /// Lets the local tasks run for `period`.
     async fn run_for(period: Duration) {
         tokio::time::sleep(period).await;
-    }
-
-    /// Whether a handle holds the `owned` subscription of `owner`. Refreshing the
-    /// subscriptions (here: by subscribing to another stream) renews the expiry of held
-    /// subscriptions only. Offline only: then the status shows the refresh at once.
-    async fn is_held(db: &Database, owner: &str, probes: &mut Vec<SyncStreamSubscription>) -> bool {
-        let before = stream_status(db, owner).and_then(|s| s.expires_at);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        probes.push(db.sync_stream("probe", None).subscribe().await.unwrap());
-        let after = stream_status(db, owner).and_then(|s| s.expires_at);
-        after > before
-    }
-
-    /// Waits until the subscription of `owner` expires later than `before` (its last
-    /// handle was dropped, so its TTL restarted).
-    async fn until_released(db: &Database, owner: &str, before: SystemTime) {
-        until("the subscription was released", || {
-            stream_status(db, owner)
-                .and_then(|s| s.expires_at)
-                .is_some_and(|expires| expires > before)
-        })
-        .await;
     }
 
     #[tokio::test]
@@ -709,7 +652,6 @@ mod streams {
             provide_database(db.clone());
             let (q1, q2) = (db.clone(), db.clone());
             // `who` instead of `owner`: the service cannot resolve this subscription.
-            let refused = || LiveQueryOptions::new().stream("owned", json!({"who": "x"}));
             let todos = create_live_query_with(move || q1.query::<Todo>(TODOS), refused);
             let signal = create_live_signal_with(move || q2.query::<Todo>(TODOS), refused);
             let seen = record_all(move || shown(todos.get()));

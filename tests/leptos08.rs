@@ -468,3 +468,330 @@ async fn on_the_server_a_resource_resolves_once_from_a_snapshot() {
         })
         .await;
 }
+
+/// Live values backed by sync streams: `use_live_query_with` and its siblings.
+mod streams {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use livesync::Database;
+    use livesync::leptos08::{
+        LiveResult, provide_database, use_live_query_one_with, use_live_query_with,
+        use_live_signal_with,
+    };
+    use reactive_graph::computed::AsyncDerived;
+    use reactive_graph::effect::Effect;
+    use reactive_graph::signal::RwSignal;
+    use reactive_graph::traits::{Get, GetUntracked, Set, WithUntracked};
+    use serde_json::json;
+
+    use super::{TODOS, Todo, ids, in_owner};
+    use crate::common::streams::{
+        OWNED, is_held, owned, owned_service, refused, stream_status, until_released,
+    };
+    use crate::common::sync::{fast, schema};
+    use crate::common::wait::until;
+
+    /// What a stream-backed value holds: `None` (loading), the ids, or the error.
+    type Shown = Option<Result<Vec<String>, String>>;
+
+    fn shown(value: Option<LiveResult<Vec<Todo>>>) -> Shown {
+        value.map(|result| result.map(|rows| ids(&rows)).map_err(|e| e.to_string()))
+    }
+
+    fn ok(ids: &[&str]) -> Shown {
+        Some(Ok(ids.iter().map(|id| (*id).to_owned()).collect()))
+    }
+
+    /// What a resource holds now, read without Suspense warnings.
+    fn peek<O: Clone + Send + Sync + 'static>(
+        resource: leptos_server::Resource<LiveResult<O>>,
+    ) -> Option<LiveResult<O>> {
+        let derived: &AsyncDerived<_> = &resource;
+        derived.with_untracked(Clone::clone)
+    }
+
+    /// Every value (`None` included) an effect reading `value` saw, in order.
+    fn record_all<V: 'static>(value: impl Fn() -> V + 'static) -> Rc<RefCell<Vec<V>>> {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let log = Rc::clone(&seen);
+        Effect::new(move || log.borrow_mut().push(value()));
+        seen
+    }
+
+    #[tokio::test]
+    async fn a_stream_backed_value_keeps_loading_until_its_stream_has_synced() {
+        let service = owned_service().await;
+        let db = Database::in_memory(schema()).await.unwrap();
+        in_owner(|_| async move {
+            provide_database(db.clone());
+            let (q1, q2, q3) = (db.clone(), db.clone(), db.clone());
+            let todos =
+                use_live_query_with(move || q1.query::<Todo>(OWNED).bind("x"), || owned("x"));
+            let count = use_live_query_one_with(
+                move || q2.query::<i64>("SELECT count(*) FROM todos WHERE owner_id = 'x'"),
+                || owned("x"),
+            );
+            let signal =
+                use_live_signal_with(move || q3.query::<Todo>(OWNED).bind("x"), || owned("x"));
+            let seen = record_all(move || shown(todos.get()));
+            let seen_signal = record_all(move || shown(signal.get()));
+            let counts = record_all(move || count.get().map(|c| c.ok().flatten()));
+
+            // Offline: the stream cannot sync, and the empty local table must not show
+            // as "no todos".
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(shown(peek(todos)), None, "still loading");
+            assert_eq!(shown(signal.get_untracked()), None);
+            assert!(peek(count).is_none());
+            let status = stream_status(&db, "x").expect("subscribed");
+            assert!(status.has_explicit_subscription && !status.has_synced());
+
+            db.connect(service.connector("u1"), fast()).await.unwrap();
+            let rows = crate::common::wait::in_time("the synced rows", todos)
+                .await
+                .unwrap();
+            assert_eq!(ids(&rows), ["x1"], "the load ends with the synced rows");
+            until("the signal's rows", || {
+                shown(signal.get_untracked()) == ok(&["x1"])
+            })
+            .await;
+            until("the count", || matches!(peek(count), Some(Ok(Some(1))))).await;
+            for (name, seen) in [("resource", &seen), ("signal", &seen_signal)] {
+                assert!(
+                    seen.borrow()
+                        .iter()
+                        .all(|v| v.is_none() || *v == ok(&["x1"])),
+                    "the {name} showed something before the synced rows: {:?}",
+                    seen.borrow()
+                );
+            }
+            assert!(
+                counts
+                    .borrow()
+                    .iter()
+                    .all(|c| c.is_none() || *c == Some(Some(1))),
+                "the count showed 0 before the sync: {:?}",
+                counts.borrow()
+            );
+
+            // A later sync of the stream updates the rows without loading again.
+            let before = seen.borrow().len();
+            service.upsert_row(
+                "todos",
+                "x2",
+                json!({"description": "more of x", "owner_id": "x"}),
+            );
+            service.commit();
+            until("the second row", || shown(peek(todos)) == ok(&["x1", "x2"])).await;
+            until("the signal's second row", || {
+                shown(signal.get_untracked()) == ok(&["x1", "x2"])
+            })
+            .await;
+            assert!(
+                seen.borrow()[before..].iter().all(Option::is_some),
+                "a later sync unresolved the resource: {:?}",
+                seen.borrow()
+            );
+            db.close().await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn cleaning_up_the_owner_releases_the_stream_subscription() {
+        let service = owned_service().await;
+        let db = Database::in_memory(schema()).await.unwrap();
+        db.connect(service.connector("u1"), fast()).await.unwrap();
+        in_owner(|owner| async move {
+            provide_database(db.clone());
+            let child = owner.child();
+            let (q1, q2) = (db.clone(), db.clone());
+            let (resource, signal) = child.with(|| {
+                (
+                    use_live_query_with(move || q1.query::<Todo>(OWNED).bind("x"), || owned("x")),
+                    use_live_signal_with(move || q2.query::<Todo>(OWNED).bind("x"), || owned("x")),
+                )
+            });
+            until("both synced", || {
+                shown(peek(resource)) == ok(&["x1"]) && shown(signal.get_untracked()) == ok(&["x1"])
+            })
+            .await;
+            db.disconnect().await;
+            let watching = db.active_watchers();
+            let mut probes = Vec::new();
+            assert!(
+                is_held(&db, "x", &mut probes).await,
+                "held while the owner lives"
+            );
+
+            child.cleanup(); // the component unmounts
+            let expiry = stream_status(&db, "x").unwrap().expires_at.unwrap();
+            until_released(&db, "x", expiry).await;
+            assert!(
+                !is_held(&db, "x", &mut probes).await,
+                "no handle left after cleanup"
+            );
+            until("the live queries were released too", || {
+                db.active_watchers() == watching - 2
+            })
+            .await;
+            db.close().await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_stream_the_service_refuses_makes_the_value_an_error() {
+        let service = owned_service().await;
+        let db = Database::in_memory(schema()).await.unwrap();
+        db.connect(service.connector("u1"), fast()).await.unwrap();
+        in_owner(|_| async move {
+            provide_database(db.clone());
+            let (q1, q2) = (db.clone(), db.clone());
+            // `who` instead of `owner`: the service cannot resolve this subscription.
+            let todos = use_live_query_with(move || q1.query::<Todo>(TODOS), refused);
+            let signal = use_live_signal_with(move || q2.query::<Todo>(TODOS), refused);
+            let seen = record_all(move || shown(todos.get()));
+            let loaded = crate::common::wait::in_time("the load ends", todos).await;
+            let Err(error) = loaded else {
+                panic!("the load ended with rows: {loaded:?}")
+            };
+            let message = error.to_string();
+            assert!(
+                message.contains("owned") && message.contains("\"owner\" is missing"),
+                "names the stream and the problem: {message}"
+            );
+            until("the signal's error", || {
+                matches!(signal.get_untracked(), Some(Err(_)))
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(
+                matches!(shown(peek(todos)), Some(Err(_))),
+                "it stays an error"
+            );
+            assert!(
+                !seen.borrow().iter().any(|v| matches!(v, Some(Ok(_)))),
+                "never rows: {:?}",
+                seen.borrow()
+            );
+            db.close().await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn without_a_provided_database_a_stream_backed_value_says_so() {
+        let db = Database::in_memory(schema()).await.unwrap();
+        in_owner(|_| async move {
+            let (q1, q2) = (db.clone(), db.clone());
+            let todos = use_live_query_with(move || q1.query::<Todo>(OWNED).bind("x"), || owned("x"));
+            let signal =
+                use_live_signal_with(move || q2.query::<Todo>(OWNED).bind("x"), || owned("x"));
+            let loaded = crate::common::wait::in_time("the load ends", todos).await;
+            let message = loaded.expect_err("no database to subscribe with").to_string();
+            assert!(message.contains("provide_database"), "{message}");
+            until("the signal's error", || {
+                matches!(&signal.get_untracked(), Some(Err(e)) if e.to_string().contains("provide_database"))
+            })
+            .await;
+            db.close().await;
+        })
+        .await;
+    }
+
+    /// The server does not wait for streams it would never see sync: the resource
+    /// resolves at once with the server's rows, and nothing is subscribed.
+    #[tokio::test]
+    async fn on_the_server_a_stream_backed_resource_resolves_at_once() {
+        let db = Database::in_memory(schema()).await.unwrap();
+        db.execute(
+            "INSERT INTO todos(id, description, owner_id) VALUES ('x1', 'served', 'x')",
+            (),
+        )
+        .await
+        .unwrap();
+        let _ = any_spawner::Executor::init_tokio();
+        tokio::task::LocalSet::new()
+            .run_until(async move {
+                let server = std::sync::Arc::new(hydration_context::SsrSharedContext::new());
+                let owner = reactive_graph::owner::Owner::new_root(Some(server));
+                owner.set();
+                provide_database(db.clone());
+                let query = db.clone();
+                let todos = use_live_query_with(
+                    move || query.query::<Todo>(OWNED).bind("x"),
+                    || owned("x"),
+                );
+                let rows = crate::common::wait::in_time("the snapshot", todos)
+                    .await
+                    .unwrap();
+                assert_eq!(ids(&rows), ["x1"]);
+                assert!(
+                    stream_status(&db, "x").is_none(),
+                    "the server subscribed nothing"
+                );
+                owner.cleanup();
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn changing_the_stream_parameters_moves_the_subscription() {
+        let service = owned_service().await;
+        let db = Database::in_memory(schema()).await.unwrap();
+        db.connect(service.connector("u1"), fast()).await.unwrap();
+        in_owner(|_| async move {
+            provide_database(db.clone());
+            let owner = RwSignal::new("x".to_owned());
+            let (q1, q2) = (db.clone(), db.clone());
+            let todos = use_live_query_with(
+                move || q1.query::<Todo>(OWNED).bind(owner.get()),
+                move || owned(&owner.get()),
+            );
+            let signal = use_live_signal_with(
+                move || q2.query::<Todo>(OWNED).bind(owner.get()),
+                move || owned(&owner.get()),
+            );
+            let seen = record_all(move || shown(todos.get()));
+            let seen_signal = record_all(move || shown(signal.get()));
+            until("x's rows", || {
+                shown(peek(todos)) == ok(&["x1"]) && shown(signal.get_untracked()) == ok(&["x1"])
+            })
+            .await;
+            let x_expiry = stream_status(&db, "x").unwrap().expires_at.unwrap();
+
+            // Offline, so y cannot sync: both keep x's rows meanwhile (as `<Transition>`
+            // shows them), never y's empty local result.
+            db.disconnect().await;
+            owner.set("y".to_owned());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(shown(peek(todos)), ok(&["x1"]));
+            assert_eq!(shown(signal.get_untracked()), ok(&["x1"]));
+            until_released(&db, "x", x_expiry).await;
+            let y = stream_status(&db, "y").expect("y subscribed after the re-key");
+            assert!(y.has_explicit_subscription && !y.has_synced());
+            let mut probes = Vec::new();
+            assert!(!is_held(&db, "x", &mut probes).await, "x released");
+            assert!(is_held(&db, "y", &mut probes).await, "y held");
+            drop(probes);
+
+            db.connect(service.connector("u1"), fast()).await.unwrap();
+            until("y's rows", || {
+                shown(peek(todos)) == ok(&["y1"]) && shown(signal.get_untracked()) == ok(&["y1"])
+            })
+            .await;
+            for (name, seen) in [("resource", &seen), ("signal", &seen_signal)] {
+                assert!(
+                    !seen.borrow().contains(&ok(&[])),
+                    "the {name} showed an empty list: {:?}",
+                    seen.borrow()
+                );
+            }
+            db.close().await;
+        })
+        .await;
+    }
+}

@@ -40,10 +40,40 @@ impl Feed {
         }
     }
 
+    /// Runs a boxed task (`Send` where Leptos' executor may move it) in place of the
+    /// current one.
+    pub(super) fn start_task(&self, task: TaskFuture) {
+        #[cfg(not(target_arch = "wasm32"))]
+        self.start_send(task);
+        #[cfg(target_arch = "wasm32")]
+        self.start(task);
+    }
+
     /// Aborts the current task.
     pub(super) fn stop(&self) {
         self.0.stop();
     }
+}
+
+/// A boxed background task: `Send` on native, where a resource's fetcher (a `Send`
+/// task) may start it; local in the browser, which has one thread.
+#[cfg(not(target_arch = "wasm32"))]
+pub(super) type TaskFuture = futures::future::BoxFuture<'static, ()>;
+/// A boxed background task: `Send` on native, where a resource's fetcher (a `Send`
+/// task) may start it; local in the browser, which has one thread.
+#[cfg(target_arch = "wasm32")]
+pub(super) type TaskFuture = futures::future::LocalBoxFuture<'static, ()>;
+
+/// Boxes `task` as a [`TaskFuture`].
+#[cfg(not(target_arch = "wasm32"))]
+pub(super) fn boxed(task: impl Future<Output = ()> + Send + 'static) -> TaskFuture {
+    Box::pin(task)
+}
+
+/// Boxes `task` as a [`TaskFuture`].
+#[cfg(target_arch = "wasm32")]
+pub(super) fn boxed(task: impl Future<Output = ()> + 'static) -> TaskFuture {
+    Box::pin(task)
 }
 
 /// Whether the current owner renders on the server: its hydration context says it is

@@ -12,8 +12,11 @@ use reactive_graph::signal::ArcRwSignal;
 use reactive_graph::traits::{Set, WithUntracked};
 use reactive_graph::wrappers::read::Signal;
 
+use super::context::use_database;
 use super::feed::Feed;
 use super::resource::LiveResult;
+use crate::query::LiveQueryOptions;
+use crate::query::stream_gate::{self, Step};
 use crate::{Error, FromRow, Query};
 
 /// A query's rows as a Leptos 0.8 [`LocalResource`] that stays current: loaded on the
@@ -124,6 +127,82 @@ where
                 rows.try_set(Some(next)).is_none()
             }));
         }
+        key
+    });
+    rows.read_only().into()
+}
+
+/// Like [`use_live_signal`], for a query whose rows come from sync streams: the signal
+/// stays `None` until every stream in `options` has synced (not the empty local result),
+/// then follows the rows. The streams are subscribed while the owner lives; signals read
+/// in `query` or `options` re-key both, and the signal keeps the previous rows until the
+/// new streams have synced. A stream the service refuses, a failed subscription or a
+/// missing database in context ([`provide_database`](super::provide_database)) make it
+/// `Some(Err(..))`. Client-only, like [`use_live_signal`].
+///
+/// ```no_run
+/// use livesync::leptos08::{LiveQueryOptions, use_database, use_live_signal_with};
+/// use reactive_graph::traits::Get;
+/// use serde_json::json;
+///
+/// // view! { <p>{move || titles().map(|t| t.join(", ")).unwrap_or_else(|| "syncing…".into())}</p> }
+/// fn titles(list_id: String) -> impl Fn() -> Option<Vec<String>> {
+///     let db = use_database().expect("provide_database at the root");
+///     let id = list_id.clone();
+///     let titles = use_live_signal_with(
+///         move || {
+///             db.query::<String>("SELECT description FROM todos WHERE list_id = ? ORDER BY id")
+///                 .bind(id.clone())
+///         },
+///         move || LiveQueryOptions::new().stream("list_todos", json!({"list_id": list_id})),
+///     );
+///     move || titles.get().and_then(Result::ok) // None: still syncing
+/// }
+/// ```
+#[track_caller]
+pub fn use_live_signal_with<T>(
+    query: impl Fn() -> Query<T> + 'static,
+    options: impl Fn() -> LiveQueryOptions + 'static,
+) -> Signal<Option<LiveResult<Vec<T>>>>
+where
+    T: FromRow + Clone + Sync,
+{
+    let rows = ArcRwSignal::new(None);
+    let feed = Feed::new();
+    let db = use_database();
+    let writer = rows.clone();
+    Effect::new(move |previous: Option<(Query<T>, LiveQueryOptions)>| {
+        let key = (query(), options());
+        // Re-subscribe only when the query or the streams changed.
+        if previous.as_ref() == Some(&key) {
+            return key;
+        }
+        let (live, options) = key.clone();
+        let rows = writer.clone();
+        if options.streams().is_empty() {
+            feed.start(crate::ui_feed::pump(live.watch(), move |next| {
+                rows.try_set(Some(next)).is_none()
+            }));
+            return key;
+        }
+        let Some(db) = db.clone() else {
+            tracing::error!(
+                "use_live_signal_with: no database in context; call livesync::leptos08::provide_database first"
+            );
+            feed.stop();
+            rows.set(Some(Err(Error::InvalidParameter(
+                "the live query lists sync streams but no database was provided: call livesync::leptos08::provide_database first"
+                    .into(),
+            ))));
+            return key;
+        };
+        feed.start(async move {
+            stream_gate::drive(&db, options.streams(), live, |step| match step {
+                Step::Synced => true,
+                Step::Value(next) => rows.try_set(Some(next.map(|rows| rows.to_vec()))).is_none(),
+            })
+            .await;
+        });
         key
     });
     rows.read_only().into()

@@ -14,8 +14,9 @@
 //! | --- | --- |
 //! | [`provide_database`] / [`use_database`] | `provide_context` / `use_context` |
 //! | [`use_live_query`], [`use_live_query_one`] | Leptos' own [`Resource`](leptos_server::Resource): read it inside `<Suspense>` / `<Transition>` (`.await` in a `Suspend`, or `.get()`); server-rendered once, serialized, live after hydration |
+//! | [`use_live_query_with`], [`use_live_query_one_with`] | the same resource, loading until the sync streams listed in [`LiveQueryOptions`] have synced (subscribed while the owner lives) |
 //! | [`use_live_local_query`] | a [`LocalResource`](leptos_server::LocalResource): client-only, no `Serialize` / `Send` bounds |
-//! | [`use_live_signal`] | a plain `Signal<Option<LiveResult<Vec<T>>>>`, client-only |
+//! | [`use_live_signal`], [`use_live_signal_with`] | a plain `Signal<Option<LiveResult<Vec<T>>>>`, client-only (`_with`: `None` until its streams have synced) |
 //! | [`use_sync_status`] | a `Signal<SyncStatus>` |
 //! | [`use_sync_stream`] | a subscription held until the owner's cleanup, with its status as a `Signal` |
 //!
@@ -83,8 +84,12 @@ mod resource;
 mod status;
 mod stream;
 
+pub use crate::query::LiveQueryOptions;
 pub use context::{provide_database, use_database};
-pub use local::{use_live_local_query, use_live_signal};
-pub use resource::{LiveResource, LiveResult, use_live_query, use_live_query_one};
+pub use local::{use_live_local_query, use_live_signal, use_live_signal_with};
+pub use resource::{
+    LiveResource, LiveResult, use_live_query, use_live_query_one, use_live_query_one_with,
+    use_live_query_with,
+};
 pub use status::use_sync_status;
 pub use stream::use_sync_stream;

@@ -62,7 +62,7 @@ impl LiveQueryOptions {
 
     /// The streams listed, in order.
     #[cfg_attr(
-        not(any(feature = "dioxus", feature = "leptos")),
+        not(any(feature = "dioxus", feature = "leptos", feature = "leptos08")),
         allow(dead_code, reason = "read by the UI adapters only")
     )]
     pub(crate) fn streams(&self) -> &[StreamSpec] {
@@ -73,7 +73,7 @@ impl LiveQueryOptions {
 /// One sync stream a query depends on: name, parameters, subscription options.
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(
-    not(any(feature = "dioxus", feature = "leptos")),
+    not(any(feature = "dioxus", feature = "leptos", feature = "leptos08")),
     allow(dead_code, reason = "read by the UI adapters only")
 )]
 pub(crate) struct StreamSpec {

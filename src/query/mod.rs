@@ -32,7 +32,7 @@
 mod live;
 pub(crate) mod live_options;
 pub(crate) mod row;
-#[cfg(any(feature = "dioxus", feature = "leptos"))]
+#[cfg(any(feature = "dioxus", feature = "leptos", feature = "leptos08"))]
 pub(crate) mod stream_gate;
 
 use std::marker::PhantomData;

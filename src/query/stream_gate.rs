@@ -22,6 +22,10 @@ pub(crate) enum Gate {
 }
 
 impl Gate {
+    #[cfg_attr(
+        not(any(feature = "dioxus", feature = "leptos")),
+        allow(dead_code, reason = "the Leptos 0.8 adapter waits in `drive` instead")
+    )]
     pub(crate) fn is_ready(&self) -> bool {
         matches!(self, Self::Ready)
     }

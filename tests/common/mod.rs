@@ -4,6 +4,7 @@
 //! it, hence `dead_code` is allowed. Submodules by concern:
 //! - [`wait`]: the one bound for waiting ([`wait::WAIT`]) and the bounded polls;
 //! - [`sync`] (feature `testing`): clients of the in-process `TestSyncService`;
+//! - [`streams`] (with a Leptos adapter): live values backed by sync streams;
 //! - [`tls`]: a TLS server whose certificate nobody trusts.
 #![allow(dead_code, unreachable_pub)]
 
@@ -13,6 +14,8 @@ use livesync::{
     Column, Database, Index, IndexColumn, OpenOptions, Schema, Table, TrackPreviousValues,
 };
 
+#[cfg(all(feature = "testing", any(feature = "leptos", feature = "leptos08")))]
+pub mod streams;
 #[cfg(feature = "testing")]
 pub mod sync;
 pub mod tls;
