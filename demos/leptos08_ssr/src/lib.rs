@@ -6,9 +6,13 @@
 //! server the resource resolves once from the server's database and is serialized into
 //! the page; in the browser the hydrated resource starts from that value and follows the
 //! browser's own database (in memory, synced with the same test service over fetch).
+//! The page also shows two client-only values, a [`use_live_signal`] count and a
+//! [`use_live_local_query`] list: placeholders on the server, live in the browser.
 
 use leptos::prelude::*;
-use livesync::leptos08::{use_database, use_live_query, use_live_signal, use_sync_status};
+use livesync::leptos08::{
+    use_database, use_live_local_query, use_live_query, use_live_signal, use_sync_status,
+};
 use livesync::{Column, Row, Schema, Table};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +41,12 @@ pub fn App() -> impl IntoView {
     // The same count as a plain live signal: client-only, so "…" on the server.
     let db = use_database().expect("provided");
     let count = use_live_signal(move || db.query::<i64>("SELECT count(*) FROM todos"));
+    // The descriptions as a local resource: loaded in the browser only (nothing is
+    // serialized), so the server renders the placeholder and the hydrated page fills it.
+    let db = use_database().expect("provided");
+    let local = use_live_local_query(move || {
+        db.query::<String>("SELECT description FROM todos ORDER BY id")
+    });
     view! {
         <h1>"Todos"</h1>
         <p id="status">
@@ -46,6 +56,13 @@ pub fn App() -> impl IntoView {
             {move || match count.get() {
                 Some(Ok(rows)) => format!("{} todos in this device's database", rows.first().copied().unwrap_or(0)),
                 _ => "…".to_owned(),
+            }}
+        </p>
+        <p id="local">
+            {move || match local.get() {
+                Some(Ok(descriptions)) => descriptions.join(", "),
+                Some(Err(error)) => error.to_string(),
+                None => "loading on this device…".to_owned(),
             }}
         </p>
         <Suspense fallback=|| view! { <p>"Loading todos…"</p> }>

@@ -128,6 +128,18 @@ async fn hydrated_list(browser: &Client) -> Result<Vec<String>, String> {
     }
 }
 
+/// What the page's local-resource paragraph says.
+async fn local_text(browser: &Client) -> Option<String> {
+    let value = browser
+        .execute(
+            "return document.getElementById('local').textContent",
+            vec![],
+        )
+        .await
+        .ok()?;
+    value.as_str().map(str::to_owned)
+}
+
 #[tokio::test]
 async fn the_hydrated_page_updates_when_a_synced_row_arrives() {
     let site = tokio::time::timeout(BUILD_WAIT, tokio::task::spawn_blocking(build_bundle))
@@ -142,6 +154,16 @@ async fn the_hydrated_page_updates_when_a_synced_row_arrives() {
 
     let first = wait_for("the page hydrates", WAIT, || hydrated_list(&browser)).await;
     assert_eq!(first, ["milk", "bread", "coffee (written on device A)"]);
+    // The local resource, a placeholder in the server's HTML, loads from the browser's
+    // database once hydrated.
+    let local = wait_for("the local resource loads", WAIT, || async {
+        local_text(&browser)
+            .await
+            .filter(|t| t.contains("milk"))
+            .ok_or_else(|| "still the placeholder".to_owned())
+    })
+    .await;
+    assert_eq!(local, "milk, bread, coffee (written on device A)");
 
     let written = request(
         &addr,
@@ -172,6 +194,14 @@ async fn the_hydrated_page_updates_when_a_synced_row_arrives() {
     )
     .await;
     assert_eq!(updated[3], "tea");
+    let local = wait_for("the local resource follows too", WAIT, || async {
+        local_text(&browser)
+            .await
+            .filter(|t| t.ends_with("tea"))
+            .ok_or_else(|| "no tea yet".to_owned())
+    })
+    .await;
+    assert_eq!(local, "milk, bread, coffee (written on device A), tea");
     // A live update is not a load: the Suspense fallback is not on the page.
     let fallback = browser.source().await.unwrap().contains("Loading todos");
     assert!(

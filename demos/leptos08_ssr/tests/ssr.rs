@@ -24,6 +24,8 @@ async fn the_server_rendered_page_lists_the_synced_rows() {
     );
     assert!(page.contains("data-id=\"t3\""), "{page}");
     assert!(page.contains(">synced<"), "{page}");
+    // The local resource loads in the browser only: its placeholder is on the page.
+    assert!(page.contains("loading on this device…"), "{page}");
     // The hydration scripts load the bundle, and the resource's value travels with the
     // page (serialized as JSON) so the browser does not load it again.
     assert!(page.contains("/pkg/livesync_leptos08.js"), "{page}");
