@@ -6,7 +6,6 @@ use std::cell::Cell;
 use std::future::Future;
 use std::rc::{Rc, Weak};
 
-use futures::StreamExt;
 use futures::future::LocalBoxFuture;
 use leptos_reactive::{
     Resource, Serializable, SignalSet, SignalUpdate, SignalWith, create_effect, create_resource,
@@ -17,7 +16,7 @@ use super::context::use_database;
 use super::feed::Feed;
 use crate::query::LiveQueryOptions;
 use crate::query::live_options::StreamSpec;
-use crate::query::stream_gate::{self, Step};
+use crate::query::stream_gate::{self, LiveKey, Step};
 use crate::{Database, Error, FromRow, LiveQuery, Query};
 
 /// The value of a live resource or signal: the result, or the error of the last run,
@@ -288,30 +287,6 @@ impl<T: FromRow + PartialEq> Shape<T> for FirstRow {
     }
 }
 
-/// A resource's source: the query, and the streams it waits for.
-trait LiveKey<T>: Clone + PartialEq + 'static {
-    fn query(&self) -> Query<T>;
-    fn streams(&self) -> &[StreamSpec];
-}
-
-impl<T: 'static> LiveKey<T> for Query<T> {
-    fn query(&self) -> Query<T> {
-        self.clone()
-    }
-    fn streams(&self) -> &[StreamSpec] {
-        &[]
-    }
-}
-
-impl<T: 'static> LiveKey<T> for (Query<T>, LiveQueryOptions) {
-    fn query(&self) -> Query<T> {
-        self.0.clone()
-    }
-    fn streams(&self) -> &[StreamSpec] {
-        self.1.streams()
-    }
-}
-
 /// Where a gated feed sends each value; `false` once nobody listens.
 type Emit<O> = Box<dyn FnMut(LiveResult<O>) -> bool>;
 
@@ -501,12 +476,10 @@ where
         // ran inline starts the feed before `create_resource` has returned it.
         let resource = shared.upgrade().and_then(|state| state.resource.get());
         if let Some(resource) = resource {
-            let mut live = live;
-            while let Some(next) = live.next().await {
-                if !set_if_changed(resource, next.map(S::from_rows)) {
-                    break;
-                }
-            }
+            crate::ui_feed::pump(live, |next| {
+                set_if_changed(resource, next.map(S::from_rows))
+            })
+            .await;
         }
     });
 }

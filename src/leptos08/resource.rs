@@ -18,7 +18,7 @@ use super::context::use_database;
 use super::feed::{Feed, TaskFuture, boxed, on_server, sendable};
 use crate::query::LiveQueryOptions;
 use crate::query::live_options::StreamSpec;
-use crate::query::stream_gate::{self, Step};
+use crate::query::stream_gate::{self, LiveKey, Step};
 use crate::runtime::MaybeSend;
 use crate::{Database, Error, FromRow, LiveQuery, Query};
 
@@ -290,30 +290,6 @@ impl<T: FromRow + PartialEq + Sync> Shape<T> for FirstRow {
     }
 }
 
-/// A resource's source: the query, and the streams it waits for.
-trait LiveKey<T>: Clone + PartialEq + Send + Sync + 'static {
-    fn query(&self) -> Query<T>;
-    fn streams(&self) -> &[StreamSpec];
-}
-
-impl<T: 'static> LiveKey<T> for Query<T> {
-    fn query(&self) -> Query<T> {
-        self.clone()
-    }
-    fn streams(&self) -> &[StreamSpec] {
-        &[]
-    }
-}
-
-impl<T: 'static> LiveKey<T> for (Query<T>, LiveQueryOptions) {
-    fn query(&self) -> Query<T> {
-        self.0.clone()
-    }
-    fn streams(&self) -> &[StreamSpec] {
-        self.1.streams()
-    }
-}
-
 /// Where a gated feed sends each value; `false` once nobody listens.
 #[cfg(not(target_arch = "wasm32"))]
 type Emit<O> = Box<dyn FnMut(LiveResult<O>) -> bool + Send>;
@@ -368,7 +344,7 @@ fn live_resource<T, S, K>(
 where
     T: FromRow + PartialEq + Sync,
     S: Shape<T>,
-    K: LiveKey<T>,
+    K: LiveKey<T> + Send + Sync,
     LiveResult<S::Output>: Serialize + DeserializeOwned,
 {
     let source = Arc::new(source);

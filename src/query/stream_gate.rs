@@ -6,9 +6,39 @@
 
 use std::sync::Arc;
 
+use super::LiveQueryOptions;
 use super::live_options::StreamSpec;
 use crate::{Database, Error, FromRow, Query, Result, SyncStatus, SyncStreamSubscription};
 use futures::StreamExt;
+
+/// A live value's source in the Leptos adapters: the query, and the streams it waits for
+/// (none for a plain live query). Both adapters' resources are keyed by it.
+#[cfg_attr(
+    not(any(feature = "leptos", feature = "leptos08")),
+    allow(dead_code, reason = "keys the Leptos adapters' resources only")
+)]
+pub(crate) trait LiveKey<T>: Clone + PartialEq + 'static {
+    fn query(&self) -> Query<T>;
+    fn streams(&self) -> &[StreamSpec];
+}
+
+impl<T: 'static> LiveKey<T> for Query<T> {
+    fn query(&self) -> Query<T> {
+        self.clone()
+    }
+    fn streams(&self) -> &[StreamSpec] {
+        &[]
+    }
+}
+
+impl<T: 'static> LiveKey<T> for (Query<T>, LiveQueryOptions) {
+    fn query(&self) -> Query<T> {
+        self.0.clone()
+    }
+    fn streams(&self) -> &[StreamSpec] {
+        self.1.streams()
+    }
+}
 
 /// Where the streams of a query stand.
 #[derive(Debug, Clone)]
