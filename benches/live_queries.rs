@@ -11,7 +11,10 @@
 //! - commit → emission latency of a 100-row live query with throttle 0 (median, p99) vs
 //!   commit → bare `watch_tables` wake-up;
 //! - decoding 100k rows: `#[derive(Row)]` vs a hand-written index-based decoder vs
-//!   serde_rusqlite.
+//!   serde_rusqlite;
+//! - identical live queries: 50 live queries of the same SQL against one, 1,000 writes
+//!   to their table (throttle 0, file): the most that sharing one re-run between them
+//!   could save.
 //!
 //! Run with `cargo bench --bench live_queries` (or name one group, e.g.
 //! `cargo bench --bench live_queries -- fanout_latency`).
@@ -204,6 +207,88 @@ fn watch_throughput(c: &mut Criterion) {
             );
         }
     }
+}
+
+/// How many components render the same list in [`identical_queries`].
+const IDENTICAL: usize = 50;
+/// Writes in one sample of [`identical_queries`].
+const IDENTICAL_WRITES: usize = 1_000;
+
+/// Measures whether sharing one re-run between live queries of the same SQL would pay:
+/// `IDENTICAL_WRITES` single-row writes to one table (file, throttle 0) while `mounted`
+/// live queries of the same SQL on it are each driven by their own task; the time and
+/// the re-runs counted.
+async fn identical_writes(mounted: usize) -> (Duration, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir, tables(1)).await;
+    let mut consumers = Vec::new();
+    for _ in 0..mounted {
+        let mut query = db
+            .query::<i64>("SELECT count(*) FROM t0 WHERE v % 10 = 3")
+            .throttle(Duration::ZERO)
+            .watch();
+        query.next().await.unwrap().unwrap();
+        consumers.push(tokio::spawn(async move {
+            while query.next().await.is_some() {}
+            query.run_count()
+        }));
+    }
+    let start = Instant::now();
+    for i in 0..IDENTICAL_WRITES {
+        db.execute(
+            "INSERT INTO t0(id, v) VALUES (?1, ?2)",
+            (i.to_string(), i as i64),
+        )
+        .await
+        .unwrap();
+    }
+    let elapsed = start.elapsed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    db.close().await;
+    let mut runs = 0;
+    for consumer in consumers {
+        runs += consumer.await.unwrap() - 1;
+    }
+    (elapsed, runs)
+}
+
+/// Issue 19's open question: would live queries with the same SQL sharing one re-run
+/// pay? `IDENTICAL` identical live queries against one, the same writes; if the time
+/// grows with the copies, sharing would remove that growth.
+fn identical_queries(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = slow_group(c, "identical_queries");
+    let results: Arc<Mutex<Vec<(usize, Duration, u64)>>> = Arc::default();
+    for mounted in [1, IDENTICAL] {
+        let name = format!("1k_writes_{mounted}_identical_live_queries");
+        let (results, rt) = (Arc::clone(&results), &rt);
+        group.bench_function(name, move |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (elapsed, runs) = rt.block_on(identical_writes(mounted));
+                    results.lock().unwrap().push((mounted, elapsed, runs));
+                    total += elapsed;
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+    let results = results.lock().unwrap();
+    let mean = |m: usize| {
+        let of: Vec<_> = results.iter().filter(|r| r.0 == m).collect();
+        let time = of.iter().map(|r| r.1).sum::<Duration>().as_secs_f64() / of.len().max(1) as f64;
+        let runs = of.iter().map(|r| r.2).sum::<u64>() as f64 / of.len().max(1) as f64;
+        (time, runs)
+    };
+    let ((one, one_runs), (many, many_runs)) = (mean(1), mean(IDENTICAL));
+    println!(
+        "
+identical live queries (file, throttle 0, {IDENTICAL_WRITES} writes): {IDENTICAL} copies {:.3} s, {:.0} re-runs; one query {:.3} s, {:.0} re-runs; time ratio {:.2}x (what sharing one re-run could save at most)
+",
+        many, many_runs, one, one_runs, many / one
+    );
 }
 
 /// A database with `FANOUT_TABLES` tables and live queries on it, each driven by its own
@@ -663,6 +748,7 @@ criterion_group!(
     create_live_queries,
     decoding,
     emission_latency,
-    watch_throughput
+    watch_throughput,
+    identical_queries
 );
 criterion_main!(benches);
