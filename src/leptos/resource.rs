@@ -16,7 +16,7 @@ use super::context::use_database;
 use super::feed::Feed;
 use crate::query::LiveQueryOptions;
 use crate::query::live_options::StreamSpec;
-use crate::query::stream_gate::{self, LiveKey, Step};
+use crate::query::stream_gate::{self, LiveKey};
 use crate::{Database, Error, FromRow, LiveQuery, Query};
 
 /// The value of a live resource or signal: the result, or the error of the last run,
@@ -303,11 +303,7 @@ where
 {
     Rc::new(|db, specs, query, mut emit| {
         Box::pin(async move {
-            stream_gate::drive(&db, &specs, query, |step| match step {
-                Step::Synced => true,
-                Step::Value(rows) => emit(rows.map(|rows| S::from_rows(rows.to_vec()))),
-            })
-            .await;
+            stream_gate::drive_rows(&db, &specs, query, |rows| emit(rows.map(S::from_rows))).await;
         })
     })
 }
@@ -422,10 +418,10 @@ where
     LiveResult<S::Output>: Serializable,
 {
     let Some(db) = state.db.clone() else {
-        tracing::error!(
-            "create_live_query_with: no database in context; call livesync::leptos::provide_database first"
-        );
-        return Err(no_database());
+        return Err(stream_gate::no_database(
+            "create_live_query_with",
+            "livesync::leptos::provide_database",
+        ));
     };
     if stream_gate::gate(&db.status(), key.streams()).is_ready() {
         // Synced before (persisted): the first rows are there at once, as without
@@ -452,13 +448,6 @@ where
         None => state.unresolve.set(true),
     }
     Err(Error::Closed) // discarded: the load was cancelled (or is unresolved at once)
-}
-
-fn no_database() -> Error {
-    Error::InvalidParameter(
-        "the live query lists sync streams but no database was provided: call livesync::leptos::provide_database first"
-            .into(),
-    )
 }
 
 /// Feeds the results of `live` into the resource, in place of the previous feed.

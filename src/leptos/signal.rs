@@ -7,8 +7,8 @@ use super::context::use_database;
 use super::feed::Feed;
 use super::resource::LiveResult;
 use crate::query::LiveQueryOptions;
-use crate::query::stream_gate::{self, Step};
-use crate::{Error, FromRow, Query};
+use crate::query::stream_gate;
+use crate::{FromRow, Query};
 
 /// A query's rows as a read-only signal that stays current: `None` until the first
 /// result, then `Some(Ok(rows))` (or `Some(Err(..))` after a failed run) whenever the
@@ -119,22 +119,16 @@ where
             return;
         }
         let Some(db) = db.clone() else {
-            tracing::error!(
-                "create_live_signal_with: no database in context; call livesync::leptos::provide_database first"
-            );
             feed.stop();
-            set_rows.set(Some(Err(Error::InvalidParameter(
-                "the live query lists sync streams but no database was provided: call livesync::leptos::provide_database first"
-                    .into(),
+            set_rows.set(Some(Err(stream_gate::no_database(
+                "create_live_signal_with",
+                "livesync::leptos::provide_database",
             ))));
             return;
         };
         feed.start(async move {
-            stream_gate::drive(&db, options.streams(), query, |step| match step {
-                Step::Synced => true,
-                Step::Value(next) => set_rows
-                    .try_set(Some(next.map(|rows| rows.to_vec())))
-                    .is_none(),
+            stream_gate::drive_rows(&db, options.streams(), query, |next| {
+                set_rows.try_set(Some(next)).is_none()
             })
             .await;
         });

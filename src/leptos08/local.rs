@@ -16,7 +16,7 @@ use super::context::use_database;
 use super::feed::Feed;
 use super::resource::LiveResult;
 use crate::query::LiveQueryOptions;
-use crate::query::stream_gate::{self, Step};
+use crate::query::stream_gate;
 use crate::{Error, FromRow, Query};
 
 /// A query's rows as a Leptos 0.8 [`LocalResource`] that stays current: loaded on the
@@ -186,20 +186,16 @@ where
             return key;
         }
         let Some(db) = db.clone() else {
-            tracing::error!(
-                "use_live_signal_with: no database in context; call livesync::leptos08::provide_database first"
-            );
             feed.stop();
-            rows.set(Some(Err(Error::InvalidParameter(
-                "the live query lists sync streams but no database was provided: call livesync::leptos08::provide_database first"
-                    .into(),
+            rows.set(Some(Err(stream_gate::no_database(
+                "use_live_signal_with",
+                "livesync::leptos08::provide_database",
             ))));
             return key;
         };
         feed.start(async move {
-            stream_gate::drive(&db, options.streams(), live, |step| match step {
-                Step::Synced => true,
-                Step::Value(next) => rows.try_set(Some(next.map(|rows| rows.to_vec()))).is_none(),
+            stream_gate::drive_rows(&db, options.streams(), live, |next| {
+                rows.try_set(Some(next)).is_none()
             })
             .await;
         });

@@ -18,7 +18,7 @@ use super::context::use_database;
 use super::feed::{Feed, TaskFuture, boxed, on_server, sendable};
 use crate::query::LiveQueryOptions;
 use crate::query::live_options::StreamSpec;
-use crate::query::stream_gate::{self, LiveKey, Step};
+use crate::query::stream_gate::{self, LiveKey};
 use crate::runtime::MaybeSend;
 use crate::{Database, Error, FromRow, LiveQuery, Query};
 
@@ -313,11 +313,7 @@ where
     S: Shape<T>,
 {
     boxed(async move {
-        stream_gate::drive(&db, &specs, query, |step| match step {
-            Step::Synced => true,
-            Step::Value(rows) => emit(rows.map(|rows| S::from_rows(rows.to_vec()))),
-        })
-        .await;
+        stream_gate::drive_rows(&db, &specs, query, |rows| emit(rows.map(S::from_rows))).await;
     })
 }
 
@@ -417,12 +413,9 @@ where
 }
 
 fn no_database() -> Error {
-    tracing::error!(
-        "use_live_query_with: no database in context; call livesync::leptos08::provide_database first"
-    );
-    Error::InvalidParameter(
-        "the live query lists sync streams but no database was provided: call livesync::leptos08::provide_database first"
-            .into(),
+    stream_gate::no_database(
+        "use_live_query_with",
+        "livesync::leptos08::provide_database",
     )
 }
 

@@ -124,6 +124,39 @@ pub(crate) async fn wait_until_synced(db: &Database, specs: &[StreamSpec]) -> Re
     Err(Error::Closed)
 }
 
+/// The error of a live value that lists sync streams but finds no database in context
+/// (logged too): `entry` names the function called, `provide` the `provide_database` to
+/// call first.
+#[cfg_attr(
+    not(any(feature = "leptos", feature = "leptos08")),
+    allow(dead_code, reason = "the Leptos adapters' values only")
+)]
+pub(crate) fn no_database(entry: &str, provide: &str) -> Error {
+    tracing::error!("{entry}: no database in context; call {provide} first");
+    Error::InvalidParameter(format!(
+        "the live query lists sync streams but no database was provided: call {provide} first"
+    ))
+}
+
+/// [`drive`] for a value that holds the rows as a `Vec`: each value goes to `emit`
+/// (`false` once nobody listens), the synced step needs nothing more.
+#[cfg_attr(
+    not(any(feature = "leptos", feature = "leptos08")),
+    allow(dead_code, reason = "the Leptos adapters' values only")
+)]
+pub(crate) async fn drive_rows<T: FromRow + Clone>(
+    db: &Database,
+    specs: &[StreamSpec],
+    query: Query<T>,
+    mut emit: impl FnMut(Result<Vec<T>>) -> bool,
+) {
+    drive(db, specs, query, |step| match step {
+        Step::Synced => true,
+        Step::Value(rows) => emit(rows.map(|rows| rows.to_vec())),
+    })
+    .await;
+}
+
 /// What [`drive`] reports.
 pub(crate) enum Step<T> {
     /// Every stream has synced (reported once, before the first rows).
