@@ -9,11 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use crate::runtime::Instant;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
+use super::shared_run::{RunKey, SharedRun};
 use super::{FromRow, Query, RawRows};
 use crate::store::{QueryTables, record_reads, schema_version};
 use crate::{Error, Result, TableUpdateStream};
@@ -41,6 +43,11 @@ use crate::{Error, Result, TableUpdateStream};
 /// - A result equal to the previous one (compared on raw column values, so `T` needs no
 ///   `PartialEq`) is not emitted.
 /// - A failing run is an `Err` item; the stream goes on and runs again on the next change.
+/// - Live queries of the same SQL and parameters (and [`Query::triggered_by`] tables)
+///   share their runs: when a commit wakes fifty of them, the first to run starts the
+///   run and the others take its result, unless they need a later snapshot than it
+///   took. Each still decodes and compares its own copy. See
+///   [`shared_run_count`](Self::shared_run_count).
 /// - It owns everything it uses (no spawned task): dropping it stops all its work and
 ///   releases its subscription.
 ///
@@ -60,7 +67,14 @@ use crate::{Error, Result, TableUpdateStream};
 #[must_use = "a live query yields nothing unless polled; dropping it unsubscribes"]
 pub struct LiveQuery<T> {
     results: BoxStream<'static, Result<Vec<T>>>,
-    runs: Arc<AtomicU64>,
+    counts: Arc<RunCounts>,
+}
+
+/// How often a live query ran, and how many of those runs another live query did.
+#[derive(Default)]
+struct RunCounts {
+    runs: AtomicU64,
+    shared: AtomicU64,
 }
 
 impl<T> std::fmt::Debug for LiveQuery<T> {
@@ -72,8 +86,32 @@ impl<T> std::fmt::Debug for LiveQuery<T> {
 impl<T> LiveQuery<T> {
     /// How many times the query has run so far (the first run included), whether or not
     /// the result changed: a way to check that unrelated writes cost nothing.
+    ///
+    /// A run taken from an identical live query counts too (see
+    /// [`shared_run_count`](Self::shared_run_count)).
     pub fn run_count(&self) -> u64 {
-        self.runs.load(Ordering::Relaxed)
+        self.counts.runs.load(Ordering::Relaxed)
+    }
+
+    /// How many of its runs were another live query's run of the same SQL and
+    /// parameters, taken instead of running again. Across live queries of one SQL, the
+    /// times it actually ran are the sum of `run_count() - shared_run_count()`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> livesync::Result<()> {
+    /// use futures::StreamExt;
+    /// use livesync::{Column, Database, Schema, Table};
+    ///
+    /// let db = Database::in_memory(Schema::new([Table::new("todos", [Column::text("title")])])).await?;
+    /// let query = db.query::<String>("SELECT title FROM todos");
+    /// let (mut first, mut second) = (query.clone().watch(), query.watch());
+    /// first.next().await.unwrap()?;
+    /// second.next().await.unwrap()?; // nothing committed since: the first run serves
+    /// assert_eq!(second.shared_run_count(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn shared_run_count(&self) -> u64 {
+        self.counts.shared.load(Ordering::Relaxed)
     }
 }
 
@@ -112,6 +150,8 @@ impl Sources {
 
 struct Watch<T> {
     query: Query<T>,
+    /// The runs of live queries of the same key (`None`: a parameter failed to bind).
+    shared: Option<SharedRun>,
     /// Subscribed when the live query is created, before the first snapshot: to every
     /// table until the first run found which ones the query reads.
     updates: TableUpdateStream,
@@ -121,34 +161,37 @@ struct Watch<T> {
     last: Option<Vec<Vec<Value>>>,
     last_run: Option<Instant>,
     started: bool,
-    runs: Arc<AtomicU64>,
+    counts: Arc<RunCounts>,
     /// How often the tables read were looked up (not found in the cache), for tests.
     lookups: u64,
 }
 
 impl<T: FromRow> LiveQuery<T> {
     pub(super) fn new(query: Query<T>) -> Self {
-        let (watch, runs) = Watch::start(query);
+        let (watch, counts) = Watch::start(query);
         let results = futures::stream::unfold(watch, |mut watch| async move {
             let item = watch.next_result().await?;
             Some((item, watch))
         });
         Self {
             results: Box::pin(results),
-            runs,
+            counts,
         }
     }
 }
 
-/// One run's outcome: the rows, and the sources when the run (re)discovered them.
-struct Run {
+/// One run's outcome: the rows, and what triggers the query as of this run.
+pub(super) struct Run {
     raw: Result<RawRows>,
-    discovered: Option<(Sources, bool)>,
+    /// The sources in effect for this run (`None`: given, never looked up).
+    sources: Option<Sources>,
+    /// Whether this run looked the sources up (not found in the cache).
+    looked_up: bool,
 }
 
 impl<T: FromRow> Watch<T> {
     /// Subscribes to table changes (before anything runs) and sets up the run counter.
-    fn start(query: Query<T>) -> (Self, Arc<AtomicU64>) {
+    fn start(query: Query<T>) -> (Self, Arc<RunCounts>) {
         let (updates, sources) = match &query.triggered_by {
             Some(tables) => (query.db.watch_tables(tables.clone()), Sources::Fixed),
             None => (
@@ -156,18 +199,26 @@ impl<T: FromRow> Watch<T> {
                 Sources::Unknown,
             ),
         };
-        let runs = Arc::new(AtomicU64::new(0));
+        let counts = Arc::new(RunCounts::default());
+        let shared = RunKey::new(
+            &query.sql,
+            &query.params,
+            query.bind_error.as_deref(),
+            query.triggered_by.as_deref(),
+        )
+        .map(|key| query.db.store().shared_runs().join(key));
         let watch = Self {
             query,
+            shared,
             updates,
             sources,
             last: None,
             last_run: None,
             started: false,
-            runs: Arc::clone(&runs),
+            counts: Arc::clone(&counts),
             lookups: 0,
         };
-        (watch, runs)
+        (watch, counts)
     }
 
     /// The next decoded result to emit, or `None` once the database is closed.
@@ -191,51 +242,93 @@ impl<T: FromRow> Watch<T> {
                 self.wait_for_change().await?;
             }
             self.started = true;
-            let query = self.query.clone();
-            let sources = self.sources.clone();
-            let cache = Arc::clone(self.query.db.store().query_tables());
-            let public_names = self.query.db.store().public_table_names();
-            let run = self
-                .query
-                .db
-                .read(move |conn| Ok(run_on(conn, &query, &sources, &cache, &public_names)))
-                .await;
+            // Every commit this query was told about (and every one before it
+            // subscribed) must be in the snapshot it runs on.
+            let needed = self.updates.covered_through();
+            let (outcome, joined) = match &self.shared {
+                Some(shared) => {
+                    let updates = &self.updates;
+                    shared
+                        .run(needed, || updates.publications(), || self.start_run())
+                        .await
+                }
+                None => (Arc::new(self.start_run().await), false),
+            };
             // The throttle counts from the end of a run, so consecutive results are
             // always at least the throttle apart, however long the query takes.
             self.last_run = Some(self.query.db.runtime().now());
             // Counted once it ran, with what it found recorded just below (no await in
             // between), so a test that sees the count move sees the lookup too.
-            self.runs.fetch_add(1, Ordering::Relaxed);
-            let run = match run {
-                Ok(run) => run,
-                Err(Error::Closed) => return None,
-                Err(e) => Run {
-                    raw: Err(e),
-                    discovered: None,
+            self.counts.runs.fetch_add(1, Ordering::Relaxed);
+            if joined {
+                self.counts.shared.fetch_add(1, Ordering::Relaxed);
+            }
+            match &*outcome {
+                Err(Error::Closed)
+                | Ok(Run {
+                    raw: Err(Error::Closed),
+                    ..
+                }) => return None,
+                Ok(run) => {
+                    self.lookups += u64::from(run.looked_up && !joined);
+                    self.adopt(run.sources.as_ref());
+                    if let Ok((_, rows)) = &run.raw
+                        && self.last.as_ref() == Some(rows)
+                    {
+                        continue; // unchanged: nothing to emit
+                    }
+                }
+                Err(_) => {}
+            }
+            // Owned when the run was this query's alone; copied from a shared one.
+            let raw = match Arc::try_unwrap(outcome) {
+                Ok(Ok(run)) => run.raw,
+                Ok(Err(e)) => Err(e),
+                Err(shared) => match &*shared {
+                    Ok(run) => run.raw.clone(),
+                    Err(e) => Err(e.clone()),
                 },
             };
-            if let Some((sources, looked_up)) = run.discovered {
-                self.lookups += u64::from(looked_up);
-                self.updates.retarget(match &sources {
-                    Sources::Tables { tables, .. } => Some(tables.to_vec()),
-                    _ => None,
-                });
-                self.sources = sources;
-            }
-            let (names, rows) = match run.raw {
-                Ok(raw) => raw,
-                Err(Error::Closed) => return None,
+            return match raw {
+                Ok((names, rows)) => {
+                    self.last = Some(rows.clone());
+                    Some(Ok((names, rows)))
+                }
                 Err(e) => {
                     self.last = None; // the next successful run is news
-                    return Some(Err(e.in_query(self.query.sql())));
+                    Some(Err(e.in_query(self.query.sql())))
                 }
             };
-            if self.last.as_ref() == Some(&rows) {
-                continue; // unchanged: nothing to emit
-            }
-            self.last = Some(rows.clone());
-            return Some(Ok((names, rows)));
         }
+    }
+
+    /// Starts one run of the query on a reader (with the lookup of the tables it reads
+    /// when the schema changed since `sources` were found).
+    fn start_run(&self) -> BoxFuture<'static, Result<Run>> {
+        let query = self.query.clone();
+        let sources = self.sources.clone();
+        let cache = Arc::clone(self.query.db.store().query_tables());
+        let public_names = self.query.db.store().public_table_names();
+        let db = self.query.db.clone();
+        async move {
+            db.read(move |conn| Ok(run_on(conn, &query, &sources, &cache, &public_names)))
+                .await
+        }
+        .boxed()
+    }
+
+    /// Takes the sources a run found (or another live query's run had) when they are
+    /// newer than this query's, and watches their tables from now on.
+    fn adopt(&mut self, sources: Option<&Sources>) {
+        let Some(sources) = sources else { return };
+        if matches!(self.sources, Sources::Fixed) || sources.version() == self.sources.version() {
+            return;
+        }
+        self.updates.retarget(match sources {
+            Sources::Tables { tables, .. } => Some(tables.to_vec()),
+            _ => None,
+        });
+        self.sources = sources.clone();
     }
 
     /// Waits until a table the query reads changed and the throttle allows a run;
@@ -269,9 +362,10 @@ fn run_on<T: FromRow>(
     cache: &QueryTables,
     public_names: &HashMap<String, String>,
 ) -> Run {
-    let rerun = |discovered| Run {
+    let rerun = |sources: Option<Sources>| Run {
         raw: query.raw_on(conn),
-        discovered,
+        sources,
+        looked_up: false,
     };
     if matches!(sources, Sources::Fixed) {
         return rerun(None);
@@ -281,16 +375,17 @@ fn run_on<T: FromRow>(
         Err(e) => {
             return Run {
                 raw: Err(e.into()),
-                discovered: None,
+                sources: None,
+                looked_up: false,
             };
         }
     };
     if sources.version() == Some(version) {
-        return rerun(None);
+        return rerun(Some(sources.clone()));
     }
     if let Some(raw_names) = cache.get(version, &query.sql) {
         let tables = public_names_of(&raw_names, public_names);
-        return rerun(Some((Sources::Tables { version, tables }, false)));
+        return rerun(Some(Sources::Tables { version, tables }));
     }
     // Compiled and run inside the recording, so that a re-compilation SQLite may do
     // while stepping (the schema changed meanwhile) is recorded too.
@@ -310,7 +405,8 @@ fn run_on<T: FromRow>(
     };
     Run {
         raw,
-        discovered: Some((found, true)),
+        sources: Some(found),
+        looked_up: true,
     }
 }
 
@@ -365,13 +461,19 @@ pub struct QueryDiff<T> {
 #[must_use = "a live diff yields nothing unless polled; dropping it unsubscribes"]
 pub struct LiveDiff<T> {
     results: BoxStream<'static, Result<QueryDiff<T>>>,
-    runs: Arc<AtomicU64>,
+    counts: Arc<RunCounts>,
 }
 
 impl<T> LiveDiff<T> {
     /// How many times the query has run so far (see [`LiveQuery::run_count`]).
     pub fn run_count(&self) -> u64 {
-        self.runs.load(Ordering::Relaxed)
+        self.counts.runs.load(Ordering::Relaxed)
+    }
+
+    /// How many of its runs were another live query's (see
+    /// [`LiveQuery::shared_run_count`]).
+    pub fn shared_run_count(&self) -> u64 {
+        self.counts.shared.load(Ordering::Relaxed)
     }
 }
 
@@ -395,7 +497,7 @@ type Previous<T> = Vec<(Vec<Value>, T)>;
 
 impl<T: FromRow + Clone> LiveDiff<T> {
     pub(super) fn new(query: Query<T>, key_column: String) -> Self {
-        let (watch, runs) = Watch::start(query);
+        let (watch, counts) = Watch::start(query);
         let results = futures::stream::unfold(
             (watch, Previous::<T>::new()),
             move |(mut watch, mut previous)| {
@@ -415,7 +517,7 @@ impl<T: FromRow + Clone> LiveDiff<T> {
         );
         Self {
             results: Box::pin(results),
-            runs,
+            counts,
         }
     }
 }
@@ -599,7 +701,8 @@ mod tests {
     use crate::{Column, Database, Schema, Table};
 
     /// Runs until the run counter moved (the result may be unchanged, so no item).
-    async fn one_more_run<T: FromRow>(watch: &mut Watch<T>, runs: &AtomicU64) {
+    async fn one_more_run<T: FromRow>(watch: &mut Watch<T>, counts: &RunCounts) {
+        let runs = &counts.runs;
         let before = runs.load(Ordering::Relaxed);
         tokio::select! {
             _ = watch.next_raw() => {}
@@ -627,7 +730,7 @@ mod tests {
                 .unwrap();
             one_more_run(&mut watch, &runs).await;
         }
-        assert_eq!(runs.load(Ordering::Relaxed), 4);
+        assert_eq!(runs.runs.load(Ordering::Relaxed), 4);
         assert_eq!(
             watch.lookups, 1,
             "the tables were looked up again without a schema change"
@@ -669,5 +772,21 @@ mod tests {
         second.next_raw().await.unwrap().unwrap();
         assert_eq!((first.lookups, second.lookups), (1, 0));
         assert_eq!(db.store().query_tables().cached_queries(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_key_of_identical_live_queries_is_forgotten_with_the_last_of_them() {
+        let db = Database::in_memory(Schema::new([Table::new("t", [Column::text("a")])]))
+            .await
+            .unwrap();
+        let query = db.query::<String>("SELECT a FROM t");
+        let (first, _) = Watch::start(query.clone());
+        let (second, _) = Watch::start(query.clone());
+        let (other, _) = Watch::start(query.bind(1)); // other parameters: another key
+        assert_eq!(db.store().shared_runs().keys(), 2);
+        drop(first);
+        assert_eq!(db.store().shared_runs().keys(), 2);
+        drop((second, other));
+        assert_eq!(db.store().shared_runs().keys(), 0);
     }
 }

@@ -32,6 +32,7 @@
 mod live;
 pub(crate) mod live_options;
 pub(crate) mod row;
+mod shared_run;
 #[cfg(any(feature = "dioxus", feature = "leptos", feature = "leptos08"))]
 pub(crate) mod stream_gate;
 
@@ -45,6 +46,7 @@ use rusqlite::{Connection, ToSql};
 pub use live::{LiveDiff, LiveQuery, QueryDiff};
 pub use live_options::LiveQueryOptions;
 pub use row::{ColumnValue, FromRow, RowValues, Serde};
+pub(crate) use shared_run::SharedRuns;
 
 use crate::{Database, Error, Result};
 

@@ -63,6 +63,8 @@ async fn close_and_wait<T>(
 pub use notify::{TableUpdateStream, TableUpdates};
 pub(crate) use query_tables::{QueryTables, record_reads, schema_version};
 
+use crate::query::SharedRuns;
+
 use crate::schema::{self, CheckedRawTable, CheckedSchema, Schema};
 use crate::{Error, Result};
 use change_tracker::ChangeTracker;
@@ -155,6 +157,8 @@ pub(crate) struct Store {
     public_names: Arc<RwLock<PublicNames>>,
     /// Which tables live queries read, cached per schema version.
     query_tables: Arc<QueryTables>,
+    /// The runs of live queries, shared between those of the same SQL and parameters.
+    shared_runs: Arc<SharedRuns>,
     /// Keeps other processes from opening the file while this store is open.
     process_lock: std::sync::Mutex<Option<ProcessLock>>,
 }
@@ -257,6 +261,7 @@ impl Store {
             )))),
             schema: Arc::new(RwLock::new((schema, checked))),
             query_tables: Arc::default(),
+            shared_runs: Arc::default(),
             process_lock: std::sync::Mutex::new(None),
         }
     }
@@ -459,6 +464,11 @@ impl Store {
     /// Which tables live queries read, shared by all of them.
     pub(crate) fn query_tables(&self) -> &Arc<QueryTables> {
         &self.query_tables
+    }
+
+    /// The runs of live queries, shared between those of the same SQL and parameters.
+    pub(crate) fn shared_runs(&self) -> &Arc<SharedRuns> {
+        &self.shared_runs
     }
 
     /// How many table-change subscriptions are alive ([`watch_tables`](Self::watch_tables)

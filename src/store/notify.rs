@@ -109,8 +109,9 @@ fn passes(filter: &Filter, table: &str) -> bool {
 struct Watcher {
     id: u64,
     filter: Filter,
-    /// The publication that last delivered here: a commit touching two watched tables
-    /// is delivered once. Written only under the registry lock.
+    /// The publication that last delivered here (at registration: the publications
+    /// so far, which the watcher's consumer must see too): a commit touching two
+    /// watched tables is delivered once. Written only under the registry lock.
     delivered: AtomicU64,
     inbox: Mutex<Inbox>,
 }
@@ -155,7 +156,9 @@ impl Watcher {
 #[derive(Default)]
 struct Registry {
     next_id: u64,
-    /// Publications so far (marks deliveries, see [`Watcher::delivered`]).
+    /// Publications so far, watched or not (marks deliveries, see
+    /// [`Watcher::delivered`], and dates snapshots, see
+    /// [`TableUpdateStream::publications`]).
     published: u64,
     /// Lowercase table name → its watchers, by id.
     by_table: HashMap<String, HashMap<u64, Arc<Watcher>>>,
@@ -172,7 +175,7 @@ impl Registry {
         let watcher = Arc::new(Watcher {
             id: self.next_id,
             filter,
-            delivered: AtomicU64::new(0),
+            delivered: AtomicU64::new(self.published),
             inbox: Mutex::new(Inbox {
                 closed: self.closed,
                 ..Inbox::default()
@@ -277,6 +280,7 @@ impl Publisher {
         let mut wakers = Vec::new();
         {
             let mut registry = self.hub.registry();
+            registry.published += 1;
             if registry.watchers == 0 {
                 return; // nobody listens: skip building the event
             }
@@ -285,7 +289,6 @@ impl Publisher {
                 .map(|raw| self.public_name(raw))
                 .collect();
             let update = TableUpdates::new(tables, false);
-            registry.published += 1;
             let publication = registry.published;
             let registry = &*registry;
             let mut deliver = |watcher: &Arc<Watcher>| {
@@ -425,6 +428,22 @@ impl TableUpdateStream {
         let tables = self.watched.as_ref().unwrap_or(&self.all_tables).clone();
         self.initial = Some(TableUpdates::new(tables, false));
         self
+    }
+
+    /// The publications this stream has covered: those before it subscribed and the
+    /// last one delivered to it. A snapshot taken once
+    /// [`publications`](Self::publications) reached this number reflects every commit
+    /// this stream has reported, and every commit before it subscribed.
+    pub(crate) fn covered_through(&self) -> u64 {
+        // Written before the event is queued, under the inbox lock the consumer took to
+        // drain it: never behind what was drained.
+        self.watcher.delivered.load(Ordering::Relaxed)
+    }
+
+    /// How many commits have been published so far. Each is published once visible to
+    /// other connections, so a snapshot taken after reading `n` includes the first `n`.
+    pub(crate) fn publications(&self) -> u64 {
+        self.hub.registry().published
     }
 
     /// Watches `tables` from now on (`None`: every table), without missing or repeating a
