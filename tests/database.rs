@@ -159,6 +159,9 @@ async fn a_file_that_is_not_a_database_is_reported_as_such() {
 async fn a_locked_database_times_out_with_a_busy_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("locked.db");
+    // livesync first, so SQLite is configured by it before this test's own connection
+    // (see sqlite_memory_statistics_are_off).
+    drop(Database::in_memory(todo_schema()).await.unwrap());
     let other = livesync::rusqlite::Connection::open(&path).unwrap();
     other
         .execute_batch("PRAGMA journal_mode = WAL; BEGIN EXCLUSIVE; CREATE TABLE hold(x);")
@@ -546,4 +549,19 @@ async fn a_full_storage_is_a_storage_full_error_and_keeps_what_was_written() {
     )
     .await
     .unwrap();
+}
+
+/// SQLite's memory statistics (one process-wide mutex on every allocation) are off once
+/// livesync opened a database before anything else used SQLite: no test in this binary
+/// opens a connection of its own.
+#[tokio::test]
+async fn sqlite_memory_statistics_are_off() {
+    let db = Database::in_memory(todo_schema()).await.unwrap();
+    db.execute("INSERT INTO todos(id, description) VALUES ('1', 'x')", ())
+        .await
+        .unwrap();
+    #[allow(unsafe_code)]
+    // SAFETY: a plain read of SQLite's counter, callable from any thread.
+    let used = unsafe { livesync::rusqlite::ffi::sqlite3_memory_used() };
+    assert_eq!(used, 0, "SQLite still counts its memory");
 }

@@ -24,6 +24,8 @@ mod query_tables;
 #[cfg(not(target_arch = "wasm32"))]
 mod readers;
 mod sql_functions;
+#[cfg(not(target_arch = "wasm32"))]
+mod sqlite_config;
 #[cfg(target_arch = "wasm32")]
 mod tab_lock_wasm;
 mod wal_checkpoint;
@@ -182,6 +184,7 @@ impl Store {
     ) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let checked = CheckedSchema::check(&schema)?;
+        sqlite_config::before_first_connection();
         let process_lock = ProcessLock::acquire(&path)?;
         let writer = {
             let (path, checked, busy) = (path.clone(), checked.clone(), options.busy_timeout);
@@ -234,6 +237,8 @@ impl Store {
     /// An in-memory database with one connection, for tests and throwaway state.
     pub(crate) async fn in_memory(schema: Schema) -> Result<Self> {
         let checked = CheckedSchema::check(&schema)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        sqlite_config::before_first_connection();
         let writer = {
             let checked = checked.clone();
             start_writer(move |publisher| {
