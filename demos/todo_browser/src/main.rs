@@ -253,6 +253,22 @@ fn wasm_bindgen(root: &Path, target: &Path) -> Result<PathBuf, String> {
             return Ok(candidate);
         }
     }
+    // Two demos started at once (the demo's tests run in parallel) would both install
+    // into one directory, and one install then fails copying its binary: the first to
+    // take this lock installs, the others find its binary once they get the lock.
+    std::fs::create_dir_all(&tools)
+        .map_err(|e| format!("could not create {}: {e}", tools.display()))?;
+    let lock = std::fs::File::create(tools.join(".install-lock")).map_err(|e| {
+        format!(
+            "could not create the install lock in {}: {e}",
+            tools.display()
+        )
+    })?;
+    lock.lock()
+        .map_err(|e| format!("could not lock {}: {e}", tools.display()))?;
+    if matches(&installed) {
+        return Ok(installed);
+    }
     eprintln!(
         "installing wasm-bindgen-cli {version} into {} (once)…",
         tools.display()
