@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::todo_schema;
 use common::wait::in_time;
+use common::{file_db, todo_schema};
 use futures::StreamExt;
 use livesync::{Column, Database, LiveQuery, Schema, Table};
 
@@ -589,10 +589,7 @@ mod shared_runs {
 
     #[tokio::test]
     async fn a_copy_dropped_while_its_run_is_in_flight_does_not_stall_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path().join("db.sqlite"), todo_schema())
-            .await
-            .unwrap();
+        let (db, _dir) = file_db(todo_schema()).await;
         let (mut first, mut second) = (count_query(&db).watch(), count_query(&db).watch());
         assert_eq!(next(&mut first).await.unwrap(), [0]);
         assert_eq!(next(&mut second).await.unwrap(), [0]);
@@ -605,10 +602,7 @@ mod shared_runs {
 
     #[tokio::test]
     async fn copies_each_driven_by_a_task_end_on_the_final_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(dir.path().join("db.sqlite"), todo_schema())
-            .await
-            .unwrap();
+        let (db, _dir) = file_db(todo_schema()).await;
         let tasks: Vec<_> = (0..20)
             .map(|_| {
                 let mut live = count_query(&db).watch();

@@ -435,8 +435,8 @@ impl TableUpdateStream {
     /// [`publications`](Self::publications) reached this number reflects every commit
     /// this stream has reported, and every commit before it subscribed.
     pub(crate) fn covered_through(&self) -> u64 {
-        // Written before the event is queued, under the inbox lock the consumer took to
-        // drain it: never behind what was drained.
+        // The publisher writes it before it locks the inbox to queue the event, and the
+        // consumer drained the inbox under that lock: never behind what was drained.
         self.watcher.delivered.load(Ordering::Relaxed)
     }
 

@@ -4,9 +4,10 @@
 //! `rusqlite`'s bundled build keeps): every allocation and free of every connection
 //! then takes one process-wide mutex. With a writer and several reader threads
 //! allocating at once (live queries re-running while writes commit) that mutex was the
-//! most contended lock of the process: measured on the 1,000-live-query throughput bench
-//! (file, throttle 0), turning the statistics off took the time against the same writes
-//! without live queries from 2.31x to 1.59x while running 1.8x as many re-runs. livesync
+//! most contended lock of the process. On the 1,000-live-query throughput bench (file,
+//! throttle 0; README, Benchmarks) the build with the statistics off was faster in three
+//! of four alternated pairs of runs, noisy as that machine was (1.59x–2.52x the time of
+//! the same writes without live queries, against 1.66x–3.42x with them on). livesync
 //! reads none of those statistics (`sqlite3_memory_used` and friends report 0 once they
 //! are off).
 //!
