@@ -99,6 +99,8 @@ struct View {
     first_synced_ms: Option<f64>,
     /// When the page's `connect` started (same clock).
     sync_started_ms: Option<f64>,
+    /// Added todos whose write has not resolved (not yet saved to OPFS).
+    saving: u64,
 }
 
 impl View {
@@ -112,7 +114,8 @@ const error = document.querySelector('[data-testid=open-error]');
 if (error) return { error: error.textContent };
 const status = document.querySelector('[data-testid=sync-status]');
 const list = document.querySelector('[data-testid=todos]');
-if (!status || !status.dataset.pending || !list) return null;
+const input = document.querySelector('[data-testid=new-todo]');
+if (!status || !status.dataset.pending || !list || !input) return null;
 return {
   connected: status.dataset.connected === 'true',
   status: status.textContent,
@@ -122,6 +125,7 @@ return {
   count: Number(list.dataset.count || 0),
   first_synced_ms: list.dataset.firstSyncedMs ? Number(list.dataset.firstSyncedMs) : null,
   sync_started_ms: list.dataset.syncStartedMs ? Number(list.dataset.syncStartedMs) : null,
+  saving: Number(input.dataset.saving || 0),
 };
 "#;
 
@@ -154,6 +158,7 @@ async fn read_view(browser: &Client) -> Result<Option<View>, String> {
         count: value["count"].as_u64().unwrap_or(0) as usize,
         first_synced_ms: value["first_synced_ms"].as_f64(),
         sync_started_ms: value["sync_started_ms"].as_f64(),
+        saving: value["saving"].as_u64().unwrap_or(0),
     }))
 }
 
@@ -228,8 +233,10 @@ async fn two_devices_sync_offline_writes_survive_a_reload_and_a_second_tab_is_re
     })
     .await;
     add_todo(&a, "written offline").await;
-    wait_for_view(&a, "the offline write queued", |v| {
-        v.has("written offline") && v.pending == 1
+    // The list shows the write at its commit; its future resolves once the page has
+    // saved it to OPFS. A reload before that may lose it (a CI run did), so wait.
+    wait_for_view(&a, "the offline write queued and saved", |v| {
+        v.has("written offline") && v.pending == 1 && v.saving == 0
     })
     .await;
 

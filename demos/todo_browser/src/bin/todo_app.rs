@@ -13,7 +13,9 @@
 //! For the end-to-end test (`tests/browser_demo.rs`), elements carry `data-testid`s, and
 //! the list records `data-first-synced-ms`: milliseconds from navigation start until the
 //! first render of a list that came through sync (and `data-sync-started-ms`, when the
-//! first `connect` of this page load started).
+//! first `connect` of this page load started). The new-todo box carries `data-saving`,
+//! the number of its writes not yet saved to OPFS: the list shows a write at its
+//! commit, the save follows, and a reload before it ends loses that write.
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
@@ -240,6 +242,9 @@ mod app {
         let db = use_database();
         let mut draft = use_signal(String::new);
         let mut failure = use_signal(|| None::<String>);
+        // Writes whose future has not resolved: on a page, a write resolves once its
+        // commit is saved to OPFS, so a reload while this is above 0 may lose it.
+        let mut saving = use_signal(|| 0u32);
         let add = move || {
             let description = draft.peek().trim().to_owned();
             if description.is_empty() {
@@ -247,6 +252,7 @@ mod app {
             }
             draft.set(String::new());
             let db = db.clone();
+            saving += 1;
             spawn(async move {
                 let inserted = db
                     .execute(
@@ -255,6 +261,7 @@ mod app {
                         (description,),
                     )
                     .await;
+                saving -= 1;
                 failure.set(inserted.err().map(|e| e.to_string()));
             });
         };
@@ -264,6 +271,7 @@ mod app {
             div { class: "new",
                 input {
                     "data-testid": "new-todo",
+                    "data-saving": "{saving}",
                     placeholder: "What needs doing?",
                     value: "{draft}",
                     oninput: move |event| draft.set(event.value()),
@@ -274,6 +282,9 @@ mod app {
                     },
                 }
                 button { "data-testid": "add-todo", onclick: move |_| add_on_click(), "Add" }
+                if saving() > 0 {
+                    span { class: "muted", "saving…" }
+                }
                 if let Some(message) = failure() {
                     p { class: "error", "data-testid": "write-error", "could not add the todo: {message}" }
                 }
