@@ -107,6 +107,19 @@ async fn reads_cannot_write_on_file_or_memory_databases() {
         db.execute("INSERT INTO todos(id) VALUES ('y')", ())
             .await
             .unwrap();
+        // A read that leaves a transaction open does not leave it to the next write
+        // (in memory the read ran on the writer's own connection).
+        db.read(|conn| Ok(conn.execute_batch("BEGIN; SELECT count(*) FROM todos")?))
+            .await
+            .unwrap();
+        db.execute("INSERT INTO todos(id) VALUES ('z')", ())
+            .await
+            .unwrap();
+        let count: i64 = db
+            .read(|conn| Ok(conn.query_row("SELECT count(*) FROM todos", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(count, 2);
     }
 }
 

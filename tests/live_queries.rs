@@ -508,6 +508,77 @@ async fn watch_diff_by_matches_rows_by_the_chosen_column() {
     assert_eq!(next_diff(&mut mixed).await.added.len(), 2);
 }
 
+/// Re-runs take turns (`OpenOptions::live_query_reruns`): a query waiting for its turn
+/// covers every change made meanwhile with one run. The only reader is held busy, so the
+/// order of events is fixed: `a`'s re-run holds the one turn while `b` is written five
+/// times.
+#[tokio::test]
+async fn a_rerun_waiting_for_its_turn_covers_every_change_made_meanwhile() {
+    let schema = Schema::new([
+        Table::new("a", [Column::integer("v")]),
+        Table::new("b", [Column::integer("v")]),
+    ]);
+    let options = livesync::OpenOptions::default()
+        .readers(1)
+        .live_query_reruns(1);
+    let (db, _dir) = common::file_db_with(schema, options).await;
+    let count = |table: &str| {
+        db.query::<i64>(format!("SELECT count(*) FROM {table}"))
+            .throttle(Duration::ZERO)
+            .watch()
+    };
+    let (mut on_a, mut on_b) = (count("a"), count("b"));
+    assert_eq!(next(&mut on_a).await.unwrap(), [0]);
+    assert_eq!(next(&mut on_b).await.unwrap(), [0]);
+
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let busy = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.read(move |_| {
+                let _ = held.recv_timeout(Duration::from_secs(10));
+                Ok(())
+            })
+            .await
+        }
+    });
+    // Lets the blocker run: its read is queued first once it is polled.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let insert = |table: &'static str, id: usize| {
+        let db = db.clone();
+        async move {
+            db.execute(
+                format!("INSERT INTO {table}(id, v) VALUES (?1, 1)"),
+                (id.to_string(),),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    insert("a", 0).await;
+    let mut a_next = Box::pin(on_a.next());
+    assert!(
+        futures::poll!(&mut a_next).is_pending(),
+        "a's re-run holds the turn"
+    );
+    insert("b", 0).await;
+    let mut b_next = Box::pin(on_b.next());
+    assert!(
+        futures::poll!(&mut b_next).is_pending(),
+        "b waits for the turn"
+    );
+    for id in 1..5 {
+        insert("b", id).await;
+    }
+    release.send(()).unwrap();
+    busy.await.unwrap().unwrap();
+    assert_eq!(in_time("a's re-run", a_next).await.unwrap().unwrap(), [1]);
+    assert_eq!(in_time("b's re-run", b_next).await.unwrap().unwrap(), [5]);
+    // One re-run for the five writes: none is left to do.
+    assert!(nothing_within(&mut on_b, Duration::from_millis(200)).await);
+    assert_eq!(on_b.run_count(), 2, "the first run and one re-run");
+}
+
 /// Live queries of the same SQL and parameters share their runs, never handing one a
 /// snapshot older than a commit it was told about.
 mod shared_runs {
@@ -589,14 +660,31 @@ mod shared_runs {
 
     #[tokio::test]
     async fn a_copy_dropped_while_its_run_is_in_flight_does_not_stall_the_others() {
-        let (db, _dir) = file_db(todo_schema()).await;
+        let options = livesync::OpenOptions::default().readers(1);
+        let (db, _dir) = common::file_db_with(todo_schema(), options).await;
         let (mut first, mut second) = (count_query(&db).watch(), count_query(&db).watch());
         assert_eq!(next(&mut first).await.unwrap(), [0]);
         assert_eq!(next(&mut second).await.unwrap(), [0]);
         insert(&db, 1).await;
-        // `first` starts the run on a reader and is dropped before it answers.
+        // The only reader is held busy, so the run `first` starts surely waits: it is
+        // in flight when `first` is dropped.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.read(move |_| {
+                    let _ = held.recv_timeout(Duration::from_secs(10));
+                    Ok(())
+                })
+                .await
+            }
+        });
+        // Lets the blocker run: its read is queued first once it is polled.
+        tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(futures::FutureExt::now_or_never(first.next()).is_none());
         drop(first);
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
         assert_eq!(next(&mut second).await.unwrap(), [1]);
     }
 

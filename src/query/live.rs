@@ -238,8 +238,15 @@ impl<T: FromRow> Watch<T> {
     /// column names; `None` once the database is closed.
     async fn next_raw(&mut self) -> Option<Result<RawRows>> {
         loop {
+            // A re-run waits for its turn (`OpenOptions::live_query_reruns`); the first
+            // run of a query does not.
+            let mut _slot = None;
             if self.started {
                 self.wait_for_change().await?;
+                let slots = Arc::clone(self.query.db.store().rerun_slots());
+                _slot = slots.acquire_owned().await.ok();
+                // Changes that arrived while waiting for the turn: this run covers them.
+                while let Some(Some(_)) = self.updates.next().now_or_never() {}
             }
             self.started = true;
             // Every commit this query was told about (and every one before it

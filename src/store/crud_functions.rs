@@ -99,7 +99,10 @@ impl CrudIds {
     /// Reloads the counters if another connection committed since they were loaded.
     /// Called between jobs, when this connection holds no transaction.
     pub(super) fn reload_if_changed(&self, conn: &Connection) -> rusqlite::Result<()> {
-        let data_version: i64 = conn.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        // Cached: this runs before every write job.
+        let data_version: i64 = conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?;
         if data_version != self.lock().data_version {
             self.load_counters(conn)?;
         }

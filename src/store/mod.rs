@@ -92,6 +92,7 @@ use writer::{Writer, WriterState};
 #[must_use]
 pub struct OpenOptions {
     readers: usize,
+    live_query_reruns: Option<usize>,
     busy_timeout: Duration,
     pub(crate) runtime: crate::Runtime,
 }
@@ -100,6 +101,7 @@ impl Default for OpenOptions {
     fn default() -> Self {
         Self {
             readers: 4,
+            live_query_reruns: None,
             busy_timeout: Duration::from_secs(5),
             runtime: crate::Runtime::default(),
         }
@@ -111,6 +113,37 @@ impl OpenOptions {
     pub fn readers(mut self, readers: usize) -> Self {
         self.readers = readers.max(1);
         self
+    }
+
+    /// How many live queries may re-run after a change at once (at least 1). The
+    /// default is one fewer than the machine's cores and than the readers, and at least
+    /// 1: with 4 readers on 2 cores, one re-run at a time.
+    ///
+    /// Why a limit: a commit can make hundreds of live queries stale. Run all at once,
+    /// they take every core from the writes (and the reads) the app is waiting for;
+    /// queued, each runs once its turn comes, on the data of that moment, so changes
+    /// that arrived meanwhile cost no extra run. Every live query still ends on the
+    /// latest state. A query's first run is not limited. In memory and in the browser,
+    /// where every read runs on the one connection, re-runs always go one at a time.
+    ///
+    /// ```
+    /// let options = livesync::OpenOptions::default().readers(8).live_query_reruns(4);
+    /// # let _ = options;
+    /// ```
+    pub fn live_query_reruns(mut self, reruns: usize) -> Self {
+        self.live_query_reruns = Some(reruns.max(1));
+        self
+    }
+
+    /// The limit [`live_query_reruns`](Self::live_query_reruns) describes, for a file
+    /// store with `readers` reader connections. (In memory and in the browser re-runs
+    /// are reads on the one connection, so they run one at a time whatever is set.)
+    #[cfg(not(target_arch = "wasm32"))]
+    fn reruns_at_once(&self, readers: usize) -> usize {
+        self.live_query_reruns.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            cores.min(readers).saturating_sub(1).max(1)
+        })
     }
 
     /// How long a statement waits for a lock held by another process before failing
@@ -161,6 +194,9 @@ pub(crate) struct Store {
     query_tables: Arc<QueryTables>,
     /// The runs of live queries, shared between those of the same SQL and parameters.
     shared_runs: Arc<SharedRuns>,
+    /// One permit per live-query re-run allowed at once
+    /// ([`OpenOptions::live_query_reruns`]).
+    rerun_slots: Arc<tokio::sync::Semaphore>,
     /// Keeps other processes from opening the file while this store is open.
     process_lock: std::sync::Mutex<Option<ProcessLock>>,
 }
@@ -226,7 +262,8 @@ impl Store {
         };
         let readers = ReaderPool::open(&path, options.readers, options.busy_timeout).await?;
         tracing::debug!(path = %path.display(), readers = options.readers, "database opened");
-        let store = Self::assemble(Some(path), writer, Some(readers), schema, checked);
+        let reruns = options.reruns_at_once(options.readers);
+        let store = Self::assemble(Some(path), writer, Some(readers), schema, checked, reruns);
         *store
             .process_lock
             .lock()
@@ -246,7 +283,9 @@ impl Store {
             })
             .await?
         };
-        Ok(Self::assemble(None, writer, None, schema, checked))
+        // Re-runs are reads on the writer here: one at a time keeps them from queueing
+        // ahead of the writes.
+        Ok(Self::assemble(None, writer, None, schema, checked, 1))
     }
 
     fn assemble(
@@ -255,6 +294,7 @@ impl Store {
         readers: Option<ReaderPool>,
         schema: Schema,
         checked: CheckedSchema,
+        reruns_at_once: usize,
     ) -> Self {
         Self {
             path,
@@ -267,6 +307,7 @@ impl Store {
             schema: Arc::new(RwLock::new((schema, checked))),
             query_tables: Arc::default(),
             shared_runs: Arc::default(),
+            rerun_slots: Arc::new(tokio::sync::Semaphore::new(reruns_at_once)),
             process_lock: std::sync::Mutex::new(None),
         }
     }
@@ -380,11 +421,7 @@ impl Store {
             Some(readers) => readers.run(read).await.map_err(|e| self.on_file(e)),
             None => {
                 self.writer
-                    .run(move |state| {
-                        state.conn.pragma_update(None, "query_only", true)?;
-                        let _restore = QueryOnlyGuard(&state.conn);
-                        read(&state.conn)
-                    })
+                    .read(move |conn| read_on_writer(conn, read))
                     .await
             }
         }
@@ -474,6 +511,11 @@ impl Store {
     /// The runs of live queries, shared between those of the same SQL and parameters.
     pub(crate) fn shared_runs(&self) -> &Arc<SharedRuns> {
         &self.shared_runs
+    }
+
+    /// The permits live-query re-runs take ([`OpenOptions::live_query_reruns`]).
+    pub(crate) fn rerun_slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.rerun_slots
     }
 
     /// How many table-change subscriptions are alive ([`watch_tables`](Self::watch_tables)
@@ -587,12 +629,29 @@ impl Store {
 /// Data table name (lowercase) → public name (see [`Store::public_table_names`]).
 pub(crate) type PublicNames = Arc<std::collections::HashMap<String, String>>;
 
+/// Runs `read` on the writer connection (a store without readers) with writes refused
+/// while it runs. The pragmas are cached statements: a live query's re-run on an
+/// in-memory database is a read like this, and compiling them afresh cost more than
+/// many a query.
+fn read_on_writer<T>(conn: &Connection, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.prepare_cached("PRAGMA query_only = 1")?.execute([])?;
+    let _restore = QueryOnlyGuard(conn);
+    let result = read(conn);
+    // A read must not leave a transaction open on the connection every write uses.
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
 /// Restores write access after an in-memory read, even if the read panicked.
 struct QueryOnlyGuard<'a>(&'a Connection);
 
 impl Drop for QueryOnlyGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.0.pragma_update(None, "query_only", false);
+        if let Ok(mut restore) = self.0.prepare_cached("PRAGMA query_only = 0") {
+            let _ = restore.execute([]);
+        }
     }
 }
 

@@ -92,7 +92,7 @@ impl Store {
             writer.0.save_commits_with(saves);
         }
         tracing::debug!(path = %path.display(), ?backend, "database opened in OPFS");
-        let store = Self::assemble(Some(path), writer, None, schema, checked);
+        let store = Self::assemble(Some(path), writer, None, schema, checked, 1);
         *store
             .process_lock
             .lock()

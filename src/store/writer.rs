@@ -113,6 +113,30 @@ impl Writer {
         }
     }
 
+    /// Runs `read` on the writer connection, queued with the writes. A read commits
+    /// nothing (the caller refuses writes while it runs), so it skips what a write job
+    /// does around its closure: the check for other connections' writes, the change
+    /// publication and the checkpoint.
+    pub(super) async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |state: &mut WriterState| {
+            let result = catch_unwind(AssertUnwindSafe(|| read(&state.conn)))
+                .unwrap_or_else(|p| Err(panicked(p)));
+            let _ = reply.send(result);
+        });
+        {
+            let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+            jobs.as_ref()
+                .ok_or(Error::Closed)?
+                .send(job)
+                .map_err(|_| Error::Closed)?;
+        }
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
     /// Stops accepting jobs and waits until the queued ones ran and the connection closed.
     pub(super) async fn close(&self) {
         super::close_and_wait(&self.jobs, &self.exited).await;

@@ -73,6 +73,15 @@ impl Writer {
         self.submit(job).await
     }
 
+    /// Runs `read` now on the writer connection (the caller refuses writes while it
+    /// runs, so nothing is committed or saved).
+    pub(super) async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.run(move |state| read(&state.conn)).await
+    }
+
     /// Runs `job` now: jobs submitted one after another run in that order, as on native
     /// targets where they are queued. The future is ready at once, except on page storage
     /// after a commit, where it resolves when the commit is saved.
