@@ -150,25 +150,46 @@ fn watch_throughput(c: &mut Criterion) {
                             }
                         }
                         // First results, then keep every stream polled while writing.
+                        let mut firsts = Vec::new();
                         for (_, query) in &mut live {
-                            query.next().await.unwrap().unwrap();
+                            firsts.push(query.next().await.unwrap().unwrap()[0]);
                         }
                         let consumers: Vec<_> = live
                             .into_iter()
-                            .map(|(t, mut query)| {
+                            .zip(firsts)
+                            .enumerate()
+                            .map(|(index, ((t, mut query), first))| {
                                 tokio::spawn(async move {
-                                    while query.next().await.is_some() {}
-                                    (t, query.run_count())
+                                    let mut last = Some(first);
+                                    while let Some(result) = query.next().await {
+                                        last = Some(result.unwrap()[0]);
+                                    }
+                                    (index, t, query.run_count(), last)
                                 })
                             })
                             .collect();
                         let elapsed = write_even_tables(&db).await;
                         // Let trailing runs finish, then close: the streams end.
                         tokio::time::sleep(Duration::from_millis(200)).await;
+                        // Every live query must have ended on the final state, however
+                        // many intermediate states it skipped.
+                        let mut expected = Vec::new();
+                        for t in 0..TABLES {
+                            for q in 0..QUERIES_PER_TABLE {
+                                let sql = format!("SELECT count(*) FROM t{t} WHERE v % 10 = {q}");
+                                expected.push(db.query::<i64>(sql).fetch_one().await.unwrap());
+                            }
+                        }
                         db.close().await;
                         let mut counts = Vec::new();
                         for consumer in consumers {
-                            counts.push(consumer.await.unwrap());
+                            let (index, t, runs, last) = consumer.await.unwrap();
+                            assert_eq!(
+                                last,
+                                Some(expected[index]),
+                                "live query {index} did not end on the final state"
+                            );
+                            counts.push((t, runs));
                         }
                         (elapsed, counts)
                     });
