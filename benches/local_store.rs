@@ -2,7 +2,9 @@
 //! same run:
 //! (a) 100k inserts through a schema view in one transaction vs raw rusqlite inserts of
 //!     the same rows into a plain table; and the same inserts into a raw table (the same
-//!     plain table, declared a `RawTable`, so its upload triggers record every insert);
+//!     plain table, declared a `RawTable`, so its upload triggers record every insert),
+//!     also against raw rusqlite doing that same work by hand (each row and its upload
+//!     entry, in the same transaction);
 //! (b) 10k single-row write transactions on a file database with one watcher attached
 //!     (and the events it received) vs raw rusqlite autocommit inserts;
 //! (c) commit → watcher wake-up latency (median, p99) vs a bare cross-thread wake-up of a
