@@ -19,6 +19,38 @@ async fn nothing_within<T>(live: &mut LiveQuery<T>, wait: Duration) -> bool {
     tokio::time::timeout(wait, live.next()).await.is_err()
 }
 
+/// A read that keeps a reader connection busy until released (bounded: it gives up
+/// after 10 s), so that reads queued after it surely wait. With one reader, what a test
+/// does next is ordered behind it.
+struct HeldReader {
+    release: std::sync::mpsc::Sender<()>,
+    read: tokio::task::JoinHandle<livesync::Result<()>>,
+}
+
+impl HeldReader {
+    async fn hold(db: &Database) -> Self {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let read = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.read(move |_| {
+                    let _ = held.recv_timeout(Duration::from_secs(10));
+                    Ok(())
+                })
+                .await
+            }
+        });
+        // Lets the task run: its read is queued first once it is polled.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Self { release, read }
+    }
+
+    async fn release(self) {
+        self.release.send(()).unwrap();
+        self.read.await.unwrap().unwrap();
+    }
+}
+
 fn lists_and_todos() -> Schema {
     Schema::new([
         Table::new("lists", [Column::text("name")]),
@@ -531,19 +563,7 @@ async fn a_rerun_waiting_for_its_turn_covers_every_change_made_meanwhile() {
     assert_eq!(next(&mut on_a).await.unwrap(), [0]);
     assert_eq!(next(&mut on_b).await.unwrap(), [0]);
 
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let busy = tokio::spawn({
-        let db = db.clone();
-        async move {
-            db.read(move |_| {
-                let _ = held.recv_timeout(Duration::from_secs(10));
-                Ok(())
-            })
-            .await
-        }
-    });
-    // Lets the blocker run: its read is queued first once it is polled.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let reader = HeldReader::hold(&db).await;
     let insert = |table: &'static str, id: usize| {
         let db = db.clone();
         async move {
@@ -570,8 +590,7 @@ async fn a_rerun_waiting_for_its_turn_covers_every_change_made_meanwhile() {
     for id in 1..5 {
         insert("b", id).await;
     }
-    release.send(()).unwrap();
-    busy.await.unwrap().unwrap();
+    reader.release().await;
     assert_eq!(in_time("a's re-run", a_next).await.unwrap().unwrap(), [1]);
     assert_eq!(in_time("b's re-run", b_next).await.unwrap().unwrap(), [5]);
     // One re-run for the five writes: none is left to do.
@@ -668,23 +687,10 @@ mod shared_runs {
         insert(&db, 1).await;
         // The only reader is held busy, so the run `first` starts surely waits: it is
         // in flight when `first` is dropped.
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let busy = tokio::spawn({
-            let db = db.clone();
-            async move {
-                db.read(move |_| {
-                    let _ = held.recv_timeout(Duration::from_secs(10));
-                    Ok(())
-                })
-                .await
-            }
-        });
-        // Lets the blocker run: its read is queued first once it is polled.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let reader = HeldReader::hold(&db).await;
         assert!(futures::FutureExt::now_or_never(first.next()).is_none());
         drop(first);
-        release.send(()).unwrap();
-        busy.await.unwrap().unwrap();
+        reader.release().await;
         assert_eq!(next(&mut second).await.unwrap(), [1]);
     }
 
