@@ -120,6 +120,25 @@ async fn reads_cannot_write_on_file_or_memory_databases() {
             .await
             .unwrap();
         assert_eq!(count, 2);
+        // Nor does one that panics inside it.
+        let panicked = db
+            .read(|conn| -> livesync::Result<()> {
+                conn.execute_batch("BEGIN; SELECT count(*) FROM todos")?;
+                panic!("a read that fails half way")
+            })
+            .await;
+        assert!(
+            matches!(panicked, Err(Error::Panicked { .. })),
+            "{panicked:?}"
+        );
+        db.execute("INSERT INTO todos(id) VALUES ('after the panic')", ())
+            .await
+            .unwrap();
+        let count: i64 = db
+            .read(|conn| Ok(conn.query_row("SELECT count(*) FROM todos", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(count, 3);
     }
 }
 

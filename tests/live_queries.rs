@@ -598,6 +598,46 @@ async fn a_rerun_waiting_for_its_turn_covers_every_change_made_meanwhile() {
     assert_eq!(on_b.run_count(), 2, "the first run and one re-run");
 }
 
+/// A live query that was polled once after a change and then left alone (kept after a
+/// timeout, or in a `select!` branch no longer polled) does not keep its turn: with one
+/// turn for all re-runs, the other live queries still get theirs.
+#[tokio::test]
+async fn a_live_query_left_unpolled_does_not_hold_up_the_others() {
+    let schema = Schema::new([
+        Table::new("a", [Column::integer("v")]),
+        Table::new("b", [Column::integer("v")]),
+    ]);
+    let options = livesync::OpenOptions::default().live_query_reruns(1);
+    let (db, _dir) = common::file_db_with(schema, options).await;
+    let count = |table: &str| {
+        db.query::<i64>(format!("SELECT count(*) FROM {table}"))
+            .throttle(Duration::ZERO)
+            .watch()
+    };
+    let (mut parked, mut active) = (count("a"), count("b"));
+    assert_eq!(next(&mut parked).await.unwrap(), [0]);
+    assert_eq!(next(&mut active).await.unwrap(), [0]);
+    for round in 1..=3_i64 {
+        db.execute(
+            "INSERT INTO a(id, v) VALUES (?1, 1)",
+            (format!("a{round}"),),
+        )
+        .await
+        .unwrap();
+        // Polled once (its re-run takes the turn), then never again.
+        let _ = futures::poll!(Box::pin(parked.next()));
+        db.execute(
+            "INSERT INTO b(id, v) VALUES (?1, 1)",
+            (format!("b{round}"),),
+        )
+        .await
+        .unwrap();
+        assert_eq!(next(&mut active).await.unwrap(), [round]);
+    }
+    // The parked query's own result was kept for it.
+    assert_eq!(next(&mut parked).await.unwrap(), [3]);
+}
+
 /// Live queries of the same SQL and parameters share their runs, never handing one a
 /// snapshot older than a commit it was told about.
 mod shared_runs {
@@ -681,17 +721,36 @@ mod shared_runs {
     async fn a_copy_dropped_while_its_run_is_in_flight_does_not_stall_the_others() {
         let options = livesync::OpenOptions::default().readers(1);
         let (db, _dir) = common::file_db_with(todo_schema(), options).await;
-        let (mut first, mut second) = (count_query(&db).watch(), count_query(&db).watch());
-        assert_eq!(next(&mut first).await.unwrap(), [0]);
-        assert_eq!(next(&mut second).await.unwrap(), [0]);
-        insert(&db, 1).await;
+        let mut copies = [(); 3].map(|_| count_query(&db).watch());
+        for copy in &mut copies {
+            assert_eq!(next(copy).await.unwrap(), [0]);
+        }
+        let [mut first, mut second, mut third] = copies;
         // The only reader is held busy, so the run `first` starts surely waits: it is
         // in flight when `first` is dropped.
         let reader = HeldReader::hold(&db).await;
+        insert(&db, 1).await;
         assert!(futures::FutureExt::now_or_never(first.next()).is_none());
+        // `second` joins that run (its snapshot will include the insert) before
+        // `first` is dropped, so the run it awaits is one whose owner is gone.
+        let shared_before = second.shared_run_count();
+        let mut second_next = Box::pin(second.next());
+        assert!(futures::poll!(&mut second_next).is_pending());
         drop(first);
         reader.release().await;
-        assert_eq!(next(&mut second).await.unwrap(), [1]);
+        assert_eq!(
+            in_time("the joined run", second_next)
+                .await
+                .unwrap()
+                .unwrap(),
+            [1]
+        );
+        assert_eq!(
+            second.shared_run_count(),
+            shared_before + 1,
+            "second took first's run"
+        );
+        assert_eq!(next(&mut third).await.unwrap(), [1]);
     }
 
     #[tokio::test]

@@ -187,6 +187,8 @@ pub(super) struct Run {
     sources: Option<Sources>,
     /// Whether this run looked the sources up (not found in the cache).
     looked_up: bool,
+    /// The commits published before this run's snapshot was taken (all in it).
+    stamp: u64,
 }
 
 impl<T: FromRow> Watch<T> {
@@ -240,13 +242,9 @@ impl<T: FromRow> Watch<T> {
         loop {
             // A re-run waits for its turn (`OpenOptions::live_query_reruns`); the first
             // run of a query does not.
-            let mut _slot = None;
+            let in_turn = self.started;
             if self.started {
                 self.wait_for_change().await?;
-                let slots = Arc::clone(self.query.db.store().rerun_slots());
-                _slot = slots.acquire_owned().await.ok();
-                // Changes that arrived while waiting for the turn: this run covers them.
-                while let Some(Some(_)) = self.updates.next().now_or_never() {}
             }
             self.started = true;
             // Every commit this query was told about (and every one before it
@@ -256,10 +254,14 @@ impl<T: FromRow> Watch<T> {
                 Some(shared) => {
                     let updates = &self.updates;
                     shared
-                        .run(needed, || updates.publications(), || self.start_run())
+                        .run(
+                            needed,
+                            || updates.publications(),
+                            || self.start_run(in_turn),
+                        )
                         .await
                 }
-                None => (Arc::new(self.start_run().await), false),
+                None => (Arc::new(self.start_run(in_turn).await), false),
             };
             // The throttle counts from the end of a run, so consecutive results are
             // always at least the throttle apart, however long the query takes.
@@ -277,6 +279,9 @@ impl<T: FromRow> Watch<T> {
                     ..
                 }) => return None,
                 Ok(run) => {
+                    // Changes this query was told of while its run waited for its turn
+                    // (or before the run it joined began) are in the run's snapshot.
+                    self.updates.discard_covered(run.stamp);
                     self.lookups += u64::from(run.looked_up && !joined);
                     self.adopt(run.sources.as_ref());
                     if let Ok((_, rows)) = &run.raw
@@ -310,16 +315,28 @@ impl<T: FromRow> Watch<T> {
     }
 
     /// Starts one run of the query on a reader (with the lookup of the tables it reads
-    /// when the schema changed since `sources` were found).
-    fn start_run(&self) -> BoxFuture<'static, Result<Run>> {
+    /// when the schema changed since `sources` were found); `in_turn` for a re-run,
+    /// which waits for its turn (`store/rerun_lane.rs`).
+    fn start_run(&self, in_turn: bool) -> BoxFuture<'static, Result<Run>> {
         let query = self.query.clone();
         let sources = self.sources.clone();
         let cache = Arc::clone(self.query.db.store().query_tables());
         let public_names = self.query.db.store().public_table_names();
+        let publications = self.updates.publication_counter();
         let db = self.query.db.clone();
+        let run = move |conn: &Connection| {
+            // Read before the run's snapshot is taken: it includes these commits.
+            let stamp = publications.get();
+            let mut run = run_on(conn, &query, &sources, &cache, &public_names);
+            run.stamp = stamp;
+            Ok(run)
+        };
         async move {
-            db.read(move |conn| Ok(run_on(conn, &query, &sources, &cache, &public_names)))
-                .await
+            if in_turn {
+                db.store().read_in_turn(run).await
+            } else {
+                db.read(run).await
+            }
         }
         .boxed()
     }
@@ -373,6 +390,7 @@ fn run_on<T: FromRow>(
         raw: query.raw_on(conn),
         sources,
         looked_up: false,
+        stamp: 0,
     };
     if matches!(sources, Sources::Fixed) {
         return rerun(None);
@@ -384,6 +402,7 @@ fn run_on<T: FromRow>(
                 raw: Err(e.into()),
                 sources: None,
                 looked_up: false,
+                stamp: 0,
             };
         }
     };
@@ -414,6 +433,7 @@ fn run_on<T: FromRow>(
         raw,
         sources: Some(found),
         looked_up: true,
+        stamp: 0,
     }
 }
 

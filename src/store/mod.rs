@@ -23,6 +23,8 @@ mod process_lock;
 mod query_tables;
 #[cfg(not(target_arch = "wasm32"))]
 mod readers;
+#[cfg(not(target_arch = "wasm32"))]
+mod rerun_lane;
 mod sql_functions;
 #[cfg(not(target_arch = "wasm32"))]
 mod sqlite_config;
@@ -123,8 +125,10 @@ impl OpenOptions {
     /// they take every core from the writes (and the reads) the app is waiting for;
     /// queued, each runs once its turn comes, on the data of that moment, so changes
     /// that arrived meanwhile cost no extra run. Every live query still ends on the
-    /// latest state. A query's first run is not limited. In memory and in the browser,
-    /// where every read runs on the one connection, re-runs always go one at a time.
+    /// latest state. A query's first run is not limited, and a live query that is not
+    /// polled does not hold a turn (turns are handed on by the runs themselves). In
+    /// memory, where every read runs on the one connection, re-runs always go one at a
+    /// time; in the browser a read runs at once on the caller's thread.
     ///
     /// ```
     /// let options = livesync::OpenOptions::default().readers(8).live_query_reruns(4);
@@ -194,9 +198,10 @@ pub(crate) struct Store {
     query_tables: Arc<QueryTables>,
     /// The runs of live queries, shared between those of the same SQL and parameters.
     shared_runs: Arc<SharedRuns>,
-    /// One permit per live-query re-run allowed at once
-    /// ([`OpenOptions::live_query_reruns`]).
-    rerun_slots: Arc<tokio::sync::Semaphore>,
+    /// The turns live-query re-runs take ([`OpenOptions::live_query_reruns`]). (In the
+    /// browser a read runs at once on the caller's thread: nothing to take turns on.)
+    #[cfg(not(target_arch = "wasm32"))]
+    rerun_lane: Arc<rerun_lane::RerunLane>,
     /// Keeps other processes from opening the file while this store is open.
     process_lock: std::sync::Mutex<Option<ProcessLock>>,
 }
@@ -296,6 +301,16 @@ impl Store {
         checked: CheckedSchema,
         reruns_at_once: usize,
     ) -> Self {
+        #[cfg(not(target_arch = "wasm32"))]
+        let rerun_lane = rerun_lane::RerunLane::new(
+            reruns_at_once,
+            match &readers {
+                Some(readers) => readers.queue(),
+                None => writer.read_queue(),
+            },
+        );
+        #[cfg(target_arch = "wasm32")]
+        let _ = reruns_at_once;
         Self {
             path,
             writer,
@@ -307,7 +322,8 @@ impl Store {
             schema: Arc::new(RwLock::new((schema, checked))),
             query_tables: Arc::default(),
             shared_runs: Arc::default(),
-            rerun_slots: Arc::new(tokio::sync::Semaphore::new(reruns_at_once)),
+            #[cfg(not(target_arch = "wasm32"))]
+            rerun_lane,
             process_lock: std::sync::Mutex::new(None),
         }
     }
@@ -513,9 +529,29 @@ impl Store {
         &self.shared_runs
     }
 
-    /// The permits live-query re-runs take ([`OpenOptions::live_query_reruns`]).
-    pub(crate) fn rerun_slots(&self) -> &Arc<tokio::sync::Semaphore> {
-        &self.rerun_slots
+    /// [`read`](Self::read) for a live query's re-run: it waits for its turn
+    /// ([`OpenOptions::live_query_reruns`], `rerun_lane.rs`), and runs on the data of the
+    /// moment the turn comes. The read runs even if the future is not polled meanwhile.
+    pub(crate) async fn read_in_turn<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let result = match &self.readers {
+                Some(_) => self.rerun_lane.run(read).await,
+                None => {
+                    let read = move |conn: &Connection| read_on_writer(conn, read);
+                    self.rerun_lane.run(read).await
+                }
+            };
+            result.map_err(|e| self.on_file(e))
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            self.read(read).await
+        }
     }
 
     /// How many table-change subscriptions are alive ([`watch_tables`](Self::watch_tables)
@@ -635,20 +671,22 @@ pub(crate) type PublicNames = Arc<std::collections::HashMap<String, String>>;
 /// many a query.
 fn read_on_writer<T>(conn: &Connection, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
     conn.prepare_cached("PRAGMA query_only = 1")?.execute([])?;
+    // Rolls back a transaction the read left open (the connection is every write's too)
+    // and restores writes, even if the read panics.
     let _restore = QueryOnlyGuard(conn);
-    let result = read(conn);
-    // A read must not leave a transaction open on the connection every write uses.
-    if !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    result
+    read(conn)
 }
 
-/// Restores write access after an in-memory read, even if the read panicked.
+/// Ends an in-memory read, even if it panicked: rolls back a transaction it left open,
+/// then restores write access.
 struct QueryOnlyGuard<'a>(&'a Connection);
 
 impl Drop for QueryOnlyGuard<'_> {
     fn drop(&mut self) {
+        // Also when the read panicked: the next write must not run inside its transaction.
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
         if let Ok(mut restore) = self.0.prepare_cached("PRAGMA query_only = 0") {
             let _ = restore.execute([]);
         }

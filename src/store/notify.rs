@@ -446,6 +446,26 @@ impl TableUpdateStream {
         self.hub.registry().published
     }
 
+    /// A handle that reads [`publications`](Self::publications) from any thread (a run
+    /// reads it on its connection's thread, just before its snapshot).
+    pub(crate) fn publication_counter(&self) -> PublicationCounter {
+        PublicationCounter(Arc::clone(&self.hub))
+    }
+
+    /// Drops the queued events when every one of them is covered by a snapshot taken
+    /// once `stamp` commits were published: a live query whose run waited for its turn
+    /// was told of commits its run already saw. Keeps them all when one came later.
+    pub(crate) fn discard_covered(&self, stamp: u64) {
+        let mut inbox = self.watcher.inbox();
+        // Under the inbox lock: a publisher that already marked a later delivery here
+        // (it marks before it takes this lock to queue) is seen, and one that has not
+        // yet will queue its event after this.
+        if self.watcher.delivered.load(Ordering::Relaxed) <= stamp {
+            inbox.queue.clear();
+            inbox.missed.clear();
+        }
+    }
+
     /// Watches `tables` from now on (`None`: every table), without missing or repeating a
     /// commit: events already queued are kept, narrowed to the new tables. Live queries
     /// subscribe to everything before they know what they read, then narrow down.
@@ -482,6 +502,15 @@ impl TableUpdateStream {
         }
         self.watcher = watcher;
         self.watched = tables;
+    }
+}
+
+/// Reads a store's publication count ([`TableUpdateStream::publications`]).
+pub(crate) struct PublicationCounter(Arc<Hub>);
+
+impl PublicationCounter {
+    pub(crate) fn get(&self) -> u64 {
+        self.0.registry().published
     }
 }
 

@@ -15,10 +15,12 @@ use tokio::sync::{oneshot, watch};
 use super::writer::panicked;
 use crate::{Error, Result};
 
-type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+pub(super) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 pub(crate) struct ReaderPool {
-    jobs: Mutex<Option<mpsc::Sender<ReadJob>>>,
+    /// Shared with the re-run lane (`rerun_lane.rs`), which queues jobs from other
+    /// threads; closing takes the sender out.
+    jobs: Arc<Mutex<Option<mpsc::Sender<ReadJob>>>>,
     /// Closes (all senders dropped) once every reader thread has closed its connection.
     exited: watch::Receiver<()>,
 }
@@ -69,7 +71,7 @@ impl ReaderPool {
         }
         drop(exiting);
         Ok(Self {
-            jobs: Mutex::new(Some(jobs)),
+            jobs: Arc::new(Mutex::new(Some(jobs))),
             exited,
         })
     }
@@ -95,10 +97,15 @@ impl ReaderPool {
         answer.await.map_err(|_| Error::Closed)?
     }
 
+    /// Where the re-run lane queues its reads.
+    pub(super) fn queue(&self) -> super::rerun_lane::ReadQueue {
+        super::rerun_lane::ReadQueue::Readers(Arc::clone(&self.jobs))
+    }
+
     /// Stops accepting reads and waits until the queued ones ran and every reader thread
     /// closed its connection.
     pub(super) async fn close(&self) {
-        super::close_and_wait(&self.jobs, &self.exited).await;
+        super::close_and_wait(&*self.jobs, &self.exited).await;
     }
 }
 

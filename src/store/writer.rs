@@ -28,12 +28,14 @@ pub(crate) struct WriterState {
     pub checkpointer: Checkpointer,
 }
 
-type Job = Box<dyn FnOnce(&mut WriterState) + Send>;
+pub(super) type Job = Box<dyn FnOnce(&mut WriterState) + Send>;
 
 /// Handle to the writer thread. Dropping the last handle lets the thread finish the
 /// queued jobs and close the connection.
 pub(crate) struct Writer {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Shared with the re-run lane (`rerun_lane.rs`) of an in-memory store; closing
+    /// takes the sender out.
+    jobs: Arc<Mutex<Option<mpsc::Sender<Job>>>>,
     /// Closes (its sender dropped) once the thread has dropped its connection.
     exited: watch::Receiver<()>,
 }
@@ -67,7 +69,7 @@ impl Writer {
         })?;
         opened.await.map_err(|_| Error::Closed)??;
         Ok(Self {
-            jobs: Mutex::new(Some(jobs)),
+            jobs: Arc::new(Mutex::new(Some(jobs))),
             exited,
         })
     }
@@ -137,9 +139,15 @@ impl Writer {
         answer.await.map_err(|_| Error::Closed)?
     }
 
+    /// Where the re-run lane of a store without readers queues its reads (each wrapped
+    /// by the store so that writes are refused while it runs).
+    pub(super) fn read_queue(&self) -> super::rerun_lane::ReadQueue {
+        super::rerun_lane::ReadQueue::Writer(Arc::clone(&self.jobs))
+    }
+
     /// Stops accepting jobs and waits until the queued ones ran and the connection closed.
     pub(super) async fn close(&self) {
-        super::close_and_wait(&self.jobs, &self.exited).await;
+        super::close_and_wait(&*self.jobs, &self.exited).await;
     }
 }
 
