@@ -125,7 +125,7 @@ impl OpenOptions {
     /// they take every core from the writes (and the reads) the app is waiting for;
     /// queued, each runs once its turn comes, on the data of that moment, so changes
     /// that arrived meanwhile cost no extra run. Every live query still ends on the
-    /// latest state. A query's first run is not limited, and a live query that is not
+    /// latest state. A query's first run takes no turn, and a live query that is not
     /// polled does not hold a turn (turns are handed on by the runs themselves). In
     /// memory, where every read runs on the one connection, re-runs always go one at a
     /// time; in the browser a read runs at once on the caller's thread.
