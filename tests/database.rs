@@ -115,8 +115,9 @@ async fn reads_cannot_write_on_file_or_memory_databases() {
         db.execute("INSERT INTO todos(id) VALUES ('z')", ())
             .await
             .unwrap();
-        let count: i64 = db
-            .read(|conn| Ok(conn.query_row("SELECT count(*) FROM todos", [], |r| r.get(0))?))
+        let count = db
+            .query::<i64>("SELECT count(*) FROM todos")
+            .fetch_one()
             .await
             .unwrap();
         assert_eq!(count, 2);
@@ -134,8 +135,9 @@ async fn reads_cannot_write_on_file_or_memory_databases() {
         db.execute("INSERT INTO todos(id) VALUES ('after the panic')", ())
             .await
             .unwrap();
-        let count: i64 = db
-            .read(|conn| Ok(conn.query_row("SELECT count(*) FROM todos", [], |r| r.get(0))?))
+        let count = db
+            .query::<i64>("SELECT count(*) FROM todos")
+            .fetch_one()
             .await
             .unwrap();
         assert_eq!(count, 3);

@@ -51,6 +51,20 @@ use process_lock::ProcessLock;
 #[cfg(target_arch = "wasm32")]
 use open_wasm::StorageLease as ProcessLock;
 
+/// Queues `job` on a connection thread's channel (the writer's or the readers'), or
+/// fails with [`Error::Closed`] once that channel was closed. The sender is cloned out
+/// of the lock, so a refused job is dropped after it is released: dropping a job may
+/// drop the last handle on the store, whose close takes this lock.
+#[cfg(not(target_arch = "wasm32"))]
+fn send_job<J>(jobs: &std::sync::Mutex<Option<std::sync::mpsc::Sender<J>>>, job: J) -> Result<()> {
+    let sender = jobs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .ok_or(Error::Closed)?;
+    sender.send(job).map_err(|_| Error::Closed)
+}
+
 /// Closes a worker queue (no job is accepted any more) and waits until every worker
 /// thread exited: each holds a clone of the watch sender, so `changed()` fails once the
 /// last one dropped it. Shared by the writer and the reader pool, also for a second,

@@ -81,20 +81,9 @@ impl ReaderPool {
         &self,
         read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (reply, answer) = oneshot::channel();
-        let job: ReadJob = Box::new(move |conn: &Connection| {
-            let result =
-                catch_unwind(AssertUnwindSafe(|| read(conn))).unwrap_or_else(|p| Err(panicked(p)));
-            let _ = reply.send(result);
-        });
-        {
-            let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-            jobs.as_ref()
-                .ok_or(Error::Closed)?
-                .send(job)
-                .map_err(|_| Error::Closed)?;
-        }
-        answer.await.map_err(|_| Error::Closed)?
+        let (job, answer) = read_job(read);
+        super::send_job(&self.jobs, job)?;
+        answer.await
     }
 
     /// Where the re-run lane queues its reads.
@@ -107,6 +96,24 @@ impl ReaderPool {
     pub(super) async fn close(&self) {
         super::close_and_wait(&*self.jobs, &self.exited).await;
     }
+}
+
+/// `read` as a job for a connection's thread (a reader, or the writer of a store without
+/// readers), and the answer it sends: its result, [`Error::Panicked`] if it panicked, or
+/// [`Error::Closed`] if it never ran.
+pub(super) fn read_job<T: Send + 'static>(
+    read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+) -> (
+    ReadJob,
+    impl std::future::Future<Output = Result<T>> + Send + 'static,
+) {
+    let (reply, answer) = oneshot::channel();
+    let job: ReadJob = Box::new(move |conn: &Connection| {
+        let result =
+            catch_unwind(AssertUnwindSafe(|| read(conn))).unwrap_or_else(|p| Err(panicked(p)));
+        let _ = reply.send(result);
+    });
+    (job, async move { answer.await.map_err(|_| Error::Closed)? })
 }
 
 fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection> {

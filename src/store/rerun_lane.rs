@@ -41,17 +41,11 @@ pub(super) enum ReadQueue {
 impl ReadQueue {
     /// Queues `read`; `false` (and `read` dropped) once the store is closed.
     fn send(&self, read: ReadJob) -> bool {
-        // The sender is cloned out of the lock: a job refused by a closed queue is
-        // dropped after it, and dropping a job may drop the last handle on the store.
         match self {
-            Self::Readers(jobs) => {
-                let sender = lock(jobs).clone();
-                sender.is_some_and(|sender| sender.send(read).is_ok())
-            }
+            Self::Readers(jobs) => super::send_job(jobs, read).is_ok(),
             Self::Writer(jobs) => {
                 let job: Job = Box::new(move |state: &mut WriterState| read(&state.conn));
-                let sender = lock(jobs).clone();
-                sender.is_some_and(|sender| sender.send(job).is_ok())
+                super::send_job(jobs, job).is_ok()
             }
         }
     }

@@ -7,7 +7,7 @@
 //! notifications are published.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
@@ -103,12 +103,7 @@ impl Writer {
             // After the answer, so no caller waits for the checkpoint it happens to trigger.
             state.checkpointer.run_if_due(&state.conn);
         });
-        let queued = {
-            let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-            jobs.as_ref()
-                .ok_or(Error::Closed)
-                .and_then(|sender| sender.send(boxed).map_err(|_| Error::Closed))
-        };
+        let queued = super::send_job(&self.jobs, boxed);
         async move {
             queued?;
             answer.await.map_err(|_| Error::Closed)?
@@ -123,20 +118,12 @@ impl Writer {
         &self,
         read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |state: &mut WriterState| {
-            let result = catch_unwind(AssertUnwindSafe(|| read(&state.conn)))
-                .unwrap_or_else(|p| Err(panicked(p)));
-            let _ = reply.send(result);
-        });
-        {
-            let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
-            jobs.as_ref()
-                .ok_or(Error::Closed)?
-                .send(job)
-                .map_err(|_| Error::Closed)?;
-        }
-        answer.await.map_err(|_| Error::Closed)?
+        let (read, answer) = super::readers::read_job(read);
+        super::send_job(
+            &self.jobs,
+            Box::new(move |state: &mut WriterState| read(&state.conn)),
+        )?;
+        answer.await
     }
 
     /// Where the re-run lane of a store without readers queues its reads (each wrapped
